@@ -1,0 +1,24 @@
+import type { CallContext } from 'nice-grpc';
+import type { Registry, Account } from '../registry/registry.js';
+import type { HubConfig } from '../config.js';
+import type { HubStore } from '../store/types.js';
+import type { CommitQueue } from '../delivery/commit-queue.js';
+import type { Fanout } from '../delivery/fanout.js';
+import type { PushRateLimiter } from '../delivery/rate-limit.js';
+
+/** What the auth middleware adds to every authenticated call. */
+export interface AuthContext {
+  account: Account;
+}
+
+export type AuthedCallContext = CallContext & AuthContext;
+
+/** Everything the RPC handlers use, built once by the composition root. */
+export interface HubServices {
+  config: HubConfig;
+  store: HubStore;
+  registry: Registry;
+  commits: CommitQueue;
+  fanout: Fanout;
+  pushLimiter: PushRateLimiter;
+}

@@ -1,0 +1,109 @@
+import { Status } from 'nice-grpc';
+import { HubError, Reason, invalidArgument } from '../errors.js';
+import {
+  Audience,
+  type ListItemsRequest,
+  type PushHubServiceImplementation,
+  type PushStreamRequest,
+  type PushStreamResponse,
+  Role,
+  SubscribeResponse,
+} from '../gen/pushhub/v1/pushhub.js';
+import { streamChanges } from '../delivery/subscribe-stream.js';
+import { PUBLIC_RECEIVER } from '../store/types.js';
+import type { AuthContext, HubServices } from './call-context.js';
+import { LIMITS, checkReceiverId } from './validate.js';
+import { toPublicPush, toSpecificPush, toWithdraw } from './write-requests.js';
+import { pushStream } from './push-stream.js';
+
+const toSeq = (value: bigint, field: string): number => {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(field, 'out of range');
+  return Number(value);
+};
+
+/**
+ * The gRPC surface: validate, translate, delegate. Authentication and role checks happen in
+ * the auth middleware; errors become statuses in the error middleware.
+ */
+export function createPushHubService(hub: HubServices): PushHubServiceImplementation<AuthContext> {
+  return {
+    async register(req) {
+      const role = req.role === Role.ROLE_MERCHANT ? 'merchant' : req.role === Role.ROLE_RECEIVER ? 'receiver' : undefined;
+      if (!role) throw invalidArgument('role', 'must be ROLE_MERCHANT or ROLE_RECEIVER');
+      const region = req.regionCode === '' ? '00' : req.regionCode;
+      if (!/^\d{2}$/.test(region)) throw invalidArgument('region_code', 'must be two digits, e.g. "11"');
+      if (!req.displayName.isWellFormed() || req.displayName.includes('\uFFFD')) throw invalidArgument('display_name', 'must be valid UTF-8');
+      if ([...req.displayName].length > LIMITS.displayNameChars) {
+        throw invalidArgument('display_name', `at most ${LIMITS.displayNameChars} characters`);
+      }
+      return hub.registry.register(role, req.displayName, region, req.registrationToken);
+    },
+
+    async pushSpecific(req, { account }) {
+      const ack = await hub.commits.submit(toSpecificPush(hub, account.id, req));
+      return { itemId: ack.itemId, sequence: BigInt(ack.seq) };
+    },
+
+    async pushPublic(req, { account }) {
+      const ack = await hub.commits.submit(toPublicPush(hub, account.id, req));
+      return { itemId: ack.itemId, sequence: BigInt(ack.seq) };
+    },
+
+    async withdraw(req, { account }) {
+      const ack = await hub.commits.submit(toWithdraw(hub, account.id, req));
+      return { itemId: ack.itemId, sequence: BigInt(ack.seq) };
+    },
+
+    pushStream(requests: AsyncIterable<PushStreamRequest>, context): AsyncIterable<PushStreamResponse> {
+      return pushStream(hub, context.account.id, requests, context.signal);
+    },
+
+    async listItems(req: ListItemsRequest, { account }) {
+      const pageSize = req.pageSize === 0 ? 500 : req.pageSize;
+      if (pageSize > 5000) throw invalidArgument('page_size', 'at most 5000');
+      let after = 0;
+      if (req.pageToken !== '') {
+        after = Number.parseInt(Buffer.from(req.pageToken, 'base64url').toString(), 10);
+        if (!Number.isSafeInteger(after) || after < 0) throw invalidArgument('page_token', 'not a token from a previous page');
+      }
+      let receiverId: string | undefined;
+      if (req.receiverId !== '') {
+        checkReceiverId('receiver_id', req.receiverId);
+        receiverId = req.receiverId;
+      } else if (req.audience === Audience.AUDIENCE_PUBLIC) {
+        receiverId = PUBLIC_RECEIVER;
+      } else if (req.audience !== Audience.AUDIENCE_UNSPECIFIED && req.audience !== Audience.AUDIENCE_SPECIFIC) {
+        throw invalidArgument('audience', 'unknown value');
+      }
+      const rows = hub.store.listItems(account.id, receiverId, after, Date.now(), pageSize + 1);
+      const page = rows.slice(0, pageSize);
+      const filtered =
+        req.audience === Audience.AUDIENCE_SPECIFIC ? page.filter((row) => row.receiverId !== PUBLIC_RECEIVER) : page;
+      const items = filtered.map((row) => {
+        const event = SubscribeResponse.decode(row.frame).event;
+        if (event?.$case !== 'item') throw new Error(`change ${row.seq} holds no item frame`);
+        return event.value;
+      });
+      const nextPageToken = rows.length > pageSize ? Buffer.from(String(page[page.length - 1]!.seq)).toString('base64url') : '';
+      return { items, nextPageToken };
+    },
+
+    // The wire definition serializes Subscribe responses that are already encoded frames.
+    subscribe(req, context) {
+      return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), context.signal, {
+        store: hub.store,
+        fanout: hub.fanout,
+        commits: hub.commits,
+        heartbeatIntervalMs: hub.config.heartbeatIntervalMs,
+        subscriberBufferLimit: hub.config.subscriberBufferLimit,
+        maxStreamsPerReceiver: hub.config.maxStreamsPerReceiver,
+      }) as unknown as AsyncIterable<SubscribeResponse>;
+    },
+
+    async rotatePassword(_req, { account }) {
+      return { password: await hub.registry.rotatePassword(account) };
+    },
+  };
+}
+
+export const shuttingDown = () => new HubError(Status.UNAVAILABLE, Reason.ShuttingDown, 'hub is shutting down; reconnect and resume from your last sequence');

@@ -1,0 +1,97 @@
+import { Status } from 'nice-grpc';
+import { HubError, Reason, invalidArgument } from '../errors.js';
+import type { ServiceInfo } from '../gen/pushhub/v1/pushhub.js';
+import { ACCOUNT_ID_PATTERN } from '../registry/ids.js';
+
+/** Limits on push content; each violation names its field. */
+export const LIMITS = {
+  titleChars: 200,
+  bodyBytes: 4096,
+  keyChars: 128,
+  dataEntries: 32,
+  dataBytes: 4096,
+  requestIdChars: 128,
+  displayNameChars: 200,
+  currencyChars: 3,
+} as const;
+
+const chars = (s: string) => {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+};
+const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+
+/** Lone surrogates cannot be encoded as UTF-8; decoded invalid UTF-8 shows up as U+FFFD. */
+function checkText(field: string, value: string): void {
+  if (!value.isWellFormed()) throw invalidArgument(field, 'must be valid UTF-8');
+  if (value.includes('\uFFFD')) throw invalidArgument(field, 'must be valid UTF-8 (contains U+FFFD)');
+}
+
+export function checkRequestId(field: string, requestId: string): void {
+  checkText(field, requestId);
+  if (chars(requestId) > LIMITS.requestIdChars) throw invalidArgument(field, `at most ${LIMITS.requestIdChars} characters`);
+}
+
+/** Checks a receiver id's shape; existence is the caller's NOT_FOUND. */
+export function checkReceiverId(field: string, receiverId: string): void {
+  if (receiverId === '') throw invalidArgument(field, 'required');
+  if (!ACCOUNT_ID_PATTERN.test(receiverId) || !receiverId.startsWith('R')) {
+    throw invalidArgument(field, 'not a receiver id (R<2-digit region>-<16 digits>)');
+  }
+}
+
+export const receiverNotFound = (field: string, receiverId: string) =>
+  new HubError(Status.NOT_FOUND, Reason.ReceiverNotFound, `${field}: no registered receiver ${receiverId}`);
+
+/**
+ * Validates push content and returns it with valid_until filled in (default lifetime when
+ * absent). Nothing invalid reaches the store.
+ */
+export function checkServiceInfo(
+  field: string,
+  info: ServiceInfo | undefined,
+  nowMs: number,
+  defaultLifetimeMs: number,
+): ServiceInfo {
+  if (!info) throw invalidArgument(field, 'required');
+  checkText(`${field}.key`, info.key);
+  checkText(`${field}.title`, info.title);
+  checkText(`${field}.body`, info.body);
+  if (chars(info.key) > LIMITS.keyChars) throw invalidArgument(`${field}.key`, `at most ${LIMITS.keyChars} characters`);
+  if (chars(info.title) > LIMITS.titleChars) throw invalidArgument(`${field}.title`, `at most ${LIMITS.titleChars} characters`);
+  if (utf8Bytes(info.body) > LIMITS.bodyBytes) throw invalidArgument(`${field}.body`, `at most ${LIMITS.bodyBytes} bytes (UTF-8)`);
+
+  const entries = Object.entries(info.data);
+  if (entries.length > LIMITS.dataEntries) throw invalidArgument(`${field}.data`, `at most ${LIMITS.dataEntries} entries`);
+  let dataBytes = 0;
+  for (const [k, v] of entries) {
+    checkText(`${field}.data`, k);
+    checkText(`${field}.data[${k}]`, v);
+    dataBytes += utf8Bytes(k) + utf8Bytes(v);
+  }
+  if (dataBytes > LIMITS.dataBytes) throw invalidArgument(`${field}.data`, `at most ${LIMITS.dataBytes} bytes of keys and values`);
+
+  const offer = info.offer;
+  if (offer?.$case === 'discount' && offer.value.percentOff > 100) {
+    throw invalidArgument(`${field}.discount.percent_off`, 'must be 0 to 100');
+  }
+  if (offer?.$case === 'voucher') {
+    const v = offer.value;
+    checkText(`${field}.voucher.code`, v.code);
+    if (chars(v.code) > LIMITS.keyChars) throw invalidArgument(`${field}.voucher.code`, `at most ${LIMITS.keyChars} characters`);
+    if (v.amountOff < 0n) throw invalidArgument(`${field}.voucher.amount_off`, 'must not be negative');
+    if (v.minSpend < 0n) throw invalidArgument(`${field}.voucher.min_spend`, 'must not be negative');
+    if (!/^([A-Z]{3})?$/.test(v.currency)) throw invalidArgument(`${field}.voucher.currency`, 'must be an ISO 4217 code like "EUR"');
+  }
+
+  let validUntil = info.validUntil;
+  if (validUntil === undefined) {
+    validUntil = new Date(nowMs + defaultLifetimeMs);
+  } else if (Number.isNaN(validUntil.getTime())) {
+    throw invalidArgument(`${field}.valid_until`, 'out of range');
+  } else if (validUntil.getTime() <= nowMs) {
+    throw invalidArgument(`${field}.valid_until`, 'must be in the future');
+  }
+  return { ...info, validUntil };
+}

@@ -1,0 +1,42 @@
+import { invalidArgument } from '../errors.js';
+import type { PushOp, WithdrawOp } from '../delivery/commit-queue.js';
+import type { PushPublicRequest, PushSpecificRequest, WithdrawRequest } from '../gen/pushhub/v1/pushhub.js';
+import { PUBLIC_RECEIVER } from '../store/types.js';
+import type { HubServices } from './call-context.js';
+import { checkReceiverId, checkRequestId, checkServiceInfo, receiverNotFound } from './validate.js';
+
+/**
+ * Request -> validated write op, shared by the unary RPCs and PushStream. `prefix` names the
+ * field path in error messages ("" for unary calls, "specific." on a stream).
+ */
+export function toSpecificPush(hub: HubServices, merchantId: string, req: PushSpecificRequest, prefix = ''): PushOp {
+  checkReceiverId(`${prefix}receiver_id`, req.receiverId);
+  checkRequestId(`${prefix}request_id`, req.requestId);
+  const info = checkServiceInfo(`${prefix}info`, req.info, Date.now(), hub.config.defaultItemLifetimeMs);
+  if (!hub.registry.isReceiver(req.receiverId)) throw receiverNotFound(`${prefix}receiver_id`, req.receiverId);
+  hub.pushLimiter.take(merchantId);
+  return { kind: 'push', merchantId, receiverId: req.receiverId, info, requestId: req.requestId };
+}
+
+export function toPublicPush(hub: HubServices, merchantId: string, req: PushPublicRequest, prefix = ''): PushOp {
+  checkRequestId(`${prefix}request_id`, req.requestId);
+  const info = checkServiceInfo(`${prefix}info`, req.info, Date.now(), hub.config.defaultItemLifetimeMs);
+  hub.pushLimiter.take(merchantId);
+  return { kind: 'push', merchantId, receiverId: PUBLIC_RECEIVER, info, requestId: req.requestId };
+}
+
+export function toWithdraw(hub: HubServices, merchantId: string, req: WithdrawRequest, prefix = ''): WithdrawOp {
+  checkRequestId(`${prefix}request_id`, req.requestId);
+  if (req.itemId === '' && req.key === '') throw invalidArgument(`${prefix}item_id`, 'item_id or key is required');
+  if (req.itemId !== '' && !/^I[0-9a-f]{32}$/.test(req.itemId)) throw invalidArgument(`${prefix}item_id`, 'not an item id');
+  if (req.itemId === '' && req.receiverId !== '') checkReceiverId(`${prefix}receiver_id`, req.receiverId);
+  hub.pushLimiter.take(merchantId);
+  return {
+    kind: 'withdraw',
+    merchantId,
+    itemId: req.itemId,
+    key: req.key,
+    receiverId: req.itemId === '' ? req.receiverId : '',
+    requestId: req.requestId,
+  };
+}

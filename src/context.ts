@@ -1,0 +1,48 @@
+import type { HubServices } from './api/call-context.js';
+import type { HubConfig } from './config.js';
+import { CommitQueue } from './delivery/commit-queue.js';
+import { Fanout } from './delivery/fanout.js';
+import { PushRateLimiter } from './delivery/rate-limit.js';
+import { type Logger, createLogger } from './logger.js';
+import { createRegistry } from './registry/registry.js';
+import { openSqliteStore } from './store/sqlite/sqlite-store.js';
+import type { HubStore } from './store/types.js';
+
+export interface HubContext extends HubServices {
+  logger: Logger;
+  /** Stops timers; the caller closes the server first and then the store. */
+  stopTimers(): void;
+}
+
+/**
+ * The composition root: builds config-dependent parts once. Tests pass overrides (a temp
+ * database, a tiny scrypt cost, a short heartbeat) through the same path as production.
+ */
+export function createHubContext(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): HubContext {
+  const logger = overrides.logger ?? createLogger();
+  const store = overrides.store ?? openSqliteStore(config.dbPath);
+  const fanout = new Fanout();
+  const commits = new CommitQueue(store, fanout, config.idempotencyWindowMs);
+  const registry = createRegistry(store, config);
+
+  const purgeTimer = setInterval(() => {
+    try {
+      const nowMs = Date.now();
+      store.purge(nowMs, nowMs - config.idempotencyWindowMs);
+    } catch (error) {
+      logger.error('purge failed', { error: String(error) });
+    }
+  }, config.purgeIntervalMs);
+  purgeTimer.unref();
+
+  return {
+    config,
+    logger,
+    store,
+    registry,
+    commits,
+    fanout,
+    pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
+    stopTimers: () => clearInterval(purgeTimer),
+  };
+}

@@ -1,0 +1,45 @@
+import { type ChangeRecord, PUBLIC_RECEIVER } from '../store/types.js';
+import type { Subscription } from './subscription.js';
+
+/**
+ * In-memory routing of committed changes to open streams: a specific change goes to its
+ * receiver's streams, a public change to every stream. Called only after commit.
+ */
+export class Fanout {
+  private readonly byReceiver = new Map<string, Set<Subscription>>();
+  private readonly everyone = new Set<Subscription>();
+
+  attach(subscription: Subscription): void {
+    let own = this.byReceiver.get(subscription.receiverId);
+    if (!own) this.byReceiver.set(subscription.receiverId, (own = new Set()));
+    own.add(subscription);
+    this.everyone.add(subscription);
+  }
+
+  detach(subscription: Subscription): void {
+    const own = this.byReceiver.get(subscription.receiverId);
+    own?.delete(subscription);
+    if (own?.size === 0) this.byReceiver.delete(subscription.receiverId);
+    this.everyone.delete(subscription);
+  }
+
+  streamsOf(receiverId: string): number {
+    return this.byReceiver.get(receiverId)?.size ?? 0;
+  }
+
+  get size(): number {
+    return this.everyone.size;
+  }
+
+  publish(changes: readonly ChangeRecord[]): void {
+    for (const change of changes) {
+      const targets = change.receiverId === PUBLIC_RECEIVER ? this.everyone : this.byReceiver.get(change.receiverId);
+      if (targets) for (const subscription of targets) subscription.offer(change);
+    }
+  }
+
+  /** Ends every open stream with this error (shutdown). */
+  failAll(error: Error): void {
+    for (const subscription of this.everyone) subscription.fail(error);
+  }
+}

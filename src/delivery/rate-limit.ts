@@ -1,0 +1,27 @@
+import { Status } from 'nice-grpc';
+import { HubError, Reason } from '../errors.js';
+
+/** Per-merchant token bucket: `ratePerSec` sustained, bursts of two seconds' worth. */
+export class PushRateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; updatedMs: number }>();
+
+  constructor(private readonly ratePerSec: number) {}
+
+  /** Throws RESOURCE_EXHAUSTED when the merchant is over its push rate; 0 disables the limit. */
+  take(merchantId: string, nowMs = Date.now()): void {
+    if (this.ratePerSec <= 0) return;
+    const capacity = this.ratePerSec * 2;
+    let bucket = this.buckets.get(merchantId);
+    if (!bucket) this.buckets.set(merchantId, (bucket = { tokens: capacity, updatedMs: nowMs }));
+    bucket.tokens = Math.min(capacity, bucket.tokens + ((nowMs - bucket.updatedMs) / 1000) * this.ratePerSec);
+    bucket.updatedMs = nowMs;
+    if (bucket.tokens < 1) {
+      throw new HubError(
+        Status.RESOURCE_EXHAUSTED,
+        Reason.PushRateExceeded,
+        `push rate limit: at most ${this.ratePerSec} pushes/s per merchant; retry later`,
+      );
+    }
+    bucket.tokens -= 1;
+  }
+}

@@ -1,0 +1,85 @@
+import { Status } from 'nice-grpc';
+import { HubError, Reason } from '../errors.js';
+import type { HubStore } from '../store/types.js';
+import type { CommitQueue } from './commit-queue.js';
+import type { Fanout } from './fanout.js';
+import { encodeCaughtUpFrame, encodeHeartbeatFrame } from './frames.js';
+import { Subscription } from './subscription.js';
+
+export interface SubscribeDeps {
+  store: HubStore;
+  fanout: Fanout;
+  commits: CommitQueue;
+  heartbeatIntervalMs: number;
+  subscriberBufferLimit: number;
+  maxStreamsPerReceiver: number;
+}
+
+/** Rows read per backlog query: large enough for fast catch-up, small enough not to stall the loop. */
+const BACKLOG_PAGE = 2048;
+
+/**
+ * A receiver's stream of encoded SubscribeResponse frames: the backlog after the cursor (the
+ * current state when the cursor is 0), then CaughtUp, then live changes.
+ *
+ * Ordering without gaps or duplicates: the live listener is attached before the backlog is
+ * read; the last backlog page and the head sequence are read in the same tick, and commits
+ * publish synchronously after commit, so every change is either in the backlog (seq <=
+ * cursor) or queued live (seq > cursor). Live changes at or below the cursor are dropped.
+ */
+export async function* streamChanges(
+  receiverId: string,
+  afterSeq: number,
+  signal: AbortSignal,
+  deps: SubscribeDeps,
+): AsyncGenerator<Uint8Array> {
+  if (deps.fanout.streamsOf(receiverId) >= deps.maxStreamsPerReceiver) {
+    throw new HubError(
+      Status.RESOURCE_EXHAUSTED,
+      Reason.TooManyStreams,
+      `subscribe: this receiver already has ${deps.maxStreamsPerReceiver} open streams (max streams per receiver)`,
+    );
+  }
+  if (afterSeq > deps.commits.headSequence) {
+    throw new HubError(
+      Status.OUT_OF_RANGE,
+      Reason.CursorOutOfRange,
+      `after_sequence: ${afterSeq} is beyond the newest sequence ${deps.commits.headSequence}`,
+    );
+  }
+  const subscription = new Subscription(receiverId, deps.subscriberBufferLimit);
+  deps.fanout.attach(subscription);
+  try {
+    let cursor = afterSeq;
+    const snapshot = afterSeq === 0;
+    for (;;) {
+      const page = deps.store.readChanges(receiverId, cursor, Date.now(), BACKLOG_PAGE, snapshot);
+      if (page.length < BACKLOG_PAGE) {
+        // Everything up to head that this receiver can see is in hand (same tick as the read).
+        const head = deps.commits.headSequence;
+        for (const change of page) yield change.frame;
+        cursor = Math.max(cursor, head);
+        break;
+      }
+      for (const change of page) yield change.frame;
+      cursor = page[page.length - 1]!.seq;
+    }
+    yield encodeCaughtUpFrame(cursor);
+
+    for (;;) {
+      const changes = await subscription.take(signal, deps.heartbeatIntervalMs);
+      if (changes.length === 0) {
+        yield encodeHeartbeatFrame(cursor, deps.heartbeatIntervalMs);
+        continue;
+      }
+      const nowMs = Date.now();
+      for (const change of changes) {
+        if (change.seq <= cursor) continue;
+        cursor = change.seq;
+        if (change.validUntilMs > nowMs) yield change.frame;
+      }
+    }
+  } finally {
+    deps.fanout.detach(subscription);
+  }
+}

@@ -1,0 +1,36 @@
+import { Status } from 'nice-grpc';
+
+/**
+ * Stable reasons, one per kind of failure (AIP-193). Clients branch on the reason; the
+ * message is for humans and names the offending field.
+ */
+export const Reason = {
+  InvalidArgument: 'INVALID_ARGUMENT',
+  Unauthenticated: 'UNAUTHENTICATED',
+  PermissionDenied: 'PERMISSION_DENIED',
+  ReceiverNotFound: 'RECEIVER_NOT_FOUND',
+  ItemNotFound: 'ITEM_NOT_FOUND',
+  CursorOutOfRange: 'CURSOR_OUT_OF_RANGE',
+  SubscriberTooSlow: 'SUBSCRIBER_TOO_SLOW',
+  TooManyStreams: 'TOO_MANY_STREAMS',
+  PushRateExceeded: 'PUSH_RATE_EXCEEDED',
+  LoginThrottled: 'LOGIN_THROTTLED',
+  RegistrationClosed: 'REGISTRATION_CLOSED',
+  ShuttingDown: 'SHUTTING_DOWN',
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/** A failure the hub expects and explains; the error middleware turns it into a gRPC status. */
+export class HubError extends Error {
+  constructor(
+    readonly code: Status,
+    readonly reason: Reason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HubError';
+  }
+}
+
+export const invalidArgument = (field: string, problem: string) =>
+  new HubError(Status.INVALID_ARGUMENT, Reason.InvalidArgument, `${field}: ${problem}`);

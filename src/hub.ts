@@ -1,0 +1,52 @@
+import type { HubConfig } from './config.js';
+import { type HubContext, createHubContext } from './context.js';
+import { shuttingDown } from './api/service.js';
+import type { Logger } from './logger.js';
+import { type RunningServer, startServer } from './server.js';
+import type { HubStore } from './store/types.js';
+
+export interface RunningHub extends RunningServer {
+  context: HubContext;
+  /** The address clients dial, with the real port (useful with port 0). */
+  address: string;
+  /** Graceful stop: streams end with UNAVAILABLE, in-flight pushes commit, the database closes. */
+  stop(): Promise<void>;
+}
+
+/** How long shutdown waits for calls to finish before cutting them off. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+/** Builds the context and starts serving; the one entry used by main and by tests. */
+export async function startHub(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): Promise<RunningHub> {
+  const context = createHubContext(config, overrides);
+  let running: RunningServer;
+  try {
+    running = await startServer(context);
+  } catch (error) {
+    context.stopTimers();
+    context.store.close();
+    throw error;
+  }
+  const host = config.address.slice(0, config.address.lastIndexOf(':'));
+  let stopping: Promise<void> | undefined;
+  return {
+    ...running,
+    context,
+    address: `${host}:${running.port}`,
+    stop() {
+      stopping ??= (async () => {
+        running.health.setStatus('unhealthy');
+        running.health.setStatus('unhealthy', 'pushhub.v1.PushHubService');
+        context.stopTimers();
+        // Streams end first (they would hold shutdown open), then unary calls drain.
+        context.fanout.failAll(shuttingDown());
+        const graceful = running.server.shutdown();
+        const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());
+        if ((await Promise.race([graceful, timeout])) === 'timeout') running.server.forceShutdown();
+        await context.commits.drained();
+        context.store.close();
+      })();
+      return stopping;
+    },
+  };
+}

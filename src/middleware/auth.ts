@@ -1,0 +1,54 @@
+import { type CallContext, type ServerMiddleware, Status } from 'nice-grpc';
+import { HubError, Reason } from '../errors.js';
+import type { AuthContext } from '../api/call-context.js';
+import type { Registry } from '../registry/registry.js';
+import type { AccountRole } from '../store/types.js';
+
+/** Role each method needs; methods not listed need no credentials (Register). */
+const REQUIRED_ROLE: Record<string, AccountRole | 'any'> = {
+  PushSpecific: 'merchant',
+  PushPublic: 'merchant',
+  Withdraw: 'merchant',
+  PushStream: 'merchant',
+  ListItems: 'merchant',
+  Subscribe: 'receiver',
+  RotatePassword: 'any',
+};
+
+const unauthenticated = (problem: string) =>
+  new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, `authorization: ${problem}`);
+
+/** Parses `authorization: Basic base64(id:password)`. */
+export function parseBasicAuth(header: string | undefined): { id: string; password: string } {
+  if (header === undefined || header === '') throw unauthenticated('missing; send "Basic base64(id:password)"');
+  const match = /^Basic ([A-Za-z0-9+/=_-]{1,1024})$/.exec(header.trim());
+  if (!match) throw unauthenticated('malformed; expected "Basic base64(id:password)"');
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0 || colon === decoded.length - 1) throw unauthenticated('malformed; expected "Basic base64(id:password)"');
+  return { id: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/**
+ * Authenticates every call but Register and checks the caller's role before the handler
+ * runs (permission before existence). Adds `account` to the call context.
+ */
+export function authMiddleware(registry: Registry): ServerMiddleware<AuthContext> {
+  return async function* auth(call, context: CallContext) {
+    const method = call.method.path.slice(call.method.path.lastIndexOf('/') + 1);
+    const required = REQUIRED_ROLE[method];
+    if (required === undefined) {
+      return yield* call.next(call.request, { ...context, account: { id: '', role: 'receiver' } });
+    }
+    const { id, password } = parseBasicAuth(context.metadata.get('authorization'));
+    const account = await registry.authenticate(id, password);
+    if (required !== 'any' && account.role !== required) {
+      throw new HubError(
+        Status.PERMISSION_DENIED,
+        Reason.PermissionDenied,
+        `authorization: ${method} needs a ${required} account; ${id} is a ${account.role}`,
+      );
+    }
+    return yield* call.next(call.request, { ...context, account });
+  };
+}

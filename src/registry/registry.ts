@@ -1,0 +1,98 @@
+import { Status } from 'nice-grpc';
+import type { HubConfig } from '../config.js';
+import { HubError, Reason } from '../errors.js';
+import type { AccountRole, HubStore } from '../store/types.js';
+import { FailedLoginThrottle, VerifiedCredentialCache, hashPassword, verifyPassword } from './credentials.js';
+import { newAccountId, newPassword } from './ids.js';
+
+export interface Account {
+  id: string;
+  role: AccountRole;
+}
+
+export interface Registry {
+  register(role: AccountRole, displayName: string, regionCode: string, token: string): Promise<{ id: string; password: string }>;
+  /** Resolves to the account, or throws UNAUTHENTICATED (same for unknown id and wrong password). */
+  authenticate(id: string, password: string): Promise<Account>;
+  rotatePassword(account: Account): Promise<string>;
+  isReceiver(id: string): boolean;
+}
+
+const UNAUTHENTICATED = () => new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: unknown id or wrong password');
+
+export function createRegistry(store: HubStore, config: HubConfig): Registry {
+  const cache = new VerifiedCredentialCache();
+  const throttle = new FailedLoginThrottle(config.maxFailedLogins, config.failedLoginWindowMs);
+  // Roles of accounts seen, so a cached credential needs no database read.
+  const roles = new Map<string, AccountRole>();
+  // Concurrent first pushes with the same credentials share one scrypt run.
+  const inFlight = new Map<string, Promise<Account>>();
+  // Unknown ids are checked against this hash so they cost the same scrypt as known ones.
+  const decoyHash = hashPassword(newPassword(), config.scryptLogN);
+
+  async function verifyWithScrypt(id: string, password: string, digest: Buffer): Promise<Account> {
+    const now = Date.now();
+    if (throttle.isThrottled(id, now)) {
+      throw new HubError(Status.RESOURCE_EXHAUSTED, Reason.LoginThrottled, `authorization: too many failed logins for this id; retry in ${Math.ceil(config.failedLoginWindowMs / 1000)} s`);
+    }
+    const account = store.getAccount(id);
+    const ok = await verifyPassword(account?.passwordHash ?? (await decoyHash), password);
+    // Re-read: a rotation during the scrypt run must not let the old password in.
+    const current = store.getAccount(id);
+    if (!account || !ok || !current || !current.passwordHash.equals(account.passwordHash)) {
+      throttle.recordFailure(id, Date.now());
+      throw UNAUTHENTICATED();
+    }
+    throttle.recordSuccess(id);
+    roles.set(id, account.role);
+    cache.remember(id, digest);
+    return { id, role: account.role };
+  }
+
+  return {
+    async register(role, displayName, regionCode, token) {
+      const required = role === 'merchant' ? config.merchantRegistrationToken : config.receiverRegistrationToken;
+      if (required !== undefined && token !== required) {
+        throw new HubError(Status.PERMISSION_DENIED, Reason.RegistrationClosed, `registration_token: ${role} registration requires a valid token`);
+      }
+      const password = newPassword();
+      const passwordHash = await hashPassword(password, config.scryptLogN);
+      // 10^16 ids per region: a collision is astronomically rare, but retry rather than fail.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const id = newAccountId(role, regionCode);
+        if (store.insertAccount({ id, role, displayName, passwordHash, createdAtMs: Date.now() })) {
+          roles.set(id, role);
+          return { id, password };
+        }
+      }
+      throw new Error('could not allocate a unique account id');
+    },
+
+    async authenticate(id, password) {
+      const digest = cache.digest(id, password);
+      if (cache.matches(id, digest)) return { id, role: roles.get(id)! };
+      const key = digest.toString('base64');
+      let pending = inFlight.get(key);
+      if (!pending) {
+        pending = verifyWithScrypt(id, password, digest).finally(() => inFlight.delete(key));
+        inFlight.set(key, pending);
+      }
+      return pending;
+    },
+
+    async rotatePassword(account) {
+      const password = newPassword();
+      const passwordHash = await hashPassword(password, config.scryptLogN);
+      store.updatePasswordHash(account.id, passwordHash);
+      cache.forget(account.id);
+      return password;
+    },
+
+    isReceiver: (id) => {
+      const role = roles.get(id);
+      if (role !== undefined) return role === 'receiver';
+      return store.isReceiver(id);
+    },
+  };
+}
+

@@ -1,0 +1,76 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Numbered schema migrations. Each runs in its own transaction together with the bump of
+ * PRAGMA user_version, so a crash mid-migration leaves the previous version intact.
+ * Never edit a released migration: append a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: accounts, the change log, idempotency records, meta.
+  `
+  CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('merchant', 'receiver')),
+    display_name TEXT NOT NULL,
+    password_hash BLOB NOT NULL,
+    created_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    item_id TEXT NOT NULL,
+    merchant_id TEXT NOT NULL,
+    receiver_id TEXT NOT NULL,
+    item_key TEXT NOT NULL,
+    frame BLOB NOT NULL,
+    pushed_at_ms INTEGER NOT NULL,
+    valid_until_ms INTEGER NOT NULL
+  );
+  -- Subscribe reads (receiver_id IN (?, '')) AND seq > ?.
+  CREATE INDEX changes_by_receiver ON changes (receiver_id, seq);
+  -- Replace by key: at most one live item per merchant, audience and key.
+  CREATE UNIQUE INDEX items_by_key ON changes (merchant_id, receiver_id, item_key)
+    WHERE kind = 1 AND item_key <> '';
+  CREATE INDEX items_by_id ON changes (item_id) WHERE kind = 1;
+  CREATE INDEX changes_by_merchant ON changes (merchant_id, seq) WHERE kind = 1;
+  CREATE INDEX changes_by_expiry ON changes (valid_until_ms);
+
+  CREATE TABLE requests (
+    merchant_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, request_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX requests_by_age ON requests (created_at_ms);
+
+  CREATE TABLE meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO meta (name, value) VALUES ('head_seq', 0);
+  `,
+];
+
+export class DatabaseTooNewError extends Error {
+  constructor(found: number, known: number) {
+    super(
+      `database schema version ${found} is newer than this pushhub understands (${known}); ` +
+        'upgrade pushhub or point --db at another file',
+    );
+    this.name = 'DatabaseTooNewError';
+  }
+}
+
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) throw new DatabaseTooNewError(current, MIGRATIONS.length);
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}

@@ -1,0 +1,177 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  type AccountRecord,
+  type AccountRole,
+  type ChangeKind,
+  type ChangeRecord,
+  type HubStore,
+  type ItemLocator,
+  PUBLIC_RECEIVER,
+  type RequestRecord,
+} from '../types.js';
+import { migrate } from './migrations.js';
+
+interface ChangeRow {
+  seq: number;
+  kind: ChangeKind;
+  item_id: string;
+  merchant_id: string;
+  receiver_id: string;
+  item_key: string;
+  frame: Buffer;
+  pushed_at_ms: number;
+  valid_until_ms: number;
+}
+
+const toChange = (row: ChangeRow): ChangeRecord => ({
+  seq: row.seq,
+  kind: row.kind,
+  itemId: row.item_id,
+  merchantId: row.merchant_id,
+  receiverId: row.receiver_id,
+  itemKey: row.item_key,
+  frame: row.frame,
+  pushedAtMs: row.pushed_at_ms,
+  validUntilMs: row.valid_until_ms,
+});
+
+const CHANGE_COLUMNS = 'seq, kind, item_id, merchant_id, receiver_id, item_key, frame, pushed_at_ms, valid_until_ms';
+
+/**
+ * Opens (creating if needed) the SQLite database at path and migrates it. WAL with
+ * synchronous=FULL: a commit is durable against power loss once transaction() returns.
+ */
+export function openSqliteStore(path: string): HubStore {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+
+  // Prepared once; each sits next to the method that uses it.
+  const insertAccount = db.prepare(
+    'INSERT OR IGNORE INTO accounts (id, role, display_name, password_hash, created_at_ms) VALUES (?, ?, ?, ?, ?)',
+  );
+  const getAccount = db.prepare('SELECT id, role, display_name, password_hash, created_at_ms FROM accounts WHERE id = ?');
+  const updatePassword = db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ?');
+  const isReceiver = db.prepare("SELECT 1 FROM accounts WHERE id = ? AND role = 'receiver'").pluck();
+  const getHead = db.prepare("SELECT value FROM meta WHERE name = 'head_seq'").pluck();
+  const setHead = db.prepare("UPDATE meta SET value = ? WHERE name = 'head_seq'");
+  const insertChange = db.prepare(
+    `INSERT INTO changes (${CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const findByKey = db.prepare(
+    `SELECT ${CHANGE_COLUMNS} FROM changes
+     WHERE merchant_id = ? AND receiver_id = ? AND item_key = ? AND kind = 1 AND item_key <> ''`,
+  );
+  const findById = db.prepare(`SELECT ${CHANGE_COLUMNS} FROM changes WHERE item_id = ? AND kind = 1`);
+  const deleteChange = db.prepare('DELETE FROM changes WHERE seq = ?');
+  const findRequest = db.prepare(
+    'SELECT item_id, seq, created_at_ms FROM requests WHERE merchant_id = ? AND request_id = ?',
+  );
+  const saveRequest = db.prepare(
+    'INSERT OR REPLACE INTO requests (merchant_id, request_id, item_id, seq, created_at_ms) VALUES (?, ?, ?, ?, ?)',
+  );
+  // Two index range scans merged by seq: the receiver's own changes and the public ones.
+  const readChanges = db.prepare(
+    `SELECT ${CHANGE_COLUMNS} FROM changes
+     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ?
+     ORDER BY seq LIMIT ?`,
+  );
+  // A snapshot (cursor 0) needs no tombstones: the receiver holds nothing to remove.
+  const readItems = db.prepare(
+    `SELECT ${CHANGE_COLUMNS} FROM changes
+     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ? AND kind = 1
+     ORDER BY seq LIMIT ?`,
+  );
+  const listAll = db.prepare(
+    `SELECT ${CHANGE_COLUMNS} FROM changes
+     WHERE merchant_id = ? AND kind = 1 AND seq > ? AND valid_until_ms > ? ORDER BY seq LIMIT ?`,
+  );
+  const listForReceiver = db.prepare(
+    `SELECT ${CHANGE_COLUMNS} FROM changes
+     WHERE receiver_id = ? AND merchant_id = ? AND kind = 1 AND seq > ? AND valid_until_ms > ? ORDER BY seq LIMIT ?`,
+  );
+  const purgeChanges = db.prepare('DELETE FROM changes WHERE valid_until_ms <= ?');
+  const purgeRequests = db.prepare('DELETE FROM requests WHERE created_at_ms < ?');
+
+  return {
+    transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
+
+    insertAccount(account: AccountRecord) {
+      const result = insertAccount.run(
+        account.id,
+        account.role,
+        account.displayName,
+        account.passwordHash,
+        account.createdAtMs,
+      );
+      return result.changes === 1;
+    },
+    getAccount(id: string) {
+      const row = getAccount.get(id) as
+        | { id: string; role: AccountRole; display_name: string; password_hash: Buffer; created_at_ms: number }
+        | undefined;
+      if (!row) return undefined;
+      return {
+        id: row.id,
+        role: row.role,
+        displayName: row.display_name,
+        passwordHash: row.password_hash,
+        createdAtMs: row.created_at_ms,
+      };
+    },
+    updatePasswordHash: (id, hash) => updatePassword.run(hash, id).changes === 1,
+    isReceiver: (id) => isReceiver.get(id) !== undefined,
+
+    headSequence: () => getHead.get() as number,
+    setHeadSequence: (seq) => void setHead.run(seq),
+
+    insertChange(c) {
+      insertChange.run(c.seq, c.kind, c.itemId, c.merchantId, c.receiverId, c.itemKey, c.frame, c.pushedAtMs, c.validUntilMs);
+    },
+    findItemByKey(locator: ItemLocator) {
+      const row = findByKey.get(locator.merchantId, locator.receiverId, locator.itemKey) as ChangeRow | undefined;
+      return row && toChange(row);
+    },
+    findItemById(itemId) {
+      const row = findById.get(itemId) as ChangeRow | undefined;
+      return row && toChange(row);
+    },
+    deleteChange: (seq) => void deleteChange.run(seq),
+
+    findRequest(merchantId, requestId): RequestRecord | undefined {
+      const row = findRequest.get(merchantId, requestId) as
+        | { item_id: string; seq: number; created_at_ms: number }
+        | undefined;
+      return row && { itemId: row.item_id, seq: row.seq, createdAtMs: row.created_at_ms };
+    },
+    saveRequest(merchantId, requestId, record) {
+      saveRequest.run(merchantId, requestId, record.itemId, record.seq, record.createdAtMs);
+    },
+
+    readChanges(receiverId, afterSeq, nowMs, limit, itemsOnly) {
+      const statement = itemsOnly ? readItems : readChanges;
+      return (statement.all(receiverId, afterSeq, nowMs, limit) as ChangeRow[]).map(toChange);
+    },
+    listItems(merchantId, receiverId, afterSeq, nowMs, limit) {
+      const rows = (
+        receiverId === undefined
+          ? listAll.all(merchantId, afterSeq, nowMs, limit)
+          : listForReceiver.all(receiverId, merchantId, afterSeq, nowMs, limit)
+      ) as ChangeRow[];
+      return rows.map(toChange);
+    },
+
+    purge(nowMs, requestCutoffMs) {
+      return db.transaction(() => purgeChanges.run(nowMs).changes + purgeRequests.run(requestCutoffMs).changes).immediate();
+    },
+    close: () => db.close(),
+  };
+}
+
+export { PUBLIC_RECEIVER };

@@ -1,0 +1,143 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Channel, type Client, Metadata, createChannel, createClient } from 'nice-grpc';
+import { DEFAULT_CONFIG, type HubConfig } from '../../src/config.js';
+import { PushHubServiceDefinition, Role, type SubscribeResponse } from '../../src/gen/pushhub/v1/pushhub.js';
+import { type RunningHub, startHub } from '../../src/hub.js';
+import { silentLogger } from '../../src/logger.js';
+
+export type HubClient = Client<typeof PushHubServiceDefinition>;
+
+export interface Credentials {
+  id: string;
+  password: string;
+}
+
+/** Test settings: tiny scrypt cost, short heartbeat; everything else as in production. */
+export function testConfig(dir: string, overrides: Partial<HubConfig> = {}): HubConfig {
+  return {
+    ...DEFAULT_CONFIG,
+    address: '127.0.0.1:0',
+    dbPath: join(dir, 'hub.db'),
+    scryptLogN: 4,
+    heartbeatIntervalMs: 1000,
+    ...overrides,
+  };
+}
+
+export const basicAuth = ({ id, password }: Credentials) =>
+  Metadata({ authorization: `Basic ${Buffer.from(`${id}:${password}`).toString('base64')}` });
+
+/**
+ * A real hub on 127.0.0.1:0 with a temp SQLite file. restart() stops it and starts a new
+ * process-equivalent on the same database (and the same port when possible).
+ */
+export class TestHub {
+  readonly dir = mkdtempSync(join(tmpdir(), 'pushhub-test-'));
+  hub!: RunningHub;
+  private channels: Channel[] = [];
+
+  constructor(private readonly overrides: Partial<HubConfig> = {}) {}
+
+  static async start(overrides: Partial<HubConfig> = {}): Promise<TestHub> {
+    const t = new TestHub(overrides);
+    t.hub = await startHub(testConfig(t.dir, t.overrides), { logger: silentLogger });
+    return t;
+  }
+
+  get address(): string {
+    return this.hub.address;
+  }
+
+  get config(): HubConfig {
+    return this.hub.context.config;
+  }
+
+  /** A client on its own channel (its own HTTP/2 connection), closed by stop(). */
+  client(): HubClient {
+    const channel = createChannel(this.address);
+    this.channels.push(channel);
+    return createClient(PushHubServiceDefinition, channel);
+  }
+
+  async register(role: 'merchant' | 'receiver', regionCode = ''): Promise<Credentials> {
+    return this.client().register({
+      role: role === 'merchant' ? Role.ROLE_MERCHANT : Role.ROLE_RECEIVER,
+      regionCode,
+      displayName: `test ${role}`,
+    });
+  }
+
+  async restart(overrides: Partial<HubConfig> = {}): Promise<void> {
+    const port = this.hub.port;
+    await this.hub.stop();
+    this.hub = await startHub(testConfig(this.dir, { ...this.overrides, address: `127.0.0.1:${port}`, ...overrides }), {
+      logger: silentLogger,
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const channel of this.channels) channel.close();
+    this.channels = [];
+    await this.hub.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Reads a Subscribe stream in the background, collecting events, until aborted or ended.
+ * waitFor() polls the collected events with a bounded deadline.
+ */
+export class StreamReader {
+  readonly events: SubscribeResponse[] = [];
+  error: unknown;
+  ended = false;
+  private readonly abort = new AbortController();
+  private readonly done: Promise<void>;
+
+  constructor(client: HubClient, credentials: Credentials, afterSequence = 0n) {
+    const stream = client.subscribe({ afterSequence }, { metadata: basicAuth(credentials), signal: this.abort.signal });
+    this.done = (async () => {
+      try {
+        for await (const event of stream) this.events.push(event);
+      } catch (error) {
+        this.error = error;
+      } finally {
+        this.ended = true;
+      }
+    })();
+  }
+
+  items() {
+    return this.events.flatMap((e) => (e.event?.$case === 'item' ? [e.event.value] : []));
+  }
+
+  withdrawals() {
+    return this.events.flatMap((e) => (e.event?.$case === 'withdrawal' ? [e.event.value] : []));
+  }
+
+  /** Sequences of items and withdrawals, in arrival order. */
+  sequences(): bigint[] {
+    return this.events.flatMap((e) =>
+      e.event?.$case === 'item' || e.event?.$case === 'withdrawal' ? [e.event.value.sequence] : [],
+    );
+  }
+
+  caughtUp(): boolean {
+    return this.events.some((e) => e.event?.$case === 'caughtUp');
+  }
+
+  async waitFor(predicate: (reader: StreamReader) => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; events: ${this.events.length}, error: ${String(this.error)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    await this.done;
+  }
+}

@@ -50,6 +50,8 @@ export class CommitQueue {
   private head: number;
   private idle: Promise<void> = Promise.resolve();
   private markIdle: (() => void) | undefined;
+  /** Counters for tests and the bench: how many writes shared how many transactions. */
+  readonly stats = { transactions: 0, writes: 0 };
 
   constructor(
     private readonly store: HubStore,
@@ -108,6 +110,8 @@ export class CommitQueue {
       return;
     }
     this.head = head;
+    this.stats.transactions++;
+    this.stats.writes += batch.length;
     this.fanout.publish(published);
     batch.forEach(({ resolve, reject }, i) => {
       const outcome = outcomes[i]!;

@@ -16,6 +16,8 @@ export interface Registry {
   authenticate(id: string, password: string): Promise<Account>;
   rotatePassword(account: Account): Promise<string>;
   isReceiver(id: string): boolean;
+  /** scrypt verifications run so far (a push with remembered credentials runs none). */
+  readonly stats: { scryptVerifications: number };
 }
 
 const UNAUTHENTICATED = () => new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: unknown id or wrong password');
@@ -30,12 +32,15 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
   // Unknown ids are checked against this hash so they cost the same scrypt as known ones.
   const decoyHash = hashPassword(newPassword(), config.scryptLogN);
 
+  const stats = { scryptVerifications: 0 };
+
   async function verifyWithScrypt(id: string, password: string, digest: Buffer): Promise<Account> {
     const now = Date.now();
     if (throttle.isThrottled(id, now)) {
       throw new HubError(Status.RESOURCE_EXHAUSTED, Reason.LoginThrottled, `authorization: too many failed logins for this id; retry in ${Math.ceil(config.failedLoginWindowMs / 1000)} s`);
     }
     const account = store.getAccount(id);
+    stats.scryptVerifications++;
     const ok = await verifyPassword(account?.passwordHash ?? (await decoyHash), password);
     // Re-read: a rotation during the scrypt run must not let the old password in.
     const current = store.getAccount(id);
@@ -50,6 +55,7 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
   }
 
   return {
+    stats,
     async register(role, displayName, regionCode, token) {
       const required = role === 'merchant' ? config.merchantRegistrationToken : config.receiverRegistrationToken;
       if (required !== undefined && token !== required) {

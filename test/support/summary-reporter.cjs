@@ -9,8 +9,9 @@ class SummaryReporter extends Mocha.reporters.Spec {
     runner.on(Mocha.Runner.constants.EVENT_TEST_PASS, () => passed++);
     runner.on(Mocha.Runner.constants.EVENT_TEST_FAIL, () => failed++);
     runner.once(Mocha.Runner.constants.EVENT_RUN_END, () => {
-      // After the spec reporter's epilogue, so this is the final line.
-      setImmediate(() => process.stdout.write(`${passed} passed, ${failed} failed\n`));
+      // Registered after the spec reporter's epilogue, so this is the final line; written
+      // synchronously because mocha's --exit ends the process right after this event.
+      process.stdout.write(`${passed} passed, ${failed} failed\n`);
     });
   }
 }

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { ClientError, Metadata, Status } from 'nice-grpc';
+import { TestHub, basicAuth, StreamReader } from '../support/hub.js';
+
+describe('credentials', () => {
+  let t: TestHub;
+  before(async () => (t = await TestHub.start()));
+  after(() => t.stop());
+
+  const info = { title: 'hello' };
+
+  it('unknown id and wrong password get the same UNAUTHENTICATED', async () => {
+    const merchant = await t.register('merchant');
+    const client = t.client();
+    const errors: ClientError[] = [];
+    for (const creds of [
+      { id: 'M00-0000000000000000', password: merchant.password },
+      { id: merchant.id, password: 'wrong' },
+    ]) {
+      await assert.rejects(client.pushPublic({ info }, { metadata: basicAuth(creds) }), (e: ClientError) => {
+        errors.push(e);
+        return e.code === Status.UNAUTHENTICATED;
+      });
+    }
+    assert.equal(errors[0]!.details, errors[1]!.details);
+  });
+
+  it('missing or malformed authorization is UNAUTHENTICATED naming the header', async () => {
+    const client = t.client();
+    await assert.rejects(client.pushPublic({ info }), (e: ClientError) => e.code === Status.UNAUTHENTICATED && /authorization/.test(e.details));
+    await assert.rejects(
+      client.pushPublic({ info }, { metadata: Metadata({ authorization: 'Bearer x' }) }),
+      (e: ClientError) => e.code === Status.UNAUTHENTICATED && /malformed/.test(e.details),
+    );
+  });
+
+  it('a receiver pushing or a merchant subscribing is PERMISSION_DENIED', async () => {
+    const merchant = await t.register('merchant');
+    const receiver = await t.register('receiver');
+    const client = t.client();
+    await assert.rejects(client.pushPublic({ info }, { metadata: basicAuth(receiver) }), (e: ClientError) => e.code === Status.PERMISSION_DENIED);
+    await assert.rejects(
+      client.pushSpecific({ receiverId: receiver.id, info }, { metadata: basicAuth(receiver) }),
+      (e: ClientError) => e.code === Status.PERMISSION_DENIED,
+    );
+    const reader = new StreamReader(client, merchant);
+    await reader.waitFor((r) => r.ended, 'the stream to end');
+    assert.equal((reader.error as ClientError).code, Status.PERMISSION_DENIED);
+  });
+
+  it('runs scrypt once per credential pair, then remembers only the verified pair', async () => {
+    const merchant = await t.register('merchant');
+    const client = t.client();
+    const stats = t.hub.context.registry.stats;
+    const before = stats.scryptVerifications;
+    await Promise.all(Array.from({ length: 50 }, () => client.pushPublic({ info }, { metadata: basicAuth(merchant) })));
+    await client.pushPublic({ info }, { metadata: basicAuth(merchant) });
+    assert.equal(stats.scryptVerifications - before, 1);
+
+    // A wrong password is checked by scrypt every time: it is never remembered as good.
+    const wrong = { id: merchant.id, password: `${merchant.password}x` };
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(client.pushPublic({ info }, { metadata: basicAuth(wrong) }), (e: ClientError) => e.code === Status.UNAUTHENTICATED);
+    }
+    assert.equal(stats.scryptVerifications - before, 3);
+  });
+});

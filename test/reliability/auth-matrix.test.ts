@@ -18,7 +18,7 @@ interface Cell {
 
 type Rpc = (cell: Cell, options: { metadata: Metadata; onTrailer(t: Metadata): void }) => Promise<unknown>;
 
-const info = { key: '', title: 'matrix', body: '', data: {} };
+const info = { key: '', title: 'matrix', body: '', data: {}, validUntil: undefined, offer: undefined };
 
 async function* once(request: PushStreamRequest) {
   yield request;

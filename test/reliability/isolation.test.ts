@@ -4,7 +4,7 @@ import { Audience, type ServiceInfo } from '../../src/gen/pushhub/v1/pushhub.js'
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
 import { outcomeOf, snapshotItemIds } from './support.js';
 
-const info = (title: string, key = ''): ServiceInfo => ({ key, title, body: '', data: {} });
+const info = (title: string, key = ''): ServiceInfo => ({ key, title, body: '', data: {}, validUntil: undefined, offer: undefined });
 
 /**
  * Two merchants (m1 the victim, m2 the attacker) and two receivers (alice, bob). Every

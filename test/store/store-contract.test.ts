@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { type ChangeRecord, ChangeKind, type HubStore, PUBLIC_RECEIVER } from '../../src/store/types.js';
+
+/**
+ * The contract every HubStore implementation must meet. A second backend adds one line at
+ * the bottom and runs the same suite.
+ */
+function describeStoreContract(name: string, open: () => { store: HubStore; cleanup: () => void }) {
+  describe(`store contract: ${name}`, () => {
+    let store: HubStore;
+    let cleanup: () => void;
+    beforeEach(() => ({ store, cleanup } = open()));
+    afterEach(() => {
+      store.close();
+      cleanup();
+    });
+
+    const change = (seq: number, overrides: Partial<ChangeRecord> = {}): ChangeRecord => ({
+      seq,
+      kind: ChangeKind.Item,
+      itemId: `I${String(seq).padStart(32, '0')}`,
+      merchantId: 'M00-0000000000000001',
+      receiverId: 'R00-0000000000000001',
+      itemKey: '',
+      frame: Buffer.from([seq]),
+      pushedAtMs: 1000,
+      validUntilMs: 10_000,
+      ...overrides,
+    });
+
+    it('inserts accounts once per id and reads them back', () => {
+      const account = { id: 'R00-0000000000000001', role: 'receiver' as const, displayName: 'r', passwordHash: Buffer.from('h'), createdAtMs: 1 };
+      assert.equal(store.insertAccount(account), true);
+      assert.equal(store.insertAccount(account), false);
+      assert.deepEqual(store.getAccount(account.id), account);
+      assert.equal(store.isReceiver(account.id), true);
+      assert.equal(store.updatePasswordHash(account.id, Buffer.from('h2')), true);
+      assert.deepEqual(store.getAccount(account.id)!.passwordHash, Buffer.from('h2'));
+      assert.equal(store.getAccount('R00-9999999999999999'), undefined);
+    });
+
+    it('reads a receiver\'s own and public changes after a cursor, ascending, unexpired', () => {
+      store.transaction(() => {
+        store.insertChange(change(1));
+        store.insertChange(change(2, { receiverId: 'R00-0000000000000002' }));
+        store.insertChange(change(3, { receiverId: PUBLIC_RECEIVER }));
+        store.insertChange(change(4, { validUntilMs: 500 }));
+        store.insertChange(change(5, { kind: ChangeKind.Withdrawal }));
+        store.setHeadSequence(5);
+      });
+      const seqs = (after: number, itemsOnly = false) =>
+        store.readChanges('R00-0000000000000001', after, 1000, 100, itemsOnly).map((c) => c.seq);
+      assert.deepEqual(seqs(0), [1, 3, 5]);
+      assert.deepEqual(seqs(0, true), [1, 3]);
+      assert.deepEqual(seqs(1), [3, 5]);
+      assert.deepEqual(store.readChanges('R00-0000000000000001', 0, 1000, 2, false).map((c) => c.seq), [1, 3]);
+      assert.equal(store.headSequence(), 5);
+    });
+
+    it('finds live items by key and id, and keeps one live item per key', () => {
+      store.transaction(() => store.insertChange(change(1, { itemKey: 'k' })));
+      const locator = { merchantId: 'M00-0000000000000001', receiverId: 'R00-0000000000000001', itemKey: 'k' };
+      assert.equal(store.findItemByKey(locator)?.seq, 1);
+      assert.equal(store.findItemById(change(1).itemId)?.seq, 1);
+      assert.throws(() => store.transaction(() => store.insertChange(change(2, { itemKey: 'k' }))));
+      store.transaction(() => {
+        store.deleteChange(1);
+        store.insertChange(change(2, { itemKey: 'k' }));
+      });
+      assert.equal(store.findItemByKey(locator)?.seq, 2);
+    });
+
+    it('rolls a failed transaction back entirely', () => {
+      assert.throws(() =>
+        store.transaction(() => {
+          store.insertChange(change(1));
+          store.setHeadSequence(1);
+          throw new Error('boom');
+        }),
+      );
+      assert.equal(store.headSequence(), 0);
+      assert.deepEqual(store.readChanges('R00-0000000000000001', 0, 0, 10, false), []);
+    });
+
+    it('remembers request ids and purges old ones and expired changes', () => {
+      store.transaction(() => {
+        store.saveRequest('M00-0000000000000001', 'r1', { itemId: 'I1', seq: 1, createdAtMs: 100 });
+        store.insertChange(change(1, { validUntilMs: 200 }));
+        store.insertChange(change(2, { validUntilMs: 5000 }));
+        store.setHeadSequence(2);
+      });
+      assert.deepEqual(store.findRequest('M00-0000000000000001', 'r1'), { itemId: 'I1', seq: 1, createdAtMs: 100 });
+      assert.equal(store.findRequest('M00-0000000000000002', 'r1'), undefined);
+      assert.equal(store.purge(1000, 150), 2);
+      assert.equal(store.findRequest('M00-0000000000000001', 'r1'), undefined);
+      assert.deepEqual(store.readChanges('R00-0000000000000001', 0, 0, 10, false).map((c) => c.seq), [2]);
+      // Purging never lowers the head: sequences are never reused.
+      assert.equal(store.headSequence(), 2);
+    });
+
+    it('lists a merchant\'s live items, optionally for one receiver', () => {
+      store.transaction(() => {
+        store.insertChange(change(1));
+        store.insertChange(change(2, { merchantId: 'M00-0000000000000002' }));
+        store.insertChange(change(3, { receiverId: PUBLIC_RECEIVER }));
+        store.insertChange(change(4, { kind: ChangeKind.Withdrawal }));
+      });
+      const list = (receiverId?: string) => store.listItems('M00-0000000000000001', receiverId, 0, 1000, 10).map((c) => c.seq);
+      assert.deepEqual(list(), [1, 3]);
+      assert.deepEqual(list('R00-0000000000000001'), [1]);
+      assert.deepEqual(list(PUBLIC_RECEIVER), [3]);
+    });
+  });
+}
+
+describeStoreContract('sqlite file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pushhub-store-'));
+  return { store: openSqliteStore(join(dir, 'hub.db')), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+});
+describeStoreContract('sqlite in memory', () => ({ store: openSqliteStore(':memory:'), cleanup: () => undefined }));

@@ -20,6 +20,8 @@ export interface HubConfig {
   purgeIntervalMs: number;
   /** Largest gRPC message accepted, in bytes (64 KiB: a push is at most ~12 KiB of content). */
   maxMessageBytes: number;
+  /** Largest request metadata accepted, keys plus values, in bytes (16 KiB: credentials need ~100). */
+  maxMetadataBytes: number;
   /** When set, registering a merchant requires this token. Default: open registration. */
   merchantRegistrationToken?: string;
   /** When set, registering a receiver requires this token. Default: open registration. */
@@ -35,6 +37,11 @@ export interface HubConfig {
   /** PEM certificate and key files; when both are set the hub serves TLS. */
   tlsCertPath?: string;
   tlsKeyPath?: string;
+  /**
+   * Bench only, never on in production: authenticate calls by the id in their credentials
+   * without checking the password, so `npm run bench` can measure what the check costs.
+   */
+  insecureBenchSkipPasswordCheck: boolean;
 }
 
 export const DEFAULT_CONFIG: HubConfig = {
@@ -47,10 +54,12 @@ export const DEFAULT_CONFIG: HubConfig = {
   idempotencyWindowMs: 24 * 3600 * 1000,
   purgeIntervalMs: 60_000,
   maxMessageBytes: 64 * 1024,
+  maxMetadataBytes: 16 * 1024,
   merchantPushRatePerSec: 0,
   maxStreamsPerReceiver: 8,
   maxFailedLogins: 10,
   failedLoginWindowMs: 60_000,
+  insecureBenchSkipPasswordCheck: false,
 };
 
 /**
@@ -71,6 +80,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
       'max-streams-per-receiver': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'insecure-bench-skip-password-check': { type: 'boolean' },
     },
     strict: true,
   });
@@ -93,5 +103,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
     maxStreamsPerReceiver: num(pick(values['max-streams-per-receiver'], 'PUSHHUB_MAX_STREAMS_PER_RECEIVER'), DEFAULT_CONFIG.maxStreamsPerReceiver, 'max-streams-per-receiver'),
     tlsCertPath: pick(values['tls-cert'], 'PUSHHUB_TLS_CERT'),
     tlsKeyPath: pick(values['tls-key'], 'PUSHHUB_TLS_KEY'),
+    // A flag only (no environment variable), so it cannot be switched on by accident.
+    insecureBenchSkipPasswordCheck: values['insecure-bench-skip-password-check'] === true,
   };
 }

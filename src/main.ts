@@ -6,6 +6,7 @@ import { createLogger } from './logger.js';
 const logger = createLogger();
 try {
   const config = loadConfig(process.argv.slice(2), process.env);
+  if (config.insecureBenchSkipPasswordCheck) logger.warn('INSECURE: passwords are not checked (--insecure-bench-skip-password-check, bench only)');
   const hub = await startHub(config, { logger });
   logger.info('pushhub listening', { address: hub.address, db: config.dbPath, tls: Boolean(config.tlsCertPath) });
   let signalled = false;

@@ -8,6 +8,7 @@ import type { HubContext } from './context.js';
 import { PushHubServiceDefinition } from './gen/pushhub/v1/pushhub.js';
 import { authMiddleware } from './middleware/auth.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
+import { malformedRequestMiddleware, metadataLimitMiddleware } from './middleware/request-guards.js';
 import { pushHubWireDefinition } from './wire-definition.js';
 
 const PROTOSET_PATH = new URL('./gen/pushhub.binpb', import.meta.url);
@@ -46,7 +47,9 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
   // use() returns a new server: keep that one, it is the one with the middleware.
   const server = createServer(channelOptions(config.maxMessageBytes)).use(errorStatusMiddleware(hub.logger));
   server
-    .with(authMiddleware(hub.registry))
+    .with(metadataLimitMiddleware(config.maxMetadataBytes))
+    .with(authMiddleware(hub.registry, { insecureBenchSkipPasswordCheck: config.insecureBenchSkipPasswordCheck }))
+    .with(malformedRequestMiddleware())
     .add(pushHubWireDefinition, createPushHubService(hub) as never);
 
   const health = HealthState();

@@ -1,0 +1,176 @@
+/**
+ * The merchant side of pushhub: push specific and public info, withdraw it, list it.
+ *
+ * ```ts
+ * import { MerchantClient } from '@pushhub/sdk/merchant';
+ * const { id, password } = await MerchantClient.register('127.0.0.1:50051', { displayName: 'Bakery' });
+ * const merchant = new MerchantClient({ address: '127.0.0.1:50051', id, password });
+ * await merchant.pushPublic({ key: 'bread', title: 'Fresh bread', discount: ... });
+ * ```
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { type Channel } from 'nice-grpc';
+import { type Credentials, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
+import {
+  Audience,
+  type Item,
+  Role,
+} from './gen/pushhub/v1/pushhub.js';
+import { type RegisterOptions, registerAccount } from './register.js';
+import { DEFAULT_RETRY, type RetryOptions, withRetry } from './retry.js';
+import { createPushStream, type MerchantPushStream } from './push-stream.js';
+import { type PushOptions, type PushResult, type ServiceInfoInput, type WithdrawTarget, toWithdrawRequest } from './push-types.js';
+
+export { PushHubError, Status } from './errors.js';
+export type { Credentials, TlsOptions } from './connection.js';
+export type { RegisterOptions } from './register.js';
+export type { RetryOptions } from './retry.js';
+export type { MerchantPushStream, PushStreamOptions } from './push-stream.js';
+export type { PushOptions, PushResult, ServiceInfoInput, WithdrawTarget } from './push-types.js';
+export { Audience, Role } from './gen/pushhub/v1/pushhub.js';
+export type { Discount, Item, Points, ServiceInfo, Voucher, Withdrawal } from './gen/pushhub/v1/pushhub.js';
+
+/** Which of the merchant's items `listItems` returns. */
+export interface ListItemsFilter {
+  /** Only specific items for this receiver. */
+  receiverId?: string;
+  /** Only specific or only public items; both when omitted. */
+  audience?: 'specific' | 'public';
+}
+
+/** Options of a MerchantClient. */
+export interface MerchantClientOptions {
+  /** The hub's host:port. */
+  address: string;
+  /** The merchant id returned by `register`. */
+  id: string;
+  /** The merchant password returned by `register` (or `rotatePassword`). */
+  password: string;
+  /** TLS settings when the hub serves TLS. */
+  tls?: TlsOptions;
+  /** Deadline of every unary call attempt, in ms (default 10 000). */
+  deadlineMs?: number;
+  /** Retries of calls that fail with UNAVAILABLE. */
+  retry?: RetryOptions;
+}
+
+/** Default deadline of one attempt: generous for a commit, short enough to notice a dead hub. */
+const DEFAULT_DEADLINE_MS = 10_000;
+/** Page size for listItems: the hub's default. */
+const LIST_PAGE_SIZE = 500;
+
+/**
+ * A merchant's connection to the hub. Credentials go with every call (a client middleware);
+ * every call has a deadline; pushes and withdrawals carry a request id and are retried on
+ * UNAVAILABLE with exponential backoff and jitter, so a lost reply never delivers twice.
+ * Failures are thrown as {@link PushHubError}.
+ */
+export class MerchantClient {
+  private readonly channel: Channel;
+  private readonly client: HubClient;
+  private readonly credentials: Credentials;
+  private readonly deadlineMs: number;
+  private readonly retry: Required<RetryOptions>;
+
+  /**
+   * Registers a new merchant and returns its id and password. The password is shown only
+   * once: store it safely.
+   */
+  static register(address: string, options: RegisterOptions = {}): Promise<Credentials> {
+    return registerAccount(address, Role.ROLE_MERCHANT, options);
+  }
+
+  /** Connects lazily: the first call opens the connection. */
+  constructor(options: MerchantClientOptions) {
+    this.credentials = { id: options.id, password: options.password };
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.channel = createHubChannel(options.address, options.tls);
+    this.client = createHubClient(this.channel, () => this.credentials);
+  }
+
+  /** The merchant's id. */
+  get id(): string {
+    return this.credentials.id;
+  }
+
+  /** Pushes `info` to one receiver; resolves once the hub has committed it. */
+  pushSpecific(receiverId: string, info: ServiceInfoInput, options: PushOptions = {}): Promise<PushResult> {
+    const requestId = options.requestId ?? randomUUID();
+    return this.unary(
+      (deadline) => this.client.pushSpecific({ receiverId, info, requestId }, { deadline, signal: options.signal }),
+      options.signal,
+    );
+  }
+
+  /** Pushes `info` to every registered receiver (also those registered later). */
+  pushPublic(info: ServiceInfoInput, options: PushOptions = {}): Promise<PushResult> {
+    const requestId = options.requestId ?? randomUUID();
+    return this.unary(
+      (deadline) => this.client.pushPublic({ info, requestId }, { deadline, signal: options.signal }),
+      options.signal,
+    );
+  }
+
+  /**
+   * Withdraws one of this merchant's live items; its receivers get a withdrawal. Fails with
+   * NOT_FOUND (reason `ITEM_NOT_FOUND`) when there is no such live item.
+   */
+  withdraw(target: WithdrawTarget, options: PushOptions = {}): Promise<PushResult> {
+    const request = toWithdrawRequest(target, options.requestId ?? randomUUID());
+    return this.unary((deadline) => this.client.withdraw(request, { deadline, signal: options.signal }), options.signal);
+  }
+
+  /** Iterates over this merchant's live items in sequence order, fetching pages as needed. */
+  async *listItems(filter: ListItemsFilter = {}): AsyncIterable<Item> {
+    const audience =
+      filter.audience === 'specific'
+        ? Audience.AUDIENCE_SPECIFIC
+        : filter.audience === 'public'
+          ? Audience.AUDIENCE_PUBLIC
+          : Audience.AUDIENCE_UNSPECIFIED;
+    let pageToken = '';
+    do {
+      const token = pageToken;
+      const page = await this.unary((deadline) =>
+        this.client.listItems(
+          { receiverId: filter.receiverId ?? '', audience, pageSize: LIST_PAGE_SIZE, pageToken: token },
+          { deadline },
+        ),
+      );
+      yield* page.items;
+      pageToken = page.nextPageToken;
+    } while (pageToken !== '');
+  }
+
+  /**
+   * Opens the high-volume push path: many pushes in flight on one stream, each resolved
+   * when the hub commits it. If the stream breaks, it reconnects and re-sends the
+   * unacknowledged pushes with their request ids, so nothing is delivered twice.
+   */
+  openPushStream(options: { window?: number } = {}): MerchantPushStream {
+    return createPushStream(this.client, { window: options.window, retry: this.retry });
+  }
+
+  /**
+   * Replaces this merchant's password and returns the new one; the client uses it from now
+   * on. Never retried: a retry after a lost reply would rotate again and the first new
+   * password would be lost with the reply; on UNAVAILABLE check which password works.
+   */
+  async rotatePassword(): Promise<string> {
+    const { password } = await this.client.rotatePassword({}, { deadline: this.deadlineMs });
+    this.credentials.password = password;
+    return password;
+  }
+
+  /** Closes the connection; calls in flight fail with CANCELLED or UNAVAILABLE. */
+  close(): void {
+    this.channel.close();
+  }
+
+  private unary<T>(call: (deadline: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(() => call(this.deadlineMs), this.retry, signal);
+  }
+}

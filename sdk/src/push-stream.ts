@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import { delay } from 'abort-controller-x';
+import type { HubClient } from './connection.js';
+import { PushHubError, Status, isRetryable } from './errors.js';
+import { type DeepPartial, PushStreamRequest, type PushStreamResponse } from './gen/pushhub/v1/pushhub.js';
+import { type PushOptions, type PushResult, type ServiceInfoInput, type WithdrawTarget, toWithdrawRequest } from './push-types.js';
+import { type RetryOptions, backoffMs } from './retry.js';
+
+/**
+ * The high-volume push path (the PushStream RPC): many pushes in flight on one HTTP/2
+ * stream, each promise resolved when the hub commits that push (or rejected with a
+ * {@link PushHubError} for that push alone; the stream goes on).
+ */
+export interface MerchantPushStream {
+  /** Pushes `info` to one receiver; resolves once the hub has committed it. */
+  pushSpecific(receiverId: string, info: ServiceInfoInput, options?: PushOptions): Promise<PushResult>;
+  /** Pushes `info` to every registered receiver. */
+  pushPublic(info: ServiceInfoInput, options?: PushOptions): Promise<PushResult>;
+  /** Withdraws one of this merchant's live items. */
+  withdraw(target: WithdrawTarget, options?: PushOptions): Promise<PushResult>;
+  /** Stops accepting pushes and resolves once every push sent so far is answered. */
+  close(): Promise<void>;
+}
+
+/** Options of a push stream. */
+export interface PushStreamOptions {
+  /** Pushes in flight at most; further pushes wait for acknowledgements (default 256). */
+  window?: number;
+  /** Retries of a broken stream (consecutive failures without an acknowledgement). */
+  retry: Required<RetryOptions>;
+}
+
+interface Pending {
+  request: PushStreamRequest;
+  resolve(result: PushResult): void;
+  reject(error: unknown): void;
+}
+
+/** One HTTP/2 stream's share of the state: what is still to be written on it. */
+interface Connection {
+  outbox: PushStreamRequest[];
+  wake: (() => void) | undefined;
+  abort: AbortController;
+}
+
+const DEFAULT_WINDOW = 256;
+
+/**
+ * PushStreamResponse has a code and a message but no reason field, so the reason of a
+ * rejected stream push is derived from the code the way the hub assigns them.
+ */
+function reasonOf(response: PushStreamResponse): string {
+  switch (response.code) {
+    case Status.INVALID_ARGUMENT:
+      return 'INVALID_ARGUMENT';
+    case Status.NOT_FOUND:
+      return /receiver_id/.test(response.message) ? 'RECEIVER_NOT_FOUND' : 'ITEM_NOT_FOUND';
+    case Status.RESOURCE_EXHAUSTED:
+      return 'PUSH_RATE_EXCEEDED';
+    case Status.UNAVAILABLE:
+      return 'SHUTTING_DOWN';
+    default:
+      return '';
+  }
+}
+
+/**
+ * Opens a push stream on `client`. Delivery guarantees: every push gets a request id when it
+ * is queued; when the stream breaks with UNAVAILABLE, a new stream is opened and every
+ * unacknowledged push is sent again, in the original order, with its request id, so the hub
+ * applies each exactly once. The stream half-closes whenever nothing is in flight, so an
+ * idle merchant never holds a hub's graceful shutdown open; the next push opens a new one.
+ */
+export function createPushStream(client: HubClient, options: PushStreamOptions): MerchantPushStream {
+  const window = Math.max(1, options.window ?? DEFAULT_WINDOW);
+  const pending = new Map<bigint, Pending>(); // insertion order is ref order
+  const windowWaiters: (() => void)[] = [];
+  let nextRef = 1n;
+  let closed = false;
+  let current: Connection | undefined;
+  let running: Promise<void> | undefined;
+
+  const wakeWindow = () => {
+    while (pending.size < window && windowWaiters.length > 0) windowWaiters.shift()!();
+  };
+
+  async function* requests(connection: Connection): AsyncGenerator<PushStreamRequest> {
+    for (;;) {
+      while (connection.outbox.length > 0) yield connection.outbox.shift()!;
+      if (pending.size === 0 || connection.abort.signal.aborted) return; // half-close
+      await new Promise<void>((resolve) => (connection.wake = resolve));
+      connection.wake = undefined;
+    }
+  }
+
+  const settle = (response: PushStreamResponse): boolean => {
+    const entry = pending.get(response.ref);
+    if (!entry) return true;
+    if (response.code === Status.UNAVAILABLE) return false; // keep it; the caller reconnects
+    pending.delete(response.ref);
+    wakeWindow();
+    if (response.code === Status.OK) entry.resolve({ itemId: response.itemId, sequence: response.sequence });
+    else entry.reject(new PushHubError(response.code, reasonOf(response), response.message, '/pushhub.v1.PushHubService/PushStream'));
+    return true;
+  };
+
+  const failAll = (error: unknown) => {
+    for (const entry of pending.values()) entry.reject(error);
+    pending.clear();
+    wakeWindow();
+  };
+
+  /** Runs streams until nothing is pending; started by the first push after an idle spell. */
+  async function run(): Promise<void> {
+    let failures = 0;
+    while (pending.size > 0) {
+      const connection: Connection = {
+        outbox: [...pending.values()].map((entry) => entry.request),
+        wake: undefined,
+        abort: new AbortController(),
+      };
+      current = connection;
+      try {
+        for await (const response of client.pushStream(requests(connection), { signal: connection.abort.signal })) {
+          if (!settle(response)) {
+            connection.abort.abort();
+            throw new PushHubError(Status.UNAVAILABLE, 'SHUTTING_DOWN', response.message);
+          }
+          failures = 0;
+          if (pending.size === 0) connection.wake?.();
+        }
+      } catch (error) {
+        const retry = isRetryable(error) || (connection.abort.signal.aborted && pending.size > 0);
+        failures++;
+        if (!retry || failures >= options.retry.maxAttempts) {
+          failAll(error);
+          failures = 0;
+        } else {
+          await delay(new AbortController().signal, backoffMs(failures, options.retry));
+        }
+      } finally {
+        connection.abort.abort();
+        connection.wake?.();
+        current = undefined;
+      }
+    }
+  }
+
+  const ensureRunning = () => {
+    if (running) return;
+    running = run().finally(() => {
+      running = undefined;
+      // A push may have arrived while the last stream was winding down.
+      if (pending.size > 0) ensureRunning();
+    });
+  };
+
+  const enqueue = async (build: (ref: bigint) => DeepPartial<PushStreamRequest>, signal?: AbortSignal): Promise<PushResult> => {
+    if (closed) throw new Error('push stream is closed');
+    while (pending.size >= window) {
+      await new Promise<void>((resolve) => windowWaiters.push(resolve));
+      signal?.throwIfAborted();
+    }
+    const ref = nextRef++;
+    const request = PushStreamRequest.fromPartial(build(ref));
+    const result = new Promise<PushResult>((resolve, reject) => pending.set(ref, { request, resolve, reject }));
+    if (current && !current.abort.signal.aborted) {
+      current.outbox.push(request);
+      current.wake?.();
+    }
+    ensureRunning();
+    return result;
+  };
+
+  return {
+    pushSpecific(receiverId, info, pushOptions = {}) {
+      const requestId = pushOptions.requestId ?? randomUUID();
+      return enqueue((ref) => ({ ref, push: { $case: 'specific', value: { receiverId, info, requestId } } }), pushOptions.signal);
+    },
+    pushPublic(info, pushOptions = {}) {
+      const requestId = pushOptions.requestId ?? randomUUID();
+      return enqueue((ref) => ({ ref, push: { $case: 'public', value: { info, requestId } } }), pushOptions.signal);
+    },
+    withdraw(target, pushOptions = {}) {
+      const request = toWithdrawRequest(target, pushOptions.requestId ?? randomUUID());
+      return enqueue((ref) => ({ ref, push: { $case: 'withdraw', value: request } }), pushOptions.signal);
+    },
+    async close() {
+      closed = true;
+      while (running) await running.catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,204 @@
+import { delay, isAbortError } from 'abort-controller-x';
+import { type Channel } from 'nice-grpc';
+import { type Credentials, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
+import { PushHubError, Status } from './errors.js';
+import { type Item, Role, type Withdrawal } from './gen/pushhub/v1/pushhub.js';
+import { type RegisterOptions, registerAccount } from './register.js';
+import { type RetryOptions, backoffMs } from './retry.js';
+
+/** One event of a receiver's stream. */
+export type ReceiverEvent =
+  /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
+  | { type: 'item'; item: Item }
+  /** An item to remove (by its id; for a keyed item also the stored item with that key). */
+  | { type: 'withdrawal'; withdrawal: Withdrawal }
+  /**
+   * The backlog has been sent; live events follow. `sequence` is the newest sequence the
+   * receiver has now been sent: store it as the cursor. Sent after every (re)connection.
+   */
+  | { type: 'caughtUp'; sequence: bigint };
+
+/** Options of ReceiverClient.subscribe. */
+export interface SubscribeOptions {
+  /**
+   * The last sequence the receiver processed; 0 (default) starts with the receiver's
+   * current state (every live item, no withdrawals).
+   */
+  afterSequence?: bigint;
+  /** Ends the subscription: the iteration finishes without an error. */
+  signal?: AbortSignal;
+}
+
+/** Options of a ReceiverClient. */
+export interface ReceiverClientOptions {
+  /** The hub's host:port. */
+  address: string;
+  /** The receiver id returned by `register`. */
+  id: string;
+  /** The receiver password returned by `register`. */
+  password: string;
+  /** TLS settings when the hub serves TLS. */
+  tls?: TlsOptions;
+  /**
+   * A connection is dead when nothing arrived for this many heartbeat intervals (default 2).
+   * The interval is the one the hub announces in its heartbeats.
+   */
+  heartbeatTimeoutFactor?: number;
+  /**
+   * The heartbeat interval assumed until the hub announces its own, in ms (default 30 000,
+   * the hub's default).
+   */
+  heartbeatIntervalMs?: number;
+  /** Reconnect backoff; `maxAttempts` counts consecutive failed connections (default: unlimited). */
+  reconnect?: RetryOptions;
+  /** Called before each reconnection, e.g. for logging. */
+  onReconnect?: (info: { error: unknown; attempt: number; delayMs: number; afterSequence: bigint }) => void;
+}
+
+const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
+const DEFAULT_RECONNECT: Required<RetryOptions> = { maxAttempts: Number.POSITIVE_INFINITY, initialBackoffMs: 100, maxBackoffMs: 5000 };
+
+/** Thrown (internally) when the heartbeat watchdog declares the connection dead. */
+class DeadConnectionError extends Error {
+  constructor(ms: number) {
+    super(`no message from the hub for ${ms} ms`);
+    this.name = 'DeadConnectionError';
+  }
+}
+
+/**
+ * Failures after which resuming from the cursor can help: the hub restarted or was
+ * unreachable (UNAVAILABLE), the receiver was too slow or has stale streams on the hub
+ * (RESOURCE_EXHAUSTED), or the transport broke without a hub reason (INTERNAL, CANCELLED
+ * from a reset HTTP/2 stream). Everything else (bad credentials, a cursor beyond the hub's
+ * newest sequence) needs the caller.
+ */
+function isResumable(error: unknown): boolean {
+  if (error instanceof DeadConnectionError) return true;
+  if (!(error instanceof PushHubError)) return false;
+  if (error.code === Status.UNAVAILABLE || error.code === Status.RESOURCE_EXHAUSTED) return true;
+  return (error.code === Status.INTERNAL || error.code === Status.CANCELLED || error.code === Status.UNKNOWN) && error.reason === '';
+}
+
+/**
+ * A receiver's connection to the hub: a subscription that survives hub restarts, network
+ * drops and silent connections, resuming from the last sequence it handed out.
+ */
+export class ReceiverClient {
+  private readonly channel: Channel;
+  private readonly client: HubClient;
+  private readonly credentials: Credentials;
+  private readonly options: ReceiverClientOptions;
+  private readonly reconnect: Required<RetryOptions>;
+
+  /**
+   * Registers a new receiver and returns its id and password. The password is shown only
+   * once: store it safely (the daemon writes it to a file only its owner can read).
+   */
+  static register(address: string, options: RegisterOptions = {}): Promise<Credentials> {
+    return registerAccount(address, Role.ROLE_RECEIVER, options);
+  }
+
+  /** Connects lazily: `subscribe` opens the connection. */
+  constructor(options: ReceiverClientOptions) {
+    this.options = options;
+    this.credentials = { id: options.id, password: options.password };
+    this.reconnect = { ...DEFAULT_RECONNECT, ...options.reconnect };
+    this.channel = createHubChannel(options.address, options.tls);
+    this.client = createHubClient(this.channel, () => this.credentials);
+  }
+
+  /** The receiver's id. */
+  get id(): string {
+    return this.credentials.id;
+  }
+
+  /**
+   * The receiver's events: the backlog after `afterSequence` (or the current state), a
+   * `caughtUp`, then live events, for as long as the caller iterates. Reconnects with
+   * backoff and jitter and resumes after the last sequence it handed out, so the caller
+   * sees every change once, in sequence order; a `caughtUp` follows each reconnection.
+   * Throws a {@link PushHubError} for failures resuming cannot fix (e.g. UNAUTHENTICATED,
+   * or OUT_OF_RANGE when the cursor is beyond the hub's newest sequence).
+   */
+  async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent, void, undefined> {
+    const outer = options.signal ?? new AbortController().signal;
+    let cursor = options.afterSequence ?? 0n;
+    let intervalMs = this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    const factor = this.options.heartbeatTimeoutFactor ?? 2;
+    let failures = 0;
+
+    while (!outer.aborted) {
+      const attempt = new AbortController();
+      const onOuterAbort = () => attempt.abort();
+      outer.addEventListener('abort', onOuterAbort, { once: true });
+      let dead: DeadConnectionError | undefined;
+      let watchdog: NodeJS.Timeout | undefined;
+      // Armed only while waiting for the hub: time the caller spends on an event is not silence.
+      const arm = () => {
+        clearTimeout(watchdog);
+        const ms = intervalMs * factor;
+        watchdog = setTimeout(() => {
+          dead = new DeadConnectionError(ms);
+          attempt.abort();
+        }, ms);
+      };
+      let failure: unknown;
+      try {
+        arm();
+        const stream = this.client.subscribe({ afterSequence: cursor }, { signal: attempt.signal });
+        for await (const response of stream) {
+          clearTimeout(watchdog);
+          const event = response.event;
+          switch (event?.$case) {
+            case 'item':
+              if (event.value.sequence > cursor) {
+                cursor = event.value.sequence;
+                yield { type: 'item', item: event.value };
+              }
+              break;
+            case 'withdrawal':
+              if (event.value.sequence > cursor) {
+                cursor = event.value.sequence;
+                yield { type: 'withdrawal', withdrawal: event.value };
+              }
+              break;
+            case 'caughtUp':
+              failures = 0;
+              if (event.value.sequence > cursor) cursor = event.value.sequence;
+              yield { type: 'caughtUp', sequence: cursor };
+              break;
+            case 'heartbeat':
+              if (event.value.intervalMs > 0) intervalMs = event.value.intervalMs;
+              break;
+          }
+          arm();
+        }
+        failure = new PushHubError(Status.UNAVAILABLE, '', 'subscribe stream ended');
+      } catch (error) {
+        failure = dead ?? error;
+      } finally {
+        clearTimeout(watchdog);
+        outer.removeEventListener('abort', onOuterAbort);
+        attempt.abort();
+      }
+      if (outer.aborted) return;
+      if (isAbortError(failure) || !isResumable(failure)) throw failure;
+      failures++;
+      if (failures >= this.reconnect.maxAttempts) throw failure;
+      const delayMs = backoffMs(failures, this.reconnect);
+      this.options.onReconnect?.({ error: failure, attempt: failures, delayMs, afterSequence: cursor });
+      try {
+        await delay(outer, delayMs);
+      } catch (error) {
+        if (isAbortError(error)) return;
+        throw error;
+      }
+    }
+  }
+
+  /** Closes the connection; a running subscription ends with an error. */
+  close(): void {
+    this.channel.close();
+  }
+}

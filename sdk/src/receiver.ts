@@ -1,0 +1,24 @@
+/**
+ * The receiver side of pushhub: a resumable subscription and a local SQLite store of the
+ * receiver's current info.
+ *
+ * ```ts
+ * import { ReceiverClient, createReceiverStore } from '@pushhub/sdk/receiver';
+ * const receiver = new ReceiverClient({ address, id, password });
+ * const store = createReceiverStore('./receiver.db');
+ * store.on('change', (change) => console.log(change.type, change.item.info?.title));
+ * await store.sync(receiver, { signal });
+ * ```
+ *
+ * @module
+ */
+export { ReceiverClient } from './receiver-client.js';
+export type { ReceiverClientOptions, ReceiverEvent, SubscribeOptions } from './receiver-client.js';
+export { ReceiverStore, createReceiverStore } from './receiver-store.js';
+export type { OfferKind, ReceiverStoreEvents, StoreChange } from './receiver-store.js';
+export { PushHubError, Status } from './errors.js';
+export type { Credentials, TlsOptions } from './connection.js';
+export type { RegisterOptions } from './register.js';
+export type { RetryOptions } from './retry.js';
+export { Audience, Role } from './gen/pushhub/v1/pushhub.js';
+export type { Discount, Item, Points, ServiceInfo, Voucher, Withdrawal } from './gen/pushhub/v1/pushhub.js';

@@ -1,0 +1,45 @@
+import { type Credentials, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
+import { Role } from './gen/pushhub/v1/pushhub.js';
+import { DEFAULT_RETRY, withRetry } from './retry.js';
+
+/** Options for registering a new account. */
+export interface RegisterOptions {
+  /** A human-readable name, at most 200 characters. */
+  displayName?: string;
+  /** Two digits that become part of the id (default "00"). */
+  regionCode?: string;
+  /** Required when the hub was started with a registration token for this role. */
+  registrationToken?: string;
+  /** TLS settings when the hub serves TLS. */
+  tls?: TlsOptions;
+  /** Deadline of each attempt, in ms (default 10 000). */
+  deadlineMs?: number;
+}
+
+/**
+ * Registers an account on its own short-lived channel, retrying on UNAVAILABLE. Register has
+ * no request id, so a retry after a lost reply creates a second account; the first one is
+ * never used, which is harmless (its password was never seen by anyone).
+ */
+export async function registerAccount(address: string, role: Role, options: RegisterOptions = {}): Promise<Credentials> {
+  const channel = createHubChannel(address, options.tls);
+  try {
+    const client = createHubClient(channel);
+    const response = await withRetry(
+      () =>
+        client.register(
+          {
+            role,
+            displayName: options.displayName ?? '',
+            regionCode: options.regionCode ?? '',
+            registrationToken: options.registrationToken ?? '',
+          },
+          { deadline: options.deadlineMs ?? 10_000 },
+        ),
+      DEFAULT_RETRY,
+    );
+    return { id: response.id, password: response.password };
+  } finally {
+    channel.close();
+  }
+}

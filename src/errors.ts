@@ -16,6 +16,7 @@ export const Reason = {
   PushRateExceeded: 'PUSH_RATE_EXCEEDED',
   LoginThrottled: 'LOGIN_THROTTLED',
   RegistrationClosed: 'REGISTRATION_CLOSED',
+  MetadataTooLarge: 'METADATA_TOO_LARGE',
   ShuttingDown: 'SHUTTING_DOWN',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];

@@ -1,4 +1,5 @@
 import { PushHubServiceDefinition, SubscribeResponse } from './gen/pushhub/v1/pushhub.js';
+import { decodeOrMark } from './middleware/request-guards.js';
 
 /** grpc-js copies the serialized message with Buffer#copy; wrap (never copy) plain Uint8Arrays. */
 export const asBuffer = (bytes: Uint8Array): Buffer =>
@@ -22,7 +23,8 @@ export const pushHubWireDefinition = Object.fromEntries(
         path: `/${PushHubServiceDefinition.fullName}/${method.name}`,
         requestStream: method.requestStream,
         responseStream: method.responseStream,
-        requestDeserialize: (bytes: Uint8Array) => requestType.decode(bytes),
+        // Undecodable bytes become a marker the request guard answers with INVALID_ARGUMENT.
+        requestDeserialize: decodeOrMark((bytes: Uint8Array) => requestType.decode(bytes)),
         requestSerialize: (value: unknown) => asBuffer(requestType.encode(value).finish()),
         responseDeserialize: (bytes: Uint8Array) => responseType.decode(bytes),
         responseSerialize: framesAlreadyEncoded

@@ -12,7 +12,7 @@ import {
 import { streamChanges } from '../delivery/subscribe-stream.js';
 import { PUBLIC_RECEIVER } from '../store/types.js';
 import type { AuthContext, HubServices } from './call-context.js';
-import { LIMITS, checkReceiverId } from './validate.js';
+import { LIMITS, checkReceiverId, checkText, parsePageToken } from './validate.js';
 import { toPublicPush, toSpecificPush, toWithdraw } from './write-requests.js';
 import { pushStream } from './push-stream.js';
 
@@ -36,6 +36,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
       if ([...req.displayName].length > LIMITS.displayNameChars) {
         throw invalidArgument('display_name', `at most ${LIMITS.displayNameChars} characters`);
       }
+      checkText('registration_token', req.registrationToken);
       return hub.registry.register(role, req.displayName, region, req.registrationToken);
     },
 
@@ -61,19 +62,17 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
     async listItems(req: ListItemsRequest, { account }) {
       const pageSize = req.pageSize === 0 ? 500 : req.pageSize;
       if (pageSize > 5000) throw invalidArgument('page_size', 'at most 5000');
-      let after = 0;
-      if (req.pageToken !== '') {
-        after = Number.parseInt(Buffer.from(req.pageToken, 'base64url').toString(), 10);
-        if (!Number.isSafeInteger(after) || after < 0) throw invalidArgument('page_token', 'not a token from a previous page');
+      const after = parsePageToken('page_token', req.pageToken);
+      if (![Audience.AUDIENCE_UNSPECIFIED, Audience.AUDIENCE_SPECIFIC, Audience.AUDIENCE_PUBLIC].includes(req.audience)) {
+        throw invalidArgument('audience', `unknown value ${req.audience}`);
       }
       let receiverId: string | undefined;
       if (req.receiverId !== '') {
         checkReceiverId('receiver_id', req.receiverId);
+        if (req.audience === Audience.AUDIENCE_PUBLIC) throw invalidArgument('receiver_id', 'must be empty with AUDIENCE_PUBLIC');
         receiverId = req.receiverId;
       } else if (req.audience === Audience.AUDIENCE_PUBLIC) {
         receiverId = PUBLIC_RECEIVER;
-      } else if (req.audience !== Audience.AUDIENCE_UNSPECIFIED && req.audience !== Audience.AUDIENCE_SPECIFIC) {
-        throw invalidArgument('audience', 'unknown value');
       }
       const rows = hub.store.listItems(account.id, receiverId, after, Date.now(), pageSize + 1);
       const page = rows.slice(0, pageSize);

@@ -23,7 +23,7 @@ const chars = (s: string) => {
 const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 
 /** Lone surrogates cannot be encoded as UTF-8; decoded invalid UTF-8 shows up as U+FFFD. */
-function checkText(field: string, value: string): void {
+export function checkText(field: string, value: string): void {
   if (!value.isWellFormed()) throw invalidArgument(field, 'must be valid UTF-8');
   if (value.includes('\uFFFD')) throw invalidArgument(field, 'must be valid UTF-8 (contains U+FFFD)');
 }
@@ -31,6 +31,26 @@ function checkText(field: string, value: string): void {
 export function checkRequestId(field: string, requestId: string): void {
   checkText(field, requestId);
   if (chars(requestId) > LIMITS.requestIdChars) throw invalidArgument(field, `at most ${LIMITS.requestIdChars} characters`);
+}
+
+/** Checks a replacement key given to find an item (Withdraw): text, at most keyChars. */
+export function checkItemKey(field: string, key: string): void {
+  checkText(field, key);
+  if (chars(key) > LIMITS.keyChars) throw invalidArgument(field, `at most ${LIMITS.keyChars} characters`);
+}
+
+/**
+ * Parses a ListItems page token: the base64url of the last sequence of the previous page.
+ * Anything that does not re-encode to itself is rejected, so junk never turns into a position.
+ */
+export function parsePageToken(field: string, token: string): number {
+  if (token === '') return 0;
+  const text = /^[A-Za-z0-9_-]{1,24}$/.test(token) ? Buffer.from(token, 'base64url').toString('latin1') : '';
+  const after = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(after) || Buffer.from(String(after)).toString('base64url') !== token) {
+    throw invalidArgument(field, 'not a token from a previous page');
+  }
+  return after;
 }
 
 /** Checks a receiver id's shape; existence is the caller's NOT_FOUND. */

@@ -3,7 +3,7 @@ import type { PushOp, WithdrawOp } from '../delivery/commit-queue.js';
 import type { PushPublicRequest, PushSpecificRequest, WithdrawRequest } from '../gen/pushhub/v1/pushhub.js';
 import { PUBLIC_RECEIVER } from '../store/types.js';
 import type { HubServices } from './call-context.js';
-import { checkReceiverId, checkRequestId, checkServiceInfo, receiverNotFound } from './validate.js';
+import { checkItemKey, checkReceiverId, checkRequestId, checkServiceInfo, receiverNotFound } from './validate.js';
 
 /**
  * Request -> validated write op, shared by the unary RPCs and PushStream. `prefix` names the
@@ -29,6 +29,7 @@ export function toWithdraw(hub: HubServices, merchantId: string, req: WithdrawRe
   checkRequestId(`${prefix}request_id`, req.requestId);
   if (req.itemId === '' && req.key === '') throw invalidArgument(`${prefix}item_id`, 'item_id or key is required');
   if (req.itemId !== '' && !/^I[0-9a-f]{32}$/.test(req.itemId)) throw invalidArgument(`${prefix}item_id`, 'not an item id');
+  checkItemKey(`${prefix}key`, req.key);
   if (req.itemId === '' && req.receiverId !== '') checkReceiverId(`${prefix}receiver_id`, req.receiverId);
   hub.pushLimiter.take(merchantId);
   return {

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as scryptModule from 'scrypt-kdf';
 
 // scrypt-kdf 4 is ESM with a default export only, though its .d.ts declares named exports.
@@ -7,6 +7,18 @@ const scrypt = (scryptModule as unknown as { default: typeof scryptModule }).def
 /** scrypt-kdf hash of a password at cost 2^logN (r=8, p=1). */
 export async function hashPassword(password: string, logN: number): Promise<Buffer> {
   return Buffer.from(await scrypt.kdf(Buffer.from(password, 'utf8'), { logN, r: 8, p: 1 }));
+}
+
+/** The cost (log2 N) a scrypt-kdf hash was made with: byte 7 of its header. */
+export const scryptCostOf = (hash: Buffer): number => hash[7]!;
+
+/**
+ * Compares two secrets (e.g. a registration token) in time that depends on neither: both
+ * are hashed to 32 bytes first, so not even the length leaks.
+ */
+export function secretsEqual(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }
 
 export async function verifyPassword(hash: Buffer, password: string): Promise<boolean> {

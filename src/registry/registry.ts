@@ -2,7 +2,7 @@ import { Status } from 'nice-grpc';
 import type { HubConfig } from '../config.js';
 import { HubError, Reason } from '../errors.js';
 import type { AccountRole, HubStore } from '../store/types.js';
-import { FailedLoginThrottle, VerifiedCredentialCache, hashPassword, verifyPassword } from './credentials.js';
+import { FailedLoginThrottle, VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
 import { newAccountId, newPassword } from './ids.js';
 
 export interface Account {
@@ -16,8 +16,13 @@ export interface Registry {
   authenticate(id: string, password: string): Promise<Account>;
   rotatePassword(account: Account): Promise<string>;
   isReceiver(id: string): boolean;
-  /** scrypt verifications run so far (a push with remembered credentials runs none). */
-  readonly stats: { scryptVerifications: number };
+  /**
+   * scrypt verifications run so far (a push with remembered credentials runs none); of those,
+   * decoyVerifications ran against the decoy hash for an unknown id, and lastScryptCost is
+   * the cost (log2 N) of the hash the latest one ran against: tests check that an unknown id
+   * costs a full scrypt at the configured cost, like a known one.
+   */
+  readonly stats: { scryptVerifications: number; decoyVerifications: number; lastScryptCost: number };
 }
 
 const UNAUTHENTICATED = () => new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: unknown id or wrong password');
@@ -32,7 +37,7 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
   // Unknown ids are checked against this hash so they cost the same scrypt as known ones.
   const decoyHash = hashPassword(newPassword(), config.scryptLogN);
 
-  const stats = { scryptVerifications: 0 };
+  const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
   async function verifyWithScrypt(id: string, password: string, digest: Buffer): Promise<Account> {
     const now = Date.now();
@@ -40,8 +45,11 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
       throw new HubError(Status.RESOURCE_EXHAUSTED, Reason.LoginThrottled, `authorization: too many failed logins for this id; retry in ${Math.ceil(config.failedLoginWindowMs / 1000)} s`);
     }
     const account = store.getAccount(id);
+    const hash = account?.passwordHash ?? (await decoyHash);
+    const ok = await verifyPassword(hash, password);
     stats.scryptVerifications++;
-    const ok = await verifyPassword(account?.passwordHash ?? (await decoyHash), password);
+    if (!account) stats.decoyVerifications++;
+    stats.lastScryptCost = scryptCostOf(hash);
     // Re-read: a rotation during the scrypt run must not let the old password in.
     const current = store.getAccount(id);
     if (!account || !ok || !current || !current.passwordHash.equals(account.passwordHash)) {
@@ -58,7 +66,7 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
     stats,
     async register(role, displayName, regionCode, token) {
       const required = role === 'merchant' ? config.merchantRegistrationToken : config.receiverRegistrationToken;
-      if (required !== undefined && token !== required) {
+      if (required !== undefined && !secretsEqual(token, required)) {
         throw new HubError(Status.PERMISSION_DENIED, Reason.RegistrationClosed, `registration_token: ${role} registration requires a valid token`);
       }
       const password = newPassword();

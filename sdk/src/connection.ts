@@ -31,21 +31,24 @@ export interface Credentials {
 export type HubClient = Client<typeof PushHubServiceDefinition, { deadline?: Date | number }>;
 
 /**
- * Channel options: reconnect quickly after a hub restart (grpc-js starts at 1 s and grows to
- * 120 s, which would leave a client idle long after the hub is back), and never hold a
- * call waiting for a connection: the SDK's own retry decides when to try again.
+ * Reconnect quickly after a hub restart: grpc-js starts at 1 s and grows to 120 s, which
+ * would leave a client idle long after the hub is back. The SDK's own retry and backoff
+ * decide when a call is tried again.
  */
 const CHANNEL_OPTIONS = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 2000,
-  'grpc.keepalive_time_ms': 30_000,
-  'grpc.keepalive_timeout_ms': 10_000,
 };
 
-/** Opens a channel (one HTTP/2 connection, re-established on demand) to the hub. */
-export function createHubChannel(address: string, tls?: TlsOptions): Channel {
+/**
+ * Opens a channel (one HTTP/2 connection, re-established on demand) to the hub. `private`
+ * gives the channel its own connection: grpc-js otherwise shares connections between
+ * channels to the same address, and a client that found its connection silently dead must
+ * be able to replace it by closing its channel.
+ */
+export function createHubChannel(address: string, tls?: TlsOptions, options: { private?: boolean } = {}): Channel {
   const credentials = tls ? ChannelCredentials.createSsl(tls.ca ?? null) : ChannelCredentials.createInsecure();
-  return createChannel(address, credentials, CHANNEL_OPTIONS);
+  return createChannel(address, credentials, options.private ? { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 } : CHANNEL_OPTIONS);
 }
 
 /**

@@ -85,11 +85,12 @@ function isResumable(error: unknown): boolean {
  * drops and silent connections, resuming from the last sequence it handed out.
  */
 export class ReceiverClient {
-  private readonly channel: Channel;
-  private readonly client: HubClient;
+  private channel: Channel;
+  private client: HubClient;
   private readonly credentials: Credentials;
   private readonly options: ReceiverClientOptions;
   private readonly reconnect: Required<RetryOptions>;
+  private closed = false;
 
   /**
    * Registers a new receiver and returns its id and password. The password is shown only
@@ -104,7 +105,14 @@ export class ReceiverClient {
     this.options = options;
     this.credentials = { id: options.id, password: options.password };
     this.reconnect = { ...DEFAULT_RECONNECT, ...options.reconnect };
-    this.channel = createHubChannel(options.address, options.tls);
+    this.channel = createHubChannel(options.address, options.tls, { private: true });
+    this.client = createHubClient(this.channel, () => this.credentials);
+  }
+
+  /** Replaces a connection found silently dead: a new call on it would hang the same way. */
+  private renewChannel(): void {
+    this.channel.close();
+    this.channel = createHubChannel(this.options.address, this.options.tls, { private: true });
     this.client = createHubClient(this.channel, () => this.credentials);
   }
 
@@ -128,7 +136,7 @@ export class ReceiverClient {
     const factor = this.options.heartbeatTimeoutFactor ?? 2;
     let failures = 0;
 
-    while (!outer.aborted) {
+    while (!outer.aborted && !this.closed) {
       const attempt = new AbortController();
       const onOuterAbort = () => attempt.abort();
       outer.addEventListener('abort', onOuterAbort, { once: true });
@@ -182,10 +190,11 @@ export class ReceiverClient {
         outer.removeEventListener('abort', onOuterAbort);
         attempt.abort();
       }
-      if (outer.aborted) return;
+      if (outer.aborted || this.closed) return;
       if (isAbortError(failure) || !isResumable(failure)) throw failure;
       failures++;
       if (failures >= this.reconnect.maxAttempts) throw failure;
+      if (failure instanceof DeadConnectionError) this.renewChannel();
       const delayMs = backoffMs(failures, this.reconnect);
       this.options.onReconnect?.({ error: failure, attempt: failures, delayMs, afterSequence: cursor });
       try {
@@ -197,8 +206,9 @@ export class ReceiverClient {
     }
   }
 
-  /** Closes the connection; a running subscription ends with an error. */
+  /** Closes the connection; a running subscription ends (without an error). */
   close(): void {
+    this.closed = true;
     this.channel.close();
   }
 }

@@ -17,6 +17,16 @@ export type StoreChange =
   /** An item was removed: withdrawn by its merchant, or past its valid_until. */
   | { type: 'removed'; item: Item; cause: 'withdrawn' | 'expired' };
 
+/** Options of ReceiverStore.sync. */
+export interface SyncOptions {
+  /** Ends the sync: `sync` resolves. */
+  signal?: AbortSignal;
+  /** How often expired items are dropped, in ms (default 60 000). */
+  purgeIntervalMs?: number;
+  /** Called after each (re)connection once the backlog is applied, with the store's cursor. */
+  onCaughtUp?: (sequence: bigint) => void;
+}
+
 /** Events of a ReceiverStore. */
 export interface ReceiverStoreEvents {
   /** Emitted once per change, after the transaction that made it has committed. */
@@ -172,7 +182,7 @@ export class ReceiverStore extends EventEmitter<ReceiverStoreEvents> {
    * When the hub reports the cursor as beyond its newest sequence (its database was
    * replaced), the store starts over from the hub's current state, emitting removals.
    */
-  async sync(client: ReceiverClient, options: { signal?: AbortSignal; purgeIntervalMs?: number } = {}): Promise<void> {
+  async sync(client: ReceiverClient, options: SyncOptions = {}): Promise<void> {
     this.bindReceiver(client.id);
     const purge = setInterval(() => this.purgeExpired(), options.purgeIntervalMs ?? 60_000);
     purge.unref();
@@ -182,6 +192,7 @@ export class ReceiverStore extends EventEmitter<ReceiverStoreEvents> {
           this.purgeExpired();
           for await (const event of client.subscribe({ afterSequence: this.cursor, signal: options.signal })) {
             this.apply(event);
+            if (event.type === 'caughtUp') options.onCaughtUp?.(event.sequence);
           }
           return;
         } catch (error) {

@@ -15,7 +15,7 @@
 export { ReceiverClient } from './receiver-client.js';
 export type { ReceiverClientOptions, ReceiverEvent, SubscribeOptions } from './receiver-client.js';
 export { ReceiverStore, createReceiverStore } from './receiver-store.js';
-export type { OfferKind, ReceiverStoreEvents, StoreChange } from './receiver-store.js';
+export type { OfferKind, ReceiverStoreEvents, StoreChange, SyncOptions } from './receiver-store.js';
 export { PushHubError, Status } from './errors.js';
 export type { Credentials, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';

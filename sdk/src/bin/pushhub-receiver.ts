@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+/**
+ * pushhub-receiver: keeps a receiver's local store current and prints each change as a JSON
+ * line on stdout (logs go to stderr). Stops cleanly on SIGTERM or SIGINT.
+ *
+ *   pushhub-receiver --address hub:50051 --register            # first run: registers, saves credentials
+ *   pushhub-receiver --address hub:50051                        # later runs: reads them
+ *   PUSHHUB_RECEIVER_PASSWORD=... pushhub-receiver --address hub:50051 --id R00-...
+ *
+ * The password is never a flag: flags are visible to every user in `ps`.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Item } from '../gen/pushhub/v1/pushhub.js';
+import { ReceiverClient, type StoreChange, createReceiverStore } from '../receiver.js';
+import type { Credentials } from '../connection.js';
+
+const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
+
+  --address HOST:PORT        the hub (or PUSHHUB_ADDRESS)
+  --credentials FILE         JSON {"id","password"} of the receiver (default ./pushhub-receiver.json)
+  --register                 when FILE does not exist: register a new receiver and save its
+                             credentials there, readable only by you (mode 0600)
+  --id ID                    use this receiver id with PUSHHUB_RECEIVER_PASSWORD instead of a file
+  --store FILE               the local SQLite store (default ./pushhub-receiver.db)
+  --ca FILE                  PEM root certificate: connect with TLS
+  --display-name NAME        with --register
+  --region-code NN           with --register
+  --registration-token TOKEN with --register, when the hub requires one
+  --help
+`;
+
+function log(message: string): void {
+  process.stderr.write(`pushhub-receiver: ${message}\n`);
+}
+
+/** One JSON line per change: what happened, and the item in the proto3 JSON mapping. */
+function changeLine(change: StoreChange): string {
+  const line =
+    change.type === 'added'
+      ? { change: 'added', itemId: change.item.itemId, replacedItemId: change.replaced?.itemId, item: Item.toJSON(change.item) }
+      : { change: 'removed', itemId: change.item.itemId, cause: change.cause, item: Item.toJSON(change.item) };
+  return `${JSON.stringify(line)}\n`;
+}
+
+async function loadCredentials(
+  values: Record<string, string | boolean | undefined>,
+  address: string,
+  tls: { ca?: Buffer } | undefined,
+): Promise<Credentials> {
+  if (typeof values.id === 'string') {
+    const password = process.env.PUSHHUB_RECEIVER_PASSWORD;
+    if (!password) throw new Error('--id needs the password in PUSHHUB_RECEIVER_PASSWORD');
+    return { id: values.id, password };
+  }
+  const file = (values.credentials as string | undefined) ?? './pushhub-receiver.json';
+  if (existsSync(file)) {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<Credentials>;
+    if (typeof parsed.id !== 'string' || typeof parsed.password !== 'string') throw new Error(`${file}: expected {"id","password"}`);
+    return { id: parsed.id, password: parsed.password };
+  }
+  if (!values.register) throw new Error(`${file} does not exist; pass --register to register a new receiver`);
+  const credentials = await ReceiverClient.register(address, {
+    displayName: values['display-name'] as string | undefined,
+    regionCode: values['region-code'] as string | undefined,
+    registrationToken: values['registration-token'] as string | undefined,
+    tls,
+  });
+  // 'wx': never overwrite credentials another process just saved; 0600: the password is a secret.
+  writeFileSync(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  log(`registered receiver ${credentials.id}; credentials saved to ${file}`);
+  return credentials;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      address: { type: 'string' },
+      credentials: { type: 'string' },
+      register: { type: 'boolean' },
+      id: { type: 'string' },
+      store: { type: 'string' },
+      ca: { type: 'string' },
+      'display-name': { type: 'string' },
+      'region-code': { type: 'string' },
+      'registration-token': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const address = values.address ?? process.env.PUSHHUB_ADDRESS;
+  if (!address) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const tls = values.ca ? { ca: readFileSync(values.ca) } : undefined;
+  const credentials = await loadCredentials(values, address, tls);
+
+  const abort = new AbortController();
+  const stop = (signal: string) => {
+    log(`${signal}: stopping`);
+    abort.abort();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+
+  const store = createReceiverStore(values.store ?? './pushhub-receiver.db');
+  const receiver = new ReceiverClient({
+    address,
+    ...credentials,
+    tls,
+    onReconnect: ({ error, delayMs, afterSequence }) =>
+      log(`connection lost (${error instanceof Error ? error.message : String(error)}); resuming after ${afterSequence} in ${Math.round(delayMs)} ms`),
+  });
+  store.on('change', (change) => process.stdout.write(changeLine(change)));
+  log(`receiver ${credentials.id}: syncing ${store.items().length} stored items after sequence ${store.cursor}`);
+  try {
+    await store.sync(receiver, { signal: abort.signal, onCaughtUp: (sequence) => log(`caught up at sequence ${sequence}`) });
+  } finally {
+    receiver.close();
+    store.close();
+  }
+  log('stopped');
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    log(error instanceof Error ? error.message : String(error));
+    process.exitCode = 1;
+  },
+);

@@ -53,6 +53,15 @@ if (scale > 1) {
   P.auth.receivers = down(P.auth.receivers);
   P.subProcsLarge = 1;
 }
+// Overrides like --w1.messages=20000 (numbers only), applied after the scale.
+for (const [key, value] of Object.entries(args)) {
+  if (!key.includes('.')) continue;
+  const [section, field] = key.split('.') as [keyof BenchParams, string];
+  const holder = P[section] as Record<string, number> | undefined;
+  if (!holder || !(field in holder)) throw new Error(`unknown parameter --${key}`);
+  holder[field] = Number(value);
+}
+const w1Modes = (args['w1-modes'] ?? 'stream,unary').split(',') as ('stream' | 'unary')[];
 const phases = (args.phases ?? 'w1,w2,w3,w4,auth').split(',');
 const targetNames = (args.targets ?? 'baseline,pushhub').split(',');
 const progress = (line: string) => process.stderr.write(`${line}\n`);
@@ -139,9 +148,9 @@ for (const ph of phases) {
         withServer(target, P.w1.subscribers, P.subProcs, base, async (s) => {
           const connect = await connectSubscribers(s, P.w1.subscribers);
           progress(`  ${P.w1.subscribers} subscribers connected in ${connect.seconds} s`);
-          const stream = await w1(s, 'stream', connect);
-          const unary = await w1(s, 'unary', connect);
-          return { stream, unary };
+          const out: Record<string, unknown> = {};
+          for (const mode of w1Modes) out[mode] = await w1(s, mode, connect);
+          return out;
         }),
       );
     } else if (ph === 'w2') {

@@ -59,6 +59,8 @@ export const pushhubTarget: BenchTarget = {
     const accounts = await seedAccounts(dbPath, options);
     const port = await freePort();
     const args = [
+      // e.g. BENCH_HUB_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the hub.
+      ...(process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       '--import',
       'tsx',
       'src/main.ts',

@@ -1,0 +1,107 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root, where `src/main.ts` lives. */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** A port that was free a moment ago (the hub binds it again after every restart). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The hub as a real child process (`node --import tsx src/main.ts`), as `npm start` runs it,
+ * so SIGKILL is a real crash: no finally blocks, no shutdown hooks, the OS closes the files.
+ */
+export class HubProcess {
+  private child: ChildProcess | undefined;
+  private exited: Promise<number | null> | undefined;
+  /** Log lines at level error (unexpected errors the hub reported), across all runs. */
+  readonly errorLines: string[] = [];
+
+  constructor(
+    readonly dbPath: string,
+    readonly port: number,
+    private readonly extraArgs: string[] = [],
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Spawns the hub; without waitReady it returns at once (to kill it mid-start). */
+  spawn(): void {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/main.ts', '--db', this.dbPath, '--address', this.address, '--scrypt-log-n', '4', ...this.extraArgs],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    this.child = child;
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    let pending = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      let newline: number;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        if (line.includes('"level":"error"')) this.errorLines.push(line);
+        child.emit('log-line', line);
+      }
+    });
+  }
+
+  /** Resolves once the hub logs that it listens; rejects if it exits first. */
+  waitReady(timeoutMs = 30_000): Promise<void> {
+    const child = this.child!;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('hub did not start in time')), timeoutMs);
+      const onLine = (line: string) => {
+        if (line.includes('pushhub listening')) {
+          clearTimeout(timer);
+          child.off('log-line', onLine);
+          resolve();
+        }
+      };
+      child.on('log-line', onLine);
+      void this.exited!.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`hub exited (${code}) before listening: ${this.errorLines.at(-1) ?? ''}`));
+      });
+    });
+  }
+
+  async start(): Promise<void> {
+    this.spawn();
+    await this.waitReady();
+  }
+
+  /** SIGKILL: a crash at whatever the hub was doing. */
+  async kill(): Promise<void> {
+    if (!this.child) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+    this.child = undefined;
+  }
+
+  /** SIGTERM: the graceful stop; resolves to the exit code. */
+  async stop(): Promise<number | null> {
+    if (!this.child) return null;
+    this.child.kill('SIGTERM');
+    const code = await this.exited!;
+    this.child = undefined;
+    return code;
+  }
+}

@@ -1,0 +1,252 @@
+import type { Item, ServiceInfo } from '../gen/pushhub/v1/pushhub.js';
+import type { PushOptions, PushResult, ServiceInfoInput, WithdrawTarget } from '../push-types.js';
+import { type ComputeOptions, OFFER_KEY_PREFIX, computeOffers } from './compute.js';
+import { offerFingerprint, pushRequestId, withdrawRequestId } from './fingerprint.js';
+import type { ConsumptionRecord } from './records.js';
+import type { OfferRules, ValidRules } from './rules.js';
+import { ensureValidRules } from './rules.js';
+
+/** Where offer changes go: a MerchantClient or one of its push streams. */
+export interface OfferSink {
+  /** Pushes one offer to one receiver. */
+  pushSpecific(receiverId: string, info: ServiceInfoInput, options?: PushOptions): Promise<PushResult>;
+  /** Withdraws one item. */
+  withdraw(target: WithdrawTarget, options?: PushOptions): Promise<PushResult>;
+}
+
+/** Where the offers the hub holds come from: a MerchantClient. */
+export interface OfferSource {
+  /** The merchant's live items, optionally for one receiver only. */
+  listItems(filter?: { receiverId?: string; audience?: 'specific' | 'public' }): AsyncIterable<Item>;
+}
+
+/** A MerchantClient as the bulk sync uses it: listing, plus a push stream for the volume. */
+export interface BulkOfferTarget extends OfferSource {
+  /** Opens the high-volume push path. */
+  openPushStream(options?: { window?: number }): OfferSink & { close(): Promise<void> };
+}
+
+/** One change to bring the hub in line with the rules. */
+export type OfferChange =
+  /** Push this offer (new, or replacing `replacesItemId` with different content). */
+  | { type: 'push'; receiverId: string; info: ServiceInfo; requestId: string; replacesItemId?: string }
+  /** Withdraw this item: the receiver no longer earns its offer. */
+  | { type: 'withdraw'; receiverId: string; key: string; itemId: string; requestId: string };
+
+/** What a sync needs to do for one receiver. */
+export interface OfferPlan {
+  /** The receiver. */
+  receiverId: string;
+  /** Pushes and withdrawals, pushes first, each in key order. */
+  changes: OfferChange[];
+  /** Offers the hub already holds with exactly this content: nothing to send. */
+  unchanged: number;
+}
+
+/** What a sync did. */
+export interface SyncSummary {
+  /** Receivers synced. */
+  receivers: number;
+  /** Offers pushed (new or changed). */
+  pushed: number;
+  /** Offers the hub already held with the same content. */
+  unchanged: number;
+  /** Offers withdrawn because they are no longer earned. */
+  withdrawn: number;
+  /** Changes the hub rejected (see `errors`). */
+  failed: number;
+  /** The first rejected changes (at most 100), for the report. */
+  errors: { receiverId: string; key: string; message: string }[];
+}
+
+const MAX_REPORTED_ERRORS = 100;
+
+/** An empty summary, to add to. */
+export const emptySummary = (): SyncSummary => ({ receivers: 0, pushed: 0, unchanged: 0, withdrawn: 0, failed: 0, errors: [] });
+
+/**
+ * Compares the offers a receiver should have (`desired`, from computeOffers) with the items
+ * the hub holds for it (`held`) and returns the changes: a push for every offer that is new or
+ * whose content differs, a withdrawal for every held offer no longer earned. Held items
+ * whose key does not start with `keyPrefix` (the merchant's other pushes) are left alone.
+ * Pure: request ids derive from the receiver, the content and the item replaced.
+ */
+export function planOfferChanges(receiverId: string, desired: readonly ServiceInfo[], held: readonly Item[], keyPrefix = OFFER_KEY_PREFIX): OfferPlan {
+  const heldByKey = new Map<string, Item>();
+  for (const item of held) {
+    const key = item.info?.key ?? '';
+    if (key.startsWith(keyPrefix) && item.receiverId === receiverId) heldByKey.set(key, item);
+  }
+  const pushes: OfferChange[] = [];
+  let unchanged = 0;
+  const wanted = new Set<string>();
+  for (const info of desired) {
+    wanted.add(info.key);
+    const current = heldByKey.get(info.key);
+    if (current?.info && offerFingerprint(current.info) === offerFingerprint(info)) {
+      unchanged++;
+      continue;
+    }
+    const change: OfferChange = { type: 'push', receiverId, info, requestId: pushRequestId(receiverId, info, current?.itemId ?? '') };
+    if (current) change.replacesItemId = current.itemId;
+    pushes.push(change);
+  }
+  const withdrawals: OfferChange[] = [...heldByKey.entries()]
+    .filter(([key]) => !wanted.has(key))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, item]) => ({ type: 'withdraw', receiverId, key, itemId: item.itemId, requestId: withdrawRequestId(item.itemId) }));
+  return { receiverId, changes: [...pushes, ...withdrawals], unchanged };
+}
+
+/**
+ * Sends a plan's changes through `sink`, all at once (a push stream pipelines them), and
+ * adds the outcome to `summary`. A withdrawal of an item that is already gone (expired, or
+ * withdrawn by someone else) counts as done: the goal is its absence.
+ */
+export async function applyOfferPlan(sink: OfferSink, plan: OfferPlan, summary: SyncSummary = emptySummary()): Promise<SyncSummary> {
+  summary.receivers++;
+  summary.unchanged += plan.unchanged;
+  await Promise.all(
+    plan.changes.map(async (change) => {
+      try {
+        if (change.type === 'push') {
+          await sink.pushSpecific(change.receiverId, change.info, { requestId: change.requestId });
+          summary.pushed++;
+        } else {
+          await sink.withdraw({ itemId: change.itemId }, { requestId: change.requestId });
+          summary.withdrawn++;
+        }
+      } catch (error) {
+        if (change.type === 'withdraw' && (error as { reason?: string }).reason === 'ITEM_NOT_FOUND') return;
+        summary.failed++;
+        if (summary.errors.length < MAX_REPORTED_ERRORS) {
+          const key = change.type === 'push' ? change.info.key : change.key;
+          summary.errors.push({ receiverId: change.receiverId, key, message: (error as Error).message ?? String(error) });
+        }
+      }
+    }),
+  );
+  return summary;
+}
+
+/**
+ * Syncs one receiver: computes its offers from `records`, reads what the hub holds for it
+ * (ListItems), pushes what is new or changed and withdraws what is no longer earned. Running it
+ * again with the same records sends nothing; running it twice concurrently delivers nothing
+ * twice (request ids derive from content).
+ */
+export async function syncReceiverOffers(
+  merchant: OfferSink & OfferSource,
+  receiverId: string,
+  records: Iterable<ConsumptionRecord>,
+  rules: OfferRules | ValidRules,
+  options: ComputeOptions & { now?: Date } = {},
+): Promise<SyncSummary> {
+  const desired = computeOffers(records, rules, options.now ?? new Date(), options);
+  const held: Item[] = [];
+  for await (const item of merchant.listItems({ receiverId, audience: 'specific' })) held.push(item);
+  return applyOfferPlan(merchant, planOfferChanges(receiverId, desired, held));
+}
+
+/** Progress of a bulk sync, reported after each receiver. */
+export interface SyncProgress {
+  /** Receivers done so far. */
+  done: number;
+  /** Receivers in the run. */
+  total: number;
+  /** The summary so far. */
+  summary: SyncSummary;
+}
+
+/** Options of {@link syncOffers}. */
+export interface SyncOffersOptions extends ComputeOptions {
+  /** The time the offers are computed for (default: now). */
+  now?: Date;
+  /** Pushes in flight on the push stream (default 512). */
+  window?: number;
+  /** Only plan: count what would be pushed and withdrawn, send nothing. */
+  dryRun?: boolean;
+  /** Called after each receiver (and once at the end). */
+  onProgress?: (progress: SyncProgress) => void;
+  /**
+   * Up to this many receivers, their items are listed one receiver at a time; above it, the
+   * merchant's specific items are listed once, in pages (default 100).
+   */
+  perReceiverListingUpTo?: number;
+}
+
+const DEFAULT_WINDOW = 512;
+const DEFAULT_PER_RECEIVER_LISTING = 100;
+
+/**
+ * Syncs the offers of every receiver that has records in `recordsByReceiver` (only those:
+ * a partial export never withdraws anyone else's offers). Reads what the hub holds with
+ * ListItems (one paged scan for many receivers), then sends every change through one push
+ * stream, keeping up to `window` in flight.
+ *
+ * Comparing with the hub, not with a state file of our own: the hub is what receivers see,
+ * and it also reflects expiry, manual withdrawals and runs from other machines, so there is no
+ * second copy to drift or to keep crash-safe.
+ */
+export async function syncOffers(
+  target: BulkOfferTarget,
+  recordsByReceiver: ReadonlyMap<string, readonly ConsumptionRecord[]>,
+  rules: OfferRules | ValidRules,
+  options: SyncOffersOptions = {},
+): Promise<SyncSummary> {
+  const valid = ensureValidRules(rules);
+  const now = options.now ?? new Date();
+  const summary = emptySummary();
+  const total = recordsByReceiver.size;
+  const held = await listHeld(target, [...recordsByReceiver.keys()], options.perReceiverListingUpTo ?? DEFAULT_PER_RECEIVER_LISTING);
+
+  const window = Math.max(1, options.window ?? DEFAULT_WINDOW);
+  const stream = options.dryRun ? undefined : target.openPushStream({ window });
+  const inFlight = new Set<Promise<unknown>>();
+  let changesInFlight = 0;
+  let done = 0;
+  try {
+    for (const [receiverId, records] of recordsByReceiver) {
+      const plan = planOfferChanges(receiverId, computeOffers(records, valid, now, options), held.get(receiverId) ?? []);
+      if (!stream) {
+        summary.receivers++;
+        summary.unchanged += plan.unchanged;
+        for (const change of plan.changes) change.type === 'push' ? summary.pushed++ : summary.withdrawn++;
+      } else {
+        // Our own bound on changes in flight, so memory stays flat however many receivers there are.
+        while (inFlight.size > 0 && changesInFlight + plan.changes.length > window) await Promise.race(inFlight);
+        changesInFlight += plan.changes.length;
+        const applied = applyOfferPlan(stream, plan, summary).then(() => {
+          inFlight.delete(applied);
+          changesInFlight -= plan.changes.length;
+          options.onProgress?.({ done: ++done, total, summary });
+        });
+        inFlight.add(applied);
+        continue;
+      }
+      options.onProgress?.({ done: ++done, total, summary });
+    }
+    await Promise.all(inFlight);
+  } finally {
+    await stream?.close();
+  }
+  options.onProgress?.({ done, total, summary });
+  return summary;
+}
+
+async function listHeld(source: OfferSource, receiverIds: string[], perReceiverUpTo: number): Promise<Map<string, Item[]>> {
+  const held = new Map<string, Item[]>();
+  const add = (item: Item) => {
+    if (!(item.info?.key ?? '').startsWith(OFFER_KEY_PREFIX)) return;
+    const list = held.get(item.receiverId);
+    if (list) list.push(item);
+    else held.set(item.receiverId, [item]);
+  };
+  if (receiverIds.length <= perReceiverUpTo) {
+    for (const receiverId of receiverIds) for await (const item of source.listItems({ receiverId, audience: 'specific' })) add(item);
+  } else {
+    const wanted = new Set(receiverIds);
+    for await (const item of source.listItems({ audience: 'specific' })) if (wanted.has(item.receiverId)) add(item);
+  }
+  return held;
+}

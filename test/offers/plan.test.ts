@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { Audience, type Item, type ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
+import { planOfferChanges, pushRequestId, withdrawRequestId } from '../../sdk/src/offers/index.js';
+import { NOW, RECEIVER } from './support.js';
+
+const info = (key: string, percentOff: number): ServiceInfo => ({
+  key,
+  title: `${percentOff}% off`,
+  body: '',
+  validUntil: new Date(NOW.getTime() + 86_400_000),
+  offer: { $case: 'discount', value: { percentOff } },
+  data: { a: '1', b: '2' },
+});
+const held = (itemId: string, content: ServiceInfo): Item => ({
+  itemId,
+  sequence: 1n,
+  merchantId: 'M00-0000000000000001',
+  audience: Audience.AUDIENCE_SPECIFIC,
+  // The hub may return map entries in another order: content equality must not care.
+  info: { ...content, data: Object.fromEntries(Object.entries(content.data).reverse()) },
+  pushedAt: NOW,
+  receiverId: RECEIVER,
+});
+
+describe('offers: planning a sync against what the hub holds', () => {
+  it('sends nothing for equal content, pushes new and changed offers, withdraws offers no longer earned', () => {
+    const plan = planOfferChanges(
+      RECEIVER,
+      [info('offer:same', 5), info('offer:changed', 10), info('offer:new', 15)],
+      [held('I1', info('offer:same', 5)), held('I2', info('offer:changed', 5)), held('I3', info('offer:gone', 5)), held('I4', info('manual-message', 1))],
+    );
+    assert.equal(plan.unchanged, 1);
+    assert.deepEqual(
+      plan.changes.map((c) => (c.type === 'push' ? ['push', c.info.key, c.replacesItemId] : ['withdraw', c.key, c.itemId])),
+      [
+        ['push', 'offer:changed', 'I2'],
+        ['push', 'offer:new', undefined],
+        ['withdraw', 'offer:gone', 'I3'],
+      ],
+    );
+  });
+
+  it('derives request ids from the receiver, the content and the item replaced', () => {
+    const a = info('offer:x', 5);
+    assert.equal(pushRequestId(RECEIVER, a, ''), pushRequestId(RECEIVER, info('offer:x', 5), ''));
+    assert.notEqual(pushRequestId(RECEIVER, a, ''), pushRequestId(RECEIVER, info('offer:x', 6), ''));
+    // A -> B -> A inside the hub's idempotency window must push A again, not replay the first push.
+    assert.notEqual(pushRequestId(RECEIVER, a, ''), pushRequestId(RECEIVER, a, 'I2'));
+    assert.notEqual(pushRequestId(RECEIVER, a, ''), pushRequestId('R00-0000000000000002', a, ''));
+    assert.ok(pushRequestId(RECEIVER, a, 'I2').length <= 128 && withdrawRequestId('I2').length <= 128);
+  });
+});

@@ -78,6 +78,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
       'receiver-registration-token': { type: 'string' },
       'merchant-push-rate': { type: 'string' },
       'max-streams-per-receiver': { type: 'string' },
+      'max-failed-logins': { type: 'string' },
+      'failed-login-window-ms': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'insecure-bench-skip-password-check': { type: 'boolean' },
@@ -91,6 +93,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
     if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${value}"`);
     return n;
   };
+  const tlsCertPath = pick(values['tls-cert'], 'PUSHHUB_TLS_CERT');
+  const tlsKeyPath = pick(values['tls-key'], 'PUSHHUB_TLS_KEY');
+  // One without the other would silently serve plaintext: refuse to start instead.
+  if ((tlsCertPath === undefined) !== (tlsKeyPath === undefined)) {
+    throw new Error('--tls-cert and --tls-key must be given together (or neither, for plaintext)');
+  }
   return {
     ...DEFAULT_CONFIG,
     address: pick(values.address, 'PUSHHUB_ADDRESS') ?? DEFAULT_CONFIG.address,
@@ -101,8 +109,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
     receiverRegistrationToken: pick(values['receiver-registration-token'], 'PUSHHUB_RECEIVER_REGISTRATION_TOKEN'),
     merchantPushRatePerSec: num(pick(values['merchant-push-rate'], 'PUSHHUB_MERCHANT_PUSH_RATE'), DEFAULT_CONFIG.merchantPushRatePerSec, 'merchant-push-rate'),
     maxStreamsPerReceiver: num(pick(values['max-streams-per-receiver'], 'PUSHHUB_MAX_STREAMS_PER_RECEIVER'), DEFAULT_CONFIG.maxStreamsPerReceiver, 'max-streams-per-receiver'),
-    tlsCertPath: pick(values['tls-cert'], 'PUSHHUB_TLS_CERT'),
-    tlsKeyPath: pick(values['tls-key'], 'PUSHHUB_TLS_KEY'),
+    maxFailedLogins: num(pick(values['max-failed-logins'], 'PUSHHUB_MAX_FAILED_LOGINS'), DEFAULT_CONFIG.maxFailedLogins, 'max-failed-logins'),
+    failedLoginWindowMs: num(pick(values['failed-login-window-ms'], 'PUSHHUB_FAILED_LOGIN_WINDOW_MS'), DEFAULT_CONFIG.failedLoginWindowMs, 'failed-login-window-ms'),
+    tlsCertPath,
+    tlsKeyPath,
     // A flag only (no environment variable), so it cannot be switched on by accident.
     insecureBenchSkipPasswordCheck: values['insecure-bench-skip-password-check'] === true,
   };

@@ -1,4 +1,4 @@
-import { type CallContext, type ServerMiddleware, Status } from 'nice-grpc';
+import { type CallContext, type ServerMiddleware, type ServerMiddlewareCall, Status } from 'nice-grpc';
 import { HubError, Reason } from '../errors.js';
 import type { AuthContext } from '../api/call-context.js';
 import type { Registry } from '../registry/registry.js';
@@ -52,6 +52,42 @@ export function authMiddleware(registry: Registry, options: { insecureBenchSkipP
         `authorization: ${method} needs a ${required} account; ${id} is a ${account.role}`,
       );
     }
-    return yield* call.next(call.request, { ...context, account });
+    if (!call.requestStream && !call.responseStream) return yield* call.next(call.request, { ...context, account });
+    return yield* revocableStream(registry, account.id, call, { ...context, account });
   };
+}
+
+const passwordRotated = () =>
+  new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: the password this stream was opened with was rotated; reconnect with the new one');
+
+/**
+ * Runs a streaming call (Subscribe, PushStream) with a signal that also aborts when the
+ * account's password is rotated: a stream opened with a leaked password does not outlive
+ * the rotation. The stream then ends with UNAUTHENTICATED.
+ */
+async function* revocableStream<Req, Res>(
+  registry: Registry,
+  accountId: string,
+  call: ServerMiddlewareCall<Req, Res, AuthContext>,
+  context: CallContext & AuthContext,
+) {
+  const linked = new AbortController();
+  let revoked = false;
+  const onCallAbort = () => linked.abort(context.signal.reason);
+  context.signal.addEventListener('abort', onCallAbort, { once: true });
+  const unwatch = registry.watchRevocation(accountId, () => {
+    revoked = true;
+    linked.abort();
+  });
+  try {
+    const result = yield* call.next(call.request, { ...context, signal: linked.signal });
+    if (revoked) throw passwordRotated();
+    return result;
+  } catch (error) {
+    if (revoked) throw passwordRotated();
+    throw error;
+  } finally {
+    unwatch();
+    context.signal.removeEventListener('abort', onCallAbort);
+  }
 }

@@ -14,7 +14,13 @@ export interface Registry {
   register(role: AccountRole, displayName: string, regionCode: string, token: string): Promise<{ id: string; password: string }>;
   /** Resolves to the account, or throws UNAUTHENTICATED (same for unknown id and wrong password). */
   authenticate(id: string, password: string): Promise<Account>;
+  /** Replaces the password; the old one stops working at once, and revocation watchers are told. */
   rotatePassword(account: Account): Promise<string>;
+  /**
+   * Calls `onRevoked` when the account's password is rotated, so calls authenticated with the
+   * old password (open streams) can be ended. Returns the function that stops watching.
+   */
+  watchRevocation(id: string, onRevoked: () => void): () => void;
   isReceiver(id: string): boolean;
   /**
    * scrypt verifications run so far (a push with remembered credentials runs none); of those,
@@ -36,6 +42,9 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
   const inFlight = new Map<string, Promise<Account>>();
   // Unknown ids are checked against this hash so they cost the same scrypt as known ones.
   const decoyHash = hashPassword(newPassword(), config.scryptLogN);
+
+  // Open streams per account, told when the password they were opened with is rotated.
+  const revocationWatchers = new Map<string, Set<() => void>>();
 
   const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
@@ -99,7 +108,18 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
       const passwordHash = await hashPassword(password, config.scryptLogN);
       store.updatePasswordHash(account.id, passwordHash);
       cache.forget(account.id);
+      for (const onRevoked of revocationWatchers.get(account.id) ?? []) onRevoked();
       return password;
+    },
+
+    watchRevocation(id, onRevoked) {
+      let watchers = revocationWatchers.get(id);
+      if (!watchers) revocationWatchers.set(id, (watchers = new Set()));
+      watchers.add(onRevoked);
+      return () => {
+        watchers.delete(onRevoked);
+        if (watchers.size === 0 && revocationWatchers.get(id) === watchers) revocationWatchers.delete(id);
+      };
     },
 
     isReceiver: (id) => {

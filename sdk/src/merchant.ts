@@ -5,7 +5,7 @@
  * import { MerchantClient } from '@pushhub/sdk/merchant';
  * const { id, password } = await MerchantClient.register('127.0.0.1:50051', { displayName: 'Bakery' });
  * const merchant = new MerchantClient({ address: '127.0.0.1:50051', id, password });
- * await merchant.pushPublic({ key: 'bread', title: 'Fresh bread', discount: ... });
+ * await merchant.pushPublic({ key: 'bread', title: 'Fresh bread', offer: { $case: 'discount', value: { percentOff: 10 } } });
  * ```
  *
  * @module

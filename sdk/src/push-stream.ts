@@ -41,6 +41,9 @@ interface Connection {
   outbox: PushStreamRequest[];
   wake: (() => void) | undefined;
   abort: AbortController;
+  /** Requests written and responses read on this stream. */
+  written: number;
+  answered: number;
 }
 
 const DEFAULT_WINDOW = 256;
@@ -86,7 +89,10 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
 
   async function* requests(connection: Connection): AsyncGenerator<PushStreamRequest> {
     for (;;) {
-      while (connection.outbox.length > 0) yield connection.outbox.shift()!;
+      while (connection.outbox.length > 0) {
+        connection.written++;
+        yield connection.outbox.shift()!;
+      }
       if (pending.size === 0 || connection.abort.signal.aborted) return; // half-close
       await new Promise<void>((resolve) => (connection.wake = resolve));
       connection.wake = undefined;
@@ -118,10 +124,13 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
         outbox: [...pending.values()].map((entry) => entry.request),
         wake: undefined,
         abort: new AbortController(),
+        written: 0,
+        answered: 0,
       };
       current = connection;
       try {
         for await (const response of client.pushStream(requests(connection), { signal: connection.abort.signal })) {
+          connection.answered++;
           if (!settle(response)) {
             connection.abort.abort();
             throw new PushHubError(Status.UNAVAILABLE, 'SHUTTING_DOWN', response.message);
@@ -129,6 +138,9 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
           failures = 0;
           if (pending.size === 0) connection.wake?.();
         }
+        // The hub ended the call with pushes unanswered (it is stopping): resend them on a new
+        // stream after a backoff. (Pushes queued after the half-close just get a new stream.)
+        if (connection.answered < connection.written) throw new PushHubError(Status.UNAVAILABLE, '', 'push stream ended with pushes unanswered');
       } catch (error) {
         const retry = isRetryable(error) || (connection.abort.signal.aborted && pending.size > 0);
         failures++;

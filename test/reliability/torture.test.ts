@@ -22,7 +22,7 @@ describe('crash torture (small)', function () {
       seed: 42,
     });
     assert.ok(passed(report), `${formatReport(report)}\n${report.violations.slice(0, 20).join('\n')}`);
-    assert.ok(report.acknowledged > 100, `only ${report.acknowledged} writes acknowledged`);
+    assert.ok(report.acknowledged >= 60, `only ${report.acknowledged} writes acknowledged`);
     assert.ok(report.retriedAfterCrash > 0, 'no write was cut off by a crash: the kill landed in a quiet moment');
     assert.equal(report.lost, 0);
     assert.equal(report.duplicated, 0);

@@ -203,6 +203,7 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
     const writes: Write[] = [];
     // The hub's head sequence when the current run started (read from the database).
     let headAtStart = 0;
+    let acksThisRun = 0;
     const readHead = () => {
       const db = new Database(hub.dbPath, { readonly: true });
       try {
@@ -247,6 +248,7 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
         if (w.attempts > 1 && outcome.seq <= headAtStart) report.replayedByRequestId++;
         w.ack = outcome;
         w.state = 'acked';
+        acksThisRun++;
         const merchantId = merchants[w.merchant]!.id;
         const live = liveByMerchant[w.merchant]!;
         if (w.kind === 'withdraw') live.delete(outcome.itemId);
@@ -347,6 +349,7 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
       }
       await hub.start();
       headAtStart = readHead();
+      acksThisRun = 0;
       const abort = new AbortController();
       setMaxListeners(0, abort.signal); // one signal for every follower's stream
       const streamClient = newClient();
@@ -382,6 +385,10 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
         await Promise.all(workers);
         return { abort, following };
       }
+      // The random moment is counted from the first acknowledgement of this run, so the
+      // storm is in full swing (connections up, credentials verified) when the kill lands.
+      const firstAckBy = Date.now() + 10_000;
+      while (acksThisRun === 0 && Date.now() < firstAckBy) await new Promise((r) => setTimeout(r, 5));
       await new Promise((r) => setTimeout(r, opts.minRunMs + random() * (opts.maxRunMs - opts.minRunMs)));
       await hub.kill();
       report.kills++;

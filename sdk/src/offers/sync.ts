@@ -166,6 +166,8 @@ export interface SyncOffersOptions extends ComputeOptions {
   window?: number;
   /** Only plan: count what would be pushed and withdrawn, send nothing. */
   dryRun?: boolean;
+  /** Called with each receiver's plan before it is sent (for a listing of the changes). */
+  onPlan?: (plan: OfferPlan) => void;
   /** Called after each receiver (and once at the end). */
   onProgress?: (progress: SyncProgress) => void;
   /**
@@ -208,6 +210,7 @@ export async function syncOffers(
   try {
     for (const [receiverId, records] of recordsByReceiver) {
       const plan = planOfferChanges(receiverId, computeOffers(records, valid, now, options), held.get(receiverId) ?? []);
+      options.onPlan?.(plan);
       if (!stream) {
         summary.receivers++;
         summary.unchanged += plan.unchanged;

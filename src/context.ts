@@ -1,11 +1,12 @@
 import type { HubServices } from './api/call-context.js';
 import type { HubConfig } from './config.js';
-import { CommitQueue } from './delivery/commit-queue.js';
+import { CommitQueue, inlineCommitter } from './delivery/commit-queue.js';
 import { Fanout } from './delivery/fanout.js';
 import { PushRateLimiter } from './delivery/rate-limit.js';
 import { type Logger, createLogger } from './logger.js';
 import { createRegistry } from './registry/registry.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
+import { sqliteWorkerCommitter } from './store/sqlite/worker-committer.js';
 import type { HubStore } from './store/types.js';
 
 export interface HubContext extends HubServices {
@@ -22,7 +23,13 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
   const logger = overrides.logger ?? createLogger();
   const store = overrides.store ?? openSqliteStore(config.dbPath);
   const fanout = new Fanout();
-  const commits = new CommitQueue(store, fanout, config.idempotencyWindowMs);
+  // A file database commits in a worker thread (fsync off the event loop); an injected or
+  // in-memory store commits inline, through the store itself.
+  const committer =
+    overrides.store || config.dbPath === ':memory:'
+      ? inlineCommitter(store, config.idempotencyWindowMs)
+      : sqliteWorkerCommitter(config.dbPath, config.idempotencyWindowMs);
+  const commits = new CommitQueue(store, fanout, committer);
   const registry = createRegistry(store, config);
 
   const purgeTimer = setInterval(() => {

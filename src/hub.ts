@@ -21,6 +21,7 @@ export async function startHub(config: HubConfig, overrides: { logger?: Logger; 
   const context = createHubContext(config, overrides);
   let running: RunningServer;
   try {
+    await context.commits.ready();
     running = await startServer(context);
   } catch (error) {
     context.stopTimers();
@@ -44,6 +45,7 @@ export async function startHub(config: HubConfig, overrides: { logger?: Logger; 
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());
         if ((await Promise.race([graceful, timeout])) === 'timeout') running.server.forceShutdown();
         await context.commits.drained();
+        await context.commits.close();
         context.store.close();
       })();
       return stopping;

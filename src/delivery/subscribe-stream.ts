@@ -23,9 +23,9 @@ const BACKLOG_PAGE = 2048;
  * current state when the cursor is 0), then CaughtUp, then live changes.
  *
  * Ordering without gaps or duplicates: the live listener is attached before the backlog is
- * read; the last backlog page and the head sequence are read in the same tick, and commits
- * publish synchronously after commit, so every change is either in the backlog (seq <=
- * cursor) or queued live (seq > cursor). Live changes at or below the cursor are dropped.
+ * read; each backlog page and the published head are read in the same tick, and the backlog
+ * stops at that head, so every change is either in the backlog (seq <= cursor) or queued
+ * live (seq > cursor). Live changes at or below the cursor are dropped.
  */
 export async function* streamChanges(
   receiverId: string,
@@ -53,15 +53,19 @@ export async function* streamChanges(
     let cursor = afterSeq;
     const snapshot = afterSeq === 0;
     for (;;) {
+      // Head and page are read in the same tick. Rows above head are committed (the commit
+      // worker's transaction is visible to this connection) but not yet published: they
+      // reach this stream live, so the backlog stops at head.
+      const head = deps.commits.headSequence;
       const page = deps.store.readChanges(receiverId, cursor, Date.now(), BACKLOG_PAGE, snapshot);
-      if (page.length < BACKLOG_PAGE) {
-        // Everything up to head that this receiver can see is in hand (same tick as the read).
-        const head = deps.commits.headSequence;
-        for (const change of page) yield change.frame;
+      let published = page.length;
+      while (published > 0 && page[published - 1]!.seq > head) published--;
+      for (let i = 0; i < published; i++) yield page[i]!.frame;
+      if (page.length < BACKLOG_PAGE || published < page.length) {
+        // Everything up to head that this receiver can see has been sent.
         cursor = Math.max(cursor, head);
         break;
       }
-      for (const change of page) yield change.frame;
       cursor = page[page.length - 1]!.seq;
     }
     yield encodeCaughtUpFrame(cursor);

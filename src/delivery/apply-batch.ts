@@ -1,0 +1,101 @@
+import { Status } from 'nice-grpc';
+import { HubError, Reason } from '../errors.js';
+import { newItemId } from '../registry/ids.js';
+import { ChangeKind, type ChangeRecord, type HubStore } from '../store/types.js';
+import type { BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from './commit-queue.js';
+import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
+
+/**
+ * Applies a batch of writes to the store; the caller runs it inside one transaction (on the
+ * hub's thread, or in the commit worker). A domain failure (HubError) fails only its op: its
+ * checks run before any write of that op, so the rest of the batch stands. Anything else is
+ * thrown and rolls the whole transaction back.
+ */
+export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: number, nowMs: number, idempotencyWindowMs: number): BatchResult {
+  const outcomes: (WriteAck | HubError)[] = [];
+  const published: ChangeRecord[] = [];
+  const nextSeq = () => ++head;
+
+  /** Returns the remembered ack of a repeated request id (AIP-155), if any. */
+  const replay = (merchantId: string, requestId: string): WriteAck | undefined => {
+    if (requestId === '') return undefined;
+    const earlier = store.findRequest(merchantId, requestId);
+    if (!earlier || nowMs - earlier.createdAtMs >= idempotencyWindowMs) return undefined;
+    return { itemId: earlier.itemId, seq: earlier.seq };
+  };
+
+  const remember = (merchantId: string, requestId: string, ack: WriteAck): WriteAck => {
+    if (requestId !== '') store.saveRequest(merchantId, requestId, { ...ack, createdAtMs: nowMs });
+    return ack;
+  };
+
+  const applyPush = (op: PushOp): WriteAck => {
+    const replayed = replay(op.merchantId, op.requestId);
+    if (replayed) return replayed;
+    const itemKey = op.info.key;
+    if (itemKey !== '') {
+      // Replace by key: the older item leaves the log, so a new subscriber never sees it;
+      // current subscribers replace it by (merchant, audience, key) when the new one arrives.
+      const older = store.findItemByKey({ merchantId: op.merchantId, receiverId: op.receiverId, itemKey });
+      if (older) store.deleteChange(older.seq);
+    }
+    const seq = nextSeq();
+    const itemId = newItemId();
+    const change: ChangeRecord = {
+      seq,
+      kind: ChangeKind.Item,
+      itemId,
+      merchantId: op.merchantId,
+      receiverId: op.receiverId,
+      itemKey,
+      frame: encodeItemFrame({ itemId, seq, merchantId: op.merchantId, receiverId: op.receiverId, info: op.info, pushedAtMs: nowMs }),
+      pushedAtMs: nowMs,
+      validUntilMs: op.info.validUntil!.getTime(),
+    };
+    store.insertChange(change);
+    published.push(change);
+    return remember(op.merchantId, op.requestId, { itemId, seq });
+  };
+
+  const applyWithdraw = (op: WithdrawOp): WriteAck => {
+    const replayed = replay(op.merchantId, op.requestId);
+    if (replayed) return replayed;
+    const item =
+      op.itemId !== ''
+        ? store.findItemById(op.itemId)
+        : store.findItemByKey({ merchantId: op.merchantId, receiverId: op.receiverId, itemKey: op.key });
+    // Another merchant's item is reported exactly like a missing one: no existence oracle.
+    if (!item || item.merchantId !== op.merchantId || item.validUntilMs <= nowMs) {
+      const what = op.itemId !== '' ? `item_id: no live item ${op.itemId}` : `key: no live item with key "${op.key}"`;
+      throw new HubError(Status.NOT_FOUND, Reason.ItemNotFound, `${what} among this merchant's items`);
+    }
+    store.deleteChange(item.seq);
+    const seq = nextSeq();
+    const tombstone: ChangeRecord = {
+      seq,
+      kind: ChangeKind.Withdrawal,
+      itemId: item.itemId,
+      merchantId: item.merchantId,
+      receiverId: item.receiverId,
+      itemKey: item.itemKey,
+      frame: encodeWithdrawalFrame({ ...item, seq }),
+      pushedAtMs: nowMs,
+      // Kept until the item would have expired: by then every receiver drops it anyway.
+      validUntilMs: item.validUntilMs,
+    };
+    store.insertChange(tombstone);
+    published.push(tombstone);
+    return remember(op.merchantId, op.requestId, { itemId: item.itemId, seq });
+  };
+
+  for (const op of ops) {
+    try {
+      outcomes.push(op.kind === 'push' ? applyPush(op) : applyWithdraw(op));
+    } catch (error) {
+      if (!(error instanceof HubError)) throw error;
+      outcomes.push(error);
+    }
+  }
+  store.setHeadSequence(head);
+  return { outcomes, published, head };
+}

@@ -1,0 +1,33 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { applyBatch } from '../../delivery/apply-batch.js';
+import type { WriteOp } from '../../delivery/commit-queue.js';
+import { HubError } from '../../errors.js';
+import { openSqliteStore } from './sqlite-store.js';
+
+/**
+ * The commit worker: its own connection to the hub's database, running each batch of writes
+ * in one synchronous=FULL transaction, so the fsync never blocks the hub's event loop. See
+ * worker-committer.ts for the protocol.
+ */
+const { dbPath, idempotencyWindowMs } = workerData as { dbPath: string; idempotencyWindowMs: number };
+const store = openSqliteStore(dbPath);
+parentPort!.postMessage({ ready: true });
+
+parentPort!.on('message', (m: { id: number; ops: WriteOp[]; head: number; nowMs: number } | { close: true }) => {
+  if ('close' in m) {
+    store.close();
+    parentPort!.close();
+    return;
+  }
+  try {
+    const result = store.transaction(() => applyBatch(store, m.ops, m.head, m.nowMs, idempotencyWindowMs));
+    const outcomes = result.outcomes.map((o) =>
+      o instanceof HubError ? { hubError: { code: o.code, reason: o.reason, message: o.message } } : o,
+    );
+    const buffers = new Set<ArrayBuffer>();
+    for (const change of result.published) buffers.add(change.frame.buffer as ArrayBuffer);
+    parentPort!.postMessage({ id: m.id, ok: true, outcomes, published: result.published, head: result.head }, [...buffers]);
+  } catch (error) {
+    parentPort!.postMessage({ id: m.id, ok: false, message: String((error as Error)?.message ?? error) });
+  }
+});

@@ -1,0 +1,82 @@
+import { Worker } from 'node:worker_threads';
+import type { BatchCommitter, BatchResult, WriteAck } from '../../delivery/commit-queue.js';
+import { HubError } from '../../errors.js';
+import type { ChangeRecord } from '../types.js';
+
+type Reply =
+  | { id: number; ok: true; outcomes: (WriteAck | { hubError: { code: number; reason: string; message: string } })[]; published: ChangeRecord[]; head: number }
+  | { id: number; ok: false; message: string };
+
+/** Same file kind as this module: .ts when run from source (under tsx), .js when compiled. */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(FROM_SOURCE ? './commit-worker.ts' : './commit-worker.js', import.meta.url);
+/** From source the worker registers the TypeScript loader first (workers do not inherit tsx's hooks). */
+const WORKER_BOOT = FROM_SOURCE
+  ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`
+  : `import(${JSON.stringify(WORKER_URL.href)})`;
+
+/**
+ * Runs each batch's transaction in a worker thread with its own SQLite connection (WAL lets
+ * the hub's connection keep reading meanwhile). The event loop stays free during the
+ * synchronous=FULL fsync, so pushes keep arriving and form the next, larger batch. The
+ * commit queue sends one batch at a time, so commits stay in order.
+ */
+export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: number): BatchCommitter {
+  let worker: Worker | undefined;
+  let nextId = 1;
+  const waiting = new Map<number, { resolve: (r: BatchResult) => void; reject: (e: Error) => void }>();
+  let ready: Promise<void> = Promise.resolve();
+
+  const start = (): Worker => {
+    const w = new Worker(WORKER_BOOT, { eval: true, workerData: { dbPath, idempotencyWindowMs } });
+    w.unref();
+    let markReady!: () => void;
+    ready = new Promise((resolve) => (markReady = resolve));
+    w.once('exit', () => markReady());
+    w.on('message', (reply: Reply | { ready: true }) => {
+      if ('ready' in reply) return markReady();
+      const entry = waiting.get(reply.id);
+      if (!entry) return;
+      waiting.delete(reply.id);
+      if (!reply.ok) return entry.reject(new Error(reply.message));
+      entry.resolve({
+        outcomes: reply.outcomes.map((o) =>
+          'hubError' in o ? new HubError(o.hubError.code, o.hubError.reason as never, o.hubError.message) : o,
+        ),
+        published: reply.published,
+        head: reply.head,
+      });
+    });
+    // A crashed worker fails what it held; the next batch starts a new one (nothing was acked).
+    const fail = (error: Error) => {
+      if (worker === w) worker = undefined;
+      for (const entry of waiting.values()) entry.reject(error);
+      waiting.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`commit worker exited with code ${code}`)));
+    return w;
+  };
+
+  // Started at once, so the first push does not wait for the worker to boot.
+  worker = start();
+  return {
+    ready: () => ready,
+    commit(ops, head, nowMs) {
+      worker ??= start();
+      const id = nextId++;
+      return new Promise<BatchResult>((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        worker!.postMessage({ id, ops, head, nowMs });
+      });
+    },
+    async close() {
+      const w = worker;
+      worker = undefined;
+      if (!w) return;
+      const exited = new Promise((resolve) => w.once('exit', resolve));
+      w.postMessage({ close: true });
+      await exited;
+    },
+  };
+}

@@ -69,6 +69,7 @@ export class FailedLoginThrottle {
   constructor(
     private readonly maxFailures: number,
     private readonly windowMs: number,
+    private readonly maxTracked = 100_000,
   ) {}
 
   isThrottled(id: string, nowMs: number): boolean {
@@ -84,10 +85,27 @@ export class FailedLoginThrottle {
   recordFailure(id: string, nowMs: number): void {
     const entry = this.failures.get(id);
     if (!entry || nowMs - entry.windowStartMs >= this.windowMs) {
-      if (this.failures.size > 100_000) this.failures.clear(); // bound memory under a flood of ids
+      if (this.failures.size >= this.maxTracked) this.shed(nowMs);
       this.failures.set(id, { count: 1, windowStartMs: nowMs });
     } else {
       entry.count++;
+    }
+  }
+
+  /**
+   * Bounds memory under a flood of ids. Drops expired and not-yet-throttled entries first, so
+   * a flood of junk ids cannot wipe the count of an id under attack; only if every tracked
+   * id is throttled are the oldest dropped.
+   */
+  private shed(nowMs: number): void {
+    const target = this.maxTracked / 2;
+    for (const [id, entry] of this.failures) {
+      if (this.failures.size <= target) return;
+      if (nowMs - entry.windowStartMs >= this.windowMs || entry.count < this.maxFailures) this.failures.delete(id);
+    }
+    for (const id of this.failures.keys()) {
+      if (this.failures.size <= target) return;
+      this.failures.delete(id);
     }
   }
 

@@ -64,12 +64,13 @@ export class DatabaseTooNewError extends Error {
   }
 }
 
-export function migrate(db: Database.Database): void {
+/** Brings the database to the newest version; `migrations` is a parameter only for tests. */
+export function migrate(db: Database.Database, migrations: readonly string[] = MIGRATIONS): void {
   const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) throw new DatabaseTooNewError(current, MIGRATIONS.length);
-  for (let version = current; version < MIGRATIONS.length; version++) {
+  if (current > migrations.length) throw new DatabaseTooNewError(current, migrations.length);
+  for (let version = current; version < migrations.length; version++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[version]!);
+      db.exec(migrations[version]!);
       db.pragma(`user_version = ${version + 1}`);
     }).immediate();
   }

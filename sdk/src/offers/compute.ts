@@ -61,10 +61,11 @@ function compile(rules: OfferRules | ValidRules): Compiled {
   return compiled;
 }
 
-/** A record as the rules see it: time in ms. */
+/** A record as the rules see it: time in ms, local time worked out once when a rule needs it. */
 interface Purchase {
   t: number;
   record: ConsumptionRecord;
+  local?: LocalTime;
 }
 
 /**
@@ -110,6 +111,7 @@ export function computeOffers(
     purchases,
     redeemed: new Set(purchases.flatMap((p) => (p.record.voucherCode ? [p.record.voucherCode] : []))),
     code: voucherCoder(compiled.rules.voucherCodePrefix, options.codeSecret),
+    local: (p) => (p.local ??= compiled.localTime(p.t)),
   };
   const offers: ServiceInfo[] = [];
   for (const rule of compiled.rules.offers) {
@@ -139,6 +141,10 @@ interface RuleContext extends Compiled {
   /** Voucher codes redeemed in the records. */
   redeemed: Set<string>;
   code: (parts: readonly (string | number)[]) => string;
+  /** The local time of a purchase (memoised on it). */
+  local: (p: Purchase) => LocalTime;
+  /** Memo of visitTimes: milestone and win-back rules both need it. */
+  visits?: number[];
 }
 
 function comparePurchases(a: Purchase, b: Purchase): number {
@@ -228,14 +234,13 @@ function pointsOffer(ctx: RuleContext, rule: PointsRule): ServiceInfo[] {
     if (r.currency !== currency) continue;
     let hundredths = 100;
     if (multipliers.length > 0) {
-      const local = ctx.localTime(p.t);
       for (const m of multipliers) {
         if (m.hundredths <= hundredths) continue;
         if (m.places && !m.places.has(r.place)) continue;
         if (m.categories && (r.category === undefined || !m.categories.has(r.category))) continue;
-        if (m.days && !m.days.has(local.weekday)) continue;
+        if (m.days && !m.days.has(ctx.local(p).weekday)) continue;
         if (m.from !== undefined && m.to !== undefined) {
-          const minute = local.minuteOfDay;
+          const minute = ctx.local(p).minuteOfDay;
           const inside = m.from < m.to ? minute >= m.from && minute < m.to : minute >= m.from || minute < m.to;
           if (!inside) continue;
         }
@@ -259,15 +264,17 @@ function pointsOffer(ctx: RuleContext, rule: PointsRule): ServiceInfo[] {
 
 /** The times of the receiver's visits: the first purchase of each (place, local date). */
 function visitTimes(ctx: RuleContext): number[] {
+  if (ctx.visits) return ctx.visits;
   const seen = new Set<string>();
   const times: number[] = [];
   for (const p of ctx.purchases) {
     if (p.record.amount <= 0) continue; // a refund is not a visit
-    const id = `${ctx.localTime(p.t).day}\u0000${p.record.place}`;
+    const id = `${ctx.local(p).day}\u0000${p.record.place}`;
     if (seen.has(id)) continue;
     seen.add(id);
     times.push(p.t);
   }
+  ctx.visits = times;
   return times;
 }
 

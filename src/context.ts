@@ -13,6 +13,8 @@ export interface HubContext extends HubServices {
   logger: Logger;
   /** Stops timers; the caller closes the server first and then the store. */
   stopTimers(): void;
+  /** Marks the start of shutdown (see HubServices.shutdownSignal). */
+  beginShutdown(): void;
 }
 
 /**
@@ -41,6 +43,7 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
     }
   }, config.purgeIntervalMs);
   purgeTimer.unref();
+  const shutdown = new AbortController();
 
   return {
     config,
@@ -50,6 +53,8 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
     commits,
     fanout,
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
+    shutdownSignal: shutdown.signal,
     stopTimers: () => clearInterval(purgeTimer),
+    beginShutdown: () => shutdown.abort(),
   };
 }

@@ -35,3 +35,6 @@ export class HubError extends Error {
 
 export const invalidArgument = (field: string, problem: string) =>
   new HubError(Status.INVALID_ARGUMENT, Reason.InvalidArgument, `${field}: ${problem}`);
+
+export const shuttingDown = () =>
+  new HubError(Status.UNAVAILABLE, Reason.ShuttingDown, 'hub is shutting down; reconnect and resume from your last sequence');

@@ -1,6 +1,6 @@
 import type { HubConfig } from './config.js';
 import { type HubContext, createHubContext } from './context.js';
-import { shuttingDown } from './api/service.js';
+import { shuttingDown } from './errors.js';
 import type { Logger } from './logger.js';
 import { type RunningServer, startServer } from './server.js';
 import type { HubStore } from './store/types.js';
@@ -39,7 +39,9 @@ export async function startHub(config: HubConfig, overrides: { logger?: Logger; 
         running.health.setStatus('unhealthy');
         running.health.setStatus('unhealthy', 'pushhub.v1.PushHubService');
         context.stopTimers();
-        // Streams end first (they would hold shutdown open), then unary calls drain.
+        // Streams end first (they would hold shutdown open), then unary calls drain: push
+        // streams answer what they took and end; Subscribe streams end at once.
+        context.beginShutdown();
         context.fanout.failAll(shuttingDown());
         const graceful = running.server.shutdown();
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());

@@ -49,25 +49,6 @@ interface Connection {
 const DEFAULT_WINDOW = 256;
 
 /**
- * PushStreamResponse has a code and a message but no reason field, so the reason of a
- * rejected stream push is derived from the code the way the hub assigns them.
- */
-function reasonOf(response: PushStreamResponse): string {
-  switch (response.code) {
-    case Status.INVALID_ARGUMENT:
-      return 'INVALID_ARGUMENT';
-    case Status.NOT_FOUND:
-      return /receiver_id/.test(response.message) ? 'RECEIVER_NOT_FOUND' : 'ITEM_NOT_FOUND';
-    case Status.RESOURCE_EXHAUSTED:
-      return 'PUSH_RATE_EXCEEDED';
-    case Status.UNAVAILABLE:
-      return 'SHUTTING_DOWN';
-    default:
-      return '';
-  }
-}
-
-/**
  * Opens a push stream on `client`. Delivery guarantees: every push gets a request id when it
  * is queued; when the stream breaks with UNAVAILABLE, a new stream is opened and every
  * unacknowledged push is sent again, in the original order, with its request id, so the hub
@@ -106,7 +87,7 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
     pending.delete(response.ref);
     wakeWindow();
     if (response.code === Status.OK) entry.resolve({ itemId: response.itemId, sequence: response.sequence });
-    else entry.reject(new PushHubError(response.code, reasonOf(response), response.message, '/pushhub.v1.PushHubService/PushStream'));
+    else entry.reject(new PushHubError(response.code, response.reason, response.message, '/pushhub.v1.PushHubService/PushStream'));
     return true;
   };
 

@@ -21,4 +21,6 @@ export interface HubServices {
   commits: CommitQueue;
   fanout: Fanout;
   pushLimiter: PushRateLimiter;
+  /** Aborted when the hub starts shutting down: push streams stop taking pushes. */
+  shutdownSignal: AbortSignal;
 }

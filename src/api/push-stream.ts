@@ -1,5 +1,5 @@
 import { Status } from 'nice-grpc';
-import { HubError } from '../errors.js';
+import { HubError, Reason, shuttingDown } from '../errors.js';
 import type { WriteOp } from '../delivery/commit-queue.js';
 import type { PushStreamRequest, PushStreamResponse } from '../gen/pushhub/v1/pushhub.js';
 import type { HubServices } from './call-context.js';
@@ -20,13 +20,13 @@ function toOp(hub: HubServices, merchantId: string, req: PushStreamRequest): Wri
     case 'withdraw':
       return toWithdraw(hub, merchantId, req.push.value, 'withdraw.');
     default:
-      throw new HubError(Status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', 'push: one of specific, public or withdraw is required');
+      throw new HubError(Status.INVALID_ARGUMENT, Reason.InvalidArgument, 'push: one of specific, public or withdraw is required');
   }
 }
 
 function rejection(ref: bigint, error: unknown): PushStreamResponse {
-  if (error instanceof HubError) return { ref, itemId: '', sequence: 0n, code: error.code, message: error.message };
-  return { ref, itemId: '', sequence: 0n, code: Status.INTERNAL, message: 'internal error' };
+  if (error instanceof HubError) return { ref, itemId: '', sequence: 0n, code: error.code, message: error.message, reason: error.reason };
+  return { ref, itemId: '', sequence: 0n, code: Status.INTERNAL, message: 'internal error', reason: '' };
 }
 
 /**
@@ -55,13 +55,16 @@ export async function* pushStream(
     notify();
   };
 
+  // On hub shutdown the stream takes no more pushes, answers those it took, then ends with
+  // UNAVAILABLE; the merchant resends what was never answered (same request ids).
+  const stopped = () => signal.aborted || hub.shutdownSignal.aborted;
   const reading = (async () => {
     try {
       for await (const req of requests) {
-        while (unanswered >= PUSH_STREAM_WINDOW && !signal.aborted) {
+        while (unanswered >= PUSH_STREAM_WINDOW && !stopped()) {
           await new Promise<void>((resolve) => (wakeReader = resolve));
         }
-        if (signal.aborted) return;
+        if (stopped()) return;
         unanswered++;
         let op: WriteOp;
         try {
@@ -71,7 +74,7 @@ export async function* pushStream(
           continue;
         }
         hub.commits.submit(op).then(
-          (ack) => answer({ ref: req.ref, itemId: ack.itemId, sequence: BigInt(ack.seq), code: Status.OK, message: '' }),
+          (ack) => answer({ ref: req.ref, itemId: ack.itemId, sequence: BigInt(ack.seq), code: Status.OK, message: '', reason: '' }),
           (error) => answer(rejection(req.ref, error)),
         );
       }
@@ -88,6 +91,7 @@ export async function* pushStream(
     wakeReader?.();
   };
   signal.addEventListener('abort', onAbort);
+  hub.shutdownSignal.addEventListener('abort', onAbort);
   try {
     for (;;) {
       if (answered.length > 0) {
@@ -99,6 +103,7 @@ export async function* pushStream(
         continue;
       }
       if (signal.aborted) return;
+      if (hub.shutdownSignal.aborted && unanswered === 0) throw shuttingDown();
       if (readerDone && unanswered === 0) {
         if (readerError) throw readerError;
         return;
@@ -107,6 +112,7 @@ export async function* pushStream(
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
+    hub.shutdownSignal.removeEventListener('abort', onAbort);
     // Not awaited: the reader ends when the call does; its errors were captured above.
     void reading;
   }

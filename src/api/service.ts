@@ -1,5 +1,4 @@
-import { Status } from 'nice-grpc';
-import { HubError, Reason, invalidArgument } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import {
   Audience,
   type ListItemsRequest,
@@ -104,5 +103,3 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
     },
   };
 }
-
-export const shuttingDown = () => new HubError(Status.UNAVAILABLE, Reason.ShuttingDown, 'hub is shutting down; reconnect and resume from your last sequence');

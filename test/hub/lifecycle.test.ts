@@ -56,6 +56,39 @@ describe('hub lifecycle', () => {
     for (const outcome of outcomes) assert.ok(outcome === 'acked' || outcome === Status.UNAVAILABLE, String(outcome));
   });
 
+  it('shutdown answers the pushes a push stream took, then ends it with UNAVAILABLE', async () => {
+    const t = await TestHub.start();
+    const merchant = await t.register('merchant');
+    const receiver = await t.register('receiver');
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    async function* requests() {
+      for (let i = 0; i < 20; i++) {
+        yield { ref: BigInt(i), push: { $case: 'specific' as const, value: { receiverId: receiver.id, info: { title: `s${i}` }, requestId: `s${i}` } } };
+      }
+      await held; // the merchant keeps the stream open
+    }
+    const answers: { code: number; sequence: bigint }[] = [];
+    let error: unknown;
+    const consuming = (async () => {
+      try {
+        for await (const answer of t.client().pushStream(requests(), { metadata: basicAuth(merchant) })) answers.push(answer);
+      } catch (e) {
+        error = e;
+      }
+    })();
+    const deadline = Date.now() + 5000;
+    while (answers.length < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await t.stop();
+    await consuming;
+    release();
+    assert.equal(answers.length, 20);
+    assert.ok(answers.every((a) => a.code === Status.OK && a.sequence > 0n));
+    assert.equal((error as ClientError).code, Status.UNAVAILABLE);
+    // Ended by the hub's graceful path, not cut off when the grace period ran out.
+    assert.match((error as ClientError).details, /shutting down/);
+  });
+
   it('ends a stream that does not read with RESOURCE_EXHAUSTED without slowing other receivers', async () => {
     const t = await TestHub.start({ subscriberBufferLimit: 200 });
     try {

@@ -281,6 +281,11 @@ export interface PushStreamResponse {
   code: number;
   /** Why the push was rejected, naming the field; empty when committed. */
   message: string;
+  /**
+   * The stable reason of a rejection (as in the pushhub-reason trailer of unary calls),
+   * e.g. RECEIVER_NOT_FOUND; empty when committed.
+   */
+  reason: string;
 }
 
 /** ListItemsRequest pages through the calling merchant's live items. */
@@ -1977,7 +1982,7 @@ export const PushStreamRequest: MessageFns<PushStreamRequest> = {
 };
 
 function createBasePushStreamResponse(): PushStreamResponse {
-  return { ref: 0n, itemId: "", sequence: 0n, code: 0, message: "" };
+  return { ref: 0n, itemId: "", sequence: 0n, code: 0, message: "", reason: "" };
 }
 
 export const PushStreamResponse: MessageFns<PushStreamResponse> = {
@@ -2002,6 +2007,9 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
     }
     if (message.message !== "") {
       writer.uint32(42).string(message.message);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
     }
     return writer;
   },
@@ -2059,6 +2067,14 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
             message.message = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2082,6 +2098,7 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
       sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n,
       code: isSet(object.code) ? globalThis.Number(object.code) : 0,
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
     };
   },
 
@@ -2102,6 +2119,9 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
     return obj;
   },
 
@@ -2115,6 +2135,7 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
     message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
     message.code = object.code ?? 0;
     message.message = object.message ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };

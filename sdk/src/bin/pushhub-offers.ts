@@ -39,7 +39,7 @@ Options:
   --address HOST:PORT   the hub (default: $PUSHHUB_ADDRESS or 127.0.0.1:50051)
   --merchant-id ID      merchant id (default: $PUSHHUB_MERCHANT_ID)
   --password-file FILE  file holding the merchant password (default: $PUSHHUB_MERCHANT_PASSWORD)
-  --tls-ca FILE         CA certificate (PEM) when the hub serves TLS
+  --ca FILE             CA certificate (PEM) when the hub serves TLS
   --now ISO-TIME        compute offers as of this time (default: now)
   --window N            pushes in flight on the push stream (default 512)
   --skip-invalid        skip invalid record lines (counted) instead of stopping at the first
@@ -104,7 +104,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         address: { type: 'string' },
         'merchant-id': { type: 'string' },
         'password-file': { type: 'string' },
-        'tls-ca': { type: 'string' },
+        ca: { type: 'string' },
         now: { type: 'string' },
         window: { type: 'string' },
         'skip-invalid': { type: 'boolean' },
@@ -150,7 +150,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
           address,
           id: merchantId,
           password,
-          ...(values['tls-ca'] ? { tls: { ca: Buffer.from(readText(values['tls-ca'], '--tls-ca')) } } : {}),
+          ...(values.ca ? { tls: { ca: Buffer.from(readText(values.ca, '--ca')) } } : {}),
         })
       : undefined;
   let summary: SyncSummary;

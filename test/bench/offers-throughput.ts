@@ -156,10 +156,10 @@ async function main() {
       const summary = await syncOffers(client, records, RULES, {
         now,
         window: WINDOW,
-        onProgress: ({ done, total }) => {
+        onProgress: ({ phase, done, total }) => {
           if (performance.now() - lastLog > 5000) {
             lastLog = performance.now();
-            log(`  ${label}: ${done}/${total} receivers`);
+            log(`  ${label}: ${phase} ${done}${total ? `/${total} receivers` : ' items'}`);
           }
         },
       });

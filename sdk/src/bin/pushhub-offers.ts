@@ -161,7 +161,12 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       dryRun: values['dry-run'] === true,
       codeSecret: io.env.PUSHHUB_OFFERS_CODE_SECRET || undefined,
       onPlan: values.verbose ? (plan) => io.stdout.write(describePlan(plan)) : undefined,
-      onProgress: bar && ((p) => bar.update('syncing', p.done, p.total, `receivers  pushed ${p.summary.pushed}  withdrawn ${p.summary.withdrawn}`)),
+      onProgress:
+        bar &&
+        ((p) =>
+          p.phase === 'listing'
+            ? bar.update('listing', p.done, 0, 'offers held by the hub')
+            : bar.update('syncing', p.done, p.total, `receivers  pushed ${p.summary.pushed}  withdrawn ${p.summary.withdrawn}`)),
     });
   } finally {
     bar?.done();
@@ -255,9 +260,15 @@ class ProgressBar {
 
   update(phase: string, done: number, total: number, unit: string): void {
     const now = Date.now();
-    if (now - this.lastDraw < 100 && done < total) return;
+    if (now - this.lastDraw < 100 && (total === 0 || done < total)) return;
     this.lastDraw = now;
-    const fraction = total > 0 ? Math.min(1, done / total) : 1;
+    if (total === 0) {
+      // Unknown total: a counter instead of a bar.
+      this.out.write(`\r${phase.padEnd(8)} ${done} ${unit}\u001b[K`);
+      this.drawn = true;
+      return;
+    }
+    const fraction = Math.min(1, done / total);
     const width = 30;
     const filled = Math.round(fraction * width);
     const percent = String(Math.floor(fraction * 100)).padStart(3);

@@ -148,11 +148,13 @@ export async function syncReceiverOffers(
   return applyOfferPlan(merchant, planOfferChanges(receiverId, desired, held));
 }
 
-/** Progress of a bulk sync, reported after each receiver. */
+/** Progress of a bulk sync: while listing, per page of items; then after each receiver. */
 export interface SyncProgress {
-  /** Receivers done so far. */
+  /** 'listing': reading what the hub holds (`done` counts items, `total` is unknown, 0); 'syncing': receivers. */
+  phase: 'listing' | 'syncing';
+  /** Receivers done so far (items listed so far while listing). */
   done: number;
-  /** Receivers in the run. */
+  /** Receivers in the run (0 while listing). */
   total: number;
   /** The summary so far. */
   summary: SyncSummary;
@@ -200,7 +202,9 @@ export async function syncOffers(
   const now = options.now ?? new Date();
   const summary = emptySummary();
   const total = recordsByReceiver.size;
-  const held = await listHeld(target, [...recordsByReceiver.keys()], options.perReceiverListingUpTo ?? DEFAULT_PER_RECEIVER_LISTING);
+  const held = await listHeld(target, [...recordsByReceiver.keys()], options.perReceiverListingUpTo ?? DEFAULT_PER_RECEIVER_LISTING, (listed) =>
+    options.onProgress?.({ phase: 'listing', done: listed, total: 0, summary }),
+  );
 
   const window = Math.max(1, options.window ?? DEFAULT_WINDOW);
   const stream = options.dryRun ? undefined : target.openPushStream({ window });
@@ -222,24 +226,28 @@ export async function syncOffers(
         const applied = applyOfferPlan(stream, plan, summary).then(() => {
           inFlight.delete(applied);
           changesInFlight -= plan.changes.length;
-          options.onProgress?.({ done: ++done, total, summary });
+          options.onProgress?.({ phase: 'syncing', done: ++done, total, summary });
         });
         inFlight.add(applied);
         continue;
       }
-      options.onProgress?.({ done: ++done, total, summary });
+      options.onProgress?.({ phase: 'syncing', done: ++done, total, summary });
     }
     await Promise.all(inFlight);
   } finally {
     await stream?.close();
   }
-  options.onProgress?.({ done, total, summary });
+  options.onProgress?.({ phase: 'syncing', done, total, summary });
   return summary;
 }
 
-async function listHeld(source: OfferSource, receiverIds: string[], perReceiverUpTo: number): Promise<Map<string, Item[]>> {
+const LIST_PROGRESS_EVERY = 500;
+
+async function listHeld(source: OfferSource, receiverIds: string[], perReceiverUpTo: number, onListed: (n: number) => void): Promise<Map<string, Item[]>> {
   const held = new Map<string, Item[]>();
+  let listed = 0;
   const add = (item: Item) => {
+    if (++listed % LIST_PROGRESS_EVERY === 0) onListed(listed);
     if (!(item.info?.key ?? '').startsWith(OFFER_KEY_PREFIX)) return;
     const list = held.get(item.receiverId);
     if (list) list.push(item);

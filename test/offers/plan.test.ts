@@ -50,3 +50,42 @@ describe('offers: planning a sync against what the hub holds', () => {
     assert.ok(pushRequestId(RECEIVER, a, 'I2').length <= 128 && withdrawRequestId('I2').length <= 128);
   });
 });
+
+describe('offers: syncReceiverOffers', () => {
+  it('pushes through the sink with content request ids, skipping offers that ended on the real clock', async () => {
+    const { syncReceiverOffers } = await import('../../sdk/src/offers/index.js');
+    const real = Date.now();
+    const DAY = 86_400_000;
+    const pushed: [string, string, string | undefined][] = [];
+    const withdrawn: string[] = [];
+    const merchant = {
+      async pushSpecific(receiverId: string, info: { key?: string }, options?: { requestId?: string }) {
+        pushed.push([receiverId, info.key ?? '', options?.requestId]);
+        return { itemId: 'I-new', sequence: 1n };
+      },
+      async withdraw(target: { itemId: string } | { key: string }) {
+        withdrawn.push('itemId' in target ? target.itemId : target.key);
+        return { itemId: 'I-old', sequence: 2n };
+      },
+      async *listItems() {
+        yield held('I-stale', info('offer:stale', 5));
+      },
+    };
+    const rules = {
+      version: 1 as const,
+      currency: 'EUR',
+      offers: [
+        { id: 'points', kind: 'points' as const, earn: { points: 1, per: 100 }, validDays: 10 },
+        { id: 'winback', kind: 'win-back' as const, afterDays: 1, voucher: { amountOff: 100 }, validDays: 1 },
+      ],
+    };
+    // Computed for a "now" 3 days ago: the win-back voucher (valid until 1 day ago) has ended on the real clock.
+    const now = new Date(real - 3 * DAY);
+    const records = [{ receiverId: RECEIVER, time: new Date(real - 5 * DAY), place: 'main', amount: 1_000, currency: 'EUR' }];
+    const summary = await syncReceiverOffers(merchant, RECEIVER, records, rules, { now });
+    assert.deepEqual(summary, { receivers: 1, pushed: 1, unchanged: 0, withdrawn: 1, failed: 0, errors: [] });
+    assert.deepEqual(pushed.map(([r, k]) => [r, k]), [[RECEIVER, 'offer:points']]);
+    assert.match(pushed[0]![2]!, /^offer-push-/);
+    assert.deepEqual(withdrawn, ['I-stale']);
+  });
+});

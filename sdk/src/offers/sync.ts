@@ -142,7 +142,7 @@ export async function syncReceiverOffers(
   rules: OfferRules | ValidRules,
   options: ComputeOptions & { now?: Date } = {},
 ): Promise<SyncSummary> {
-  const desired = computeOffers(records, rules, options.now ?? new Date(), options);
+  const desired = stillValid(computeOffers(records, rules, options.now ?? new Date(), options));
   const held: Item[] = [];
   for await (const item of merchant.listItems({ receiverId, audience: 'specific' })) held.push(item);
   return applyOfferPlan(merchant, planOfferChanges(receiverId, desired, held));
@@ -213,7 +213,9 @@ export async function syncOffers(
   let done = 0;
   try {
     for (const [receiverId, records] of recordsByReceiver) {
-      const plan = planOfferChanges(receiverId, computeOffers(records, valid, now, options), held.get(receiverId) ?? []);
+      // A dry run shows the offers as of `now`, even a `now` in the past.
+      const offers = computeOffers(records, valid, now, options);
+      const plan = planOfferChanges(receiverId, options.dryRun ? offers : stillValid(offers), held.get(receiverId) ?? []);
       options.onPlan?.(plan);
       if (!stream) {
         summary.receivers++;
@@ -242,6 +244,19 @@ export async function syncOffers(
 }
 
 const LIST_PROGRESS_EVERY = 500;
+/** An offer that ends sooner than this is not worth a push (and the hub may refuse it by the time it arrives). */
+const MIN_REMAINING_VALIDITY_MS = 1000;
+
+/**
+ * Leaves out offers whose validity ends before the real clock plus a margin. computeOffers
+ * works for the given `now`; a long run, or `now` in the past, can yield offers that have
+ * ended by the time they reach the hub, which refuses them ("valid_until must be in the
+ * future"). A held offer left out this way is withdrawn, or has already expired.
+ */
+function stillValid(offers: ServiceInfo[]): ServiceInfo[] {
+  const cutoff = Date.now() + MIN_REMAINING_VALIDITY_MS;
+  return offers.filter((info) => info.validUntil === undefined || info.validUntil.getTime() > cutoff);
+}
 
 async function listHeld(source: OfferSource, receiverIds: string[], perReceiverUpTo: number, onListed: (n: number) => void): Promise<Map<string, Item[]>> {
   const held = new Map<string, Item[]>();

@@ -38,6 +38,8 @@ export interface ListItemsFilter {
   receiverId?: string;
   /** Only specific or only public items; both when omitted. */
   audience?: 'specific' | 'public';
+  /** Items fetched per call (default 500, at most 5000): larger pages suit full scans. */
+  pageSize?: number;
 }
 
 /** Options of a MerchantClient. */
@@ -136,7 +138,7 @@ export class MerchantClient {
       const token = pageToken;
       const page = await this.unary((deadline) =>
         this.client.listItems(
-          { receiverId: filter.receiverId ?? '', audience, pageSize: LIST_PAGE_SIZE, pageToken: token },
+          { receiverId: filter.receiverId ?? '', audience, pageSize: filter.pageSize ?? LIST_PAGE_SIZE, pageToken: token },
           { deadline },
         ),
       );

@@ -17,7 +17,7 @@ export interface OfferSink {
 /** Where the offers the hub holds come from: a MerchantClient. */
 export interface OfferSource {
   /** The merchant's live items, optionally for one receiver only. */
-  listItems(filter?: { receiverId?: string; audience?: 'specific' | 'public' }): AsyncIterable<Item>;
+  listItems(filter?: { receiverId?: string; audience?: 'specific' | 'public'; pageSize?: number }): AsyncIterable<Item>;
 }
 
 /** A MerchantClient as the bulk sync uses it: listing, plus a push stream for the volume. */
@@ -272,7 +272,7 @@ async function listHeld(source: OfferSource, receiverIds: string[], perReceiverU
     for (const receiverId of receiverIds) for await (const item of source.listItems({ receiverId, audience: 'specific' })) add(item);
   } else {
     const wanted = new Set(receiverIds);
-    for await (const item of source.listItems({ audience: 'specific' })) if (wanted.has(item.receiverId)) add(item);
+    for await (const item of source.listItems({ audience: 'specific', pageSize: 5000 })) if (wanted.has(item.receiverId)) add(item);
   }
   return held;
 }

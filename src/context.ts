@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { HubServices } from './api/call-context.js';
 import type { HubConfig } from './config.js';
 import { CommitQueue, inlineCommitter } from './delivery/commit-queue.js';
@@ -44,6 +45,8 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
   }, config.purgeIntervalMs);
   purgeTimer.unref();
   const shutdown = new AbortController();
+  // Every open push stream listens for shutdown: there can be many, by design.
+  setMaxListeners(0, shutdown.signal);
 
   return {
     config,

@@ -20,6 +20,7 @@ import { PushHubServiceDefinition, Role } from '../../sdk/src/gen/pushhub/v1/pus
 import { MerchantClient } from '../../sdk/src/merchant.js';
 import { type ConsumptionRecord, computeOffers, readRecordFile, syncOffers, validateRules } from '../../sdk/src/offers/index.js';
 import { freePort, stopChild, waitForPort } from './util.js';
+import { prng } from '../support/prng.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const DAY = 86_400_000;
@@ -57,17 +58,6 @@ const RULES = validateRules({
   ],
 });
 
-/** mulberry32: a seeded PRNG, so every run syncs the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PLACES = ['main', 'airport', 'station', 'mall', 'kiosk', 'harbour', 'campus', 'market'];
 const CATEGORIES = ['coffee', 'food', 'books', 'gifts'];

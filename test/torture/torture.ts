@@ -12,6 +12,7 @@ import {
   type ServiceInfo,
 } from '../../src/gen/pushhub/v1/pushhub.js';
 import { HubProcess, freePort } from './hub-process.js';
+import { prng } from '../support/prng.js';
 
 /**
  * Crash torture: the hub runs as a real process and is SIGKILLed at random moments while
@@ -85,17 +86,6 @@ export interface TortureReport {
   elapsedMs: number;
 }
 
-/** mulberry32: a small seeded PRNG, so a failing run's choices can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Account {
   id: string;

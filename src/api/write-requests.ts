@@ -1,6 +1,7 @@
 import { invalidArgument } from '../errors.js';
 import type { PushOp, WithdrawOp } from '../delivery/commit-queue.js';
 import type { PushPublicRequest, PushSpecificRequest, WithdrawRequest } from '../gen/pushhub/v1/pushhub.js';
+import { ITEM_ID_PATTERN } from '../registry/ids.js';
 import { PUBLIC_RECEIVER } from '../store/types.js';
 import type { HubServices } from './call-context.js';
 import { checkItemKey, checkReceiverId, checkRequestId, checkServiceInfo, receiverNotFound } from './validate.js';
@@ -28,7 +29,7 @@ export function toPublicPush(hub: HubServices, merchantId: string, req: PushPubl
 export function toWithdraw(hub: HubServices, merchantId: string, req: WithdrawRequest, prefix = ''): WithdrawOp {
   checkRequestId(`${prefix}request_id`, req.requestId);
   if (req.itemId === '' && req.key === '') throw invalidArgument(`${prefix}item_id`, 'item_id or key is required');
-  if (req.itemId !== '' && !/^I[0-9a-f]{32}$/.test(req.itemId)) throw invalidArgument(`${prefix}item_id`, 'not an item id');
+  if (req.itemId !== '' && !ITEM_ID_PATTERN.test(req.itemId)) throw invalidArgument(`${prefix}item_id`, 'not an item id');
   checkItemKey(`${prefix}key`, req.key);
   if (req.itemId === '' && req.receiverId !== '') checkReceiverId(`${prefix}receiver_id`, req.receiverId);
   hub.pushLimiter.take(merchantId);

@@ -40,7 +40,7 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
       if (older) store.deleteChange(older.seq);
     }
     const seq = nextSeq();
-    const itemId = newItemId();
+    const itemId = newItemId(seq);
     const change: ChangeRecord = {
       seq,
       kind: ChangeKind.Item,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { newItemId } from '../../src/registry/ids.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { type ChangeRecord, ChangeKind, type HubStore, PUBLIC_RECEIVER } from '../../src/store/types.js';
 
@@ -22,7 +23,7 @@ function describeStoreContract(name: string, open: () => { store: HubStore; clea
     const change = (seq: number, overrides: Partial<ChangeRecord> = {}): ChangeRecord => ({
       seq,
       kind: ChangeKind.Item,
-      itemId: `I${String(seq).padStart(32, '0')}`,
+      itemId: `I${seq.toString(16).padStart(16, '0')}${'0'.repeat(16)}`, // the format of newItemId(seq)
       merchantId: 'M00-0000000000000001',
       receiverId: 'R00-0000000000000001',
       itemKey: '',
@@ -66,12 +67,24 @@ function describeStoreContract(name: string, open: () => { store: HubStore; clea
       const locator = { merchantId: 'M00-0000000000000001', receiverId: 'R00-0000000000000001', itemKey: 'k' };
       assert.equal(store.findItemByKey(locator)?.seq, 1);
       assert.equal(store.findItemById(change(1).itemId)?.seq, 1);
+      assert.equal(store.findItemById(`I${'0'.repeat(15)}1${'1'.repeat(16)}`), undefined, 'same sequence, other id');
       assert.throws(() => store.transaction(() => store.insertChange(change(2, { itemKey: 'k' }))));
       store.transaction(() => {
         store.deleteChange(1);
         store.insertChange(change(2, { itemKey: 'k' }));
       });
       assert.equal(store.findItemByKey(locator)?.seq, 2);
+    });
+
+    it('finds items by the random ids of older hubs and by new sequence-bearing ids', () => {
+      const legacyId = 'I3f2a9c1e7b5d4e2f9a8c7b6d5e4f3a2b'; // a v4 UUID without dashes
+      store.transaction(() => {
+        store.insertChange(change(7, { itemId: legacyId }));
+        store.insertChange(change(8, { itemId: newItemId(8) }));
+      });
+      assert.equal(store.findItemById(legacyId)?.seq, 7);
+      assert.equal(store.findItemById(store.readChanges('R00-0000000000000001', 7, 1000, 1, true)[0]!.itemId)?.seq, 8);
+      assert.equal(store.findItemById(newItemId(7)), undefined, 'another id with the same sequence');
     });
 
     it('rolls a failed transaction back entirely', () => {

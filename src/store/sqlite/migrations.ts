@@ -52,6 +52,14 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   INSERT INTO meta (name, value) VALUES ('head_seq', 0);
   `,
+  // 2: item ids carry their sequence (registry/ids.ts), so Withdraw-by-id reads the primary
+  // key and no index on a random id is updated per push. Items pushed before keep their
+  // random (v4 UUID) ids, whose 17th hex digit is 8-b; this index finds only those, until
+  // they expire.
+  `
+  DROP INDEX items_by_id;
+  CREATE INDEX legacy_items_by_id ON changes (item_id) WHERE kind = 1 AND substr(item_id, 18, 1) >= '8';
+  `,
 ];
 
 export class DatabaseTooNewError extends Error {

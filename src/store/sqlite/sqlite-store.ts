@@ -11,6 +11,7 @@ import {
   PUBLIC_RECEIVER,
   type RequestRecord,
 } from '../types.js';
+import { itemIdSequence } from '../../registry/ids.js';
 import { migrate } from './migrations.js';
 
 interface ChangeRow {
@@ -68,7 +69,11 @@ export function openSqliteStore(path: string): HubStore {
     `SELECT ${CHANGE_COLUMNS} FROM changes
      WHERE merchant_id = ? AND receiver_id = ? AND item_key = ? AND kind = 1 AND item_key <> ''`,
   );
-  const findById = db.prepare(`SELECT ${CHANGE_COLUMNS} FROM changes WHERE item_id = ? AND kind = 1`);
+  const findBySeq = db.prepare(`SELECT ${CHANGE_COLUMNS} FROM changes WHERE seq = ? AND item_id = ? AND kind = 1`);
+  // Same predicate as the partial index legacy_items_by_id (migration 2), so the planner uses it.
+  const findLegacyById = db.prepare(
+    `SELECT ${CHANGE_COLUMNS} FROM changes WHERE item_id = ? AND kind = 1 AND substr(item_id, 18, 1) >= '8'`,
+  );
   const deleteChange = db.prepare('DELETE FROM changes WHERE seq = ?');
   const findRequest = db.prepare(
     'SELECT item_id, seq, created_at_ms FROM requests WHERE merchant_id = ? AND request_id = ?',
@@ -139,7 +144,8 @@ export function openSqliteStore(path: string): HubStore {
       return row && toChange(row);
     },
     findItemById(itemId) {
-      const row = findById.get(itemId) as ChangeRow | undefined;
+      const seq = itemIdSequence(itemId);
+      const row = (seq !== undefined ? findBySeq.get(seq, itemId) : findLegacyById.get(itemId)) as ChangeRow | undefined;
       return row && toChange(row);
     },
     deleteChange: (seq) => void deleteChange.run(seq),

@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
 import { type Channel } from 'nice-grpc';
 import { type Credentials, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import {
@@ -22,6 +21,7 @@ import { type RegisterOptions, registerAccount } from './register.js';
 import { DEFAULT_RETRY, type RetryOptions, withRetry } from './retry.js';
 import { createPushStream, type MerchantPushStream } from './push-stream.js';
 import { type PushOptions, type PushResult, type ServiceInfoInput, type WithdrawTarget, toWithdrawRequest } from './push-types.js';
+import { newRequestId } from './request-id.js';
 
 export { PushHubError, Status } from './errors.js';
 export type { Credentials, TlsOptions } from './connection.js';
@@ -100,7 +100,7 @@ export class MerchantClient {
 
   /** Pushes `info` to one receiver; resolves once the hub has committed it. */
   pushSpecific(receiverId: string, info: ServiceInfoInput, options: PushOptions = {}): Promise<PushResult> {
-    const requestId = options.requestId ?? randomUUID();
+    const requestId = options.requestId ?? newRequestId();
     return this.unary(
       (deadline) => this.client.pushSpecific({ receiverId, info, requestId }, { deadline, signal: options.signal }),
       options.signal,
@@ -109,7 +109,7 @@ export class MerchantClient {
 
   /** Pushes `info` to every registered receiver (also those registered later). */
   pushPublic(info: ServiceInfoInput, options: PushOptions = {}): Promise<PushResult> {
-    const requestId = options.requestId ?? randomUUID();
+    const requestId = options.requestId ?? newRequestId();
     return this.unary(
       (deadline) => this.client.pushPublic({ info, requestId }, { deadline, signal: options.signal }),
       options.signal,
@@ -121,7 +121,7 @@ export class MerchantClient {
    * NOT_FOUND (reason `ITEM_NOT_FOUND`) when there is no such live item.
    */
   withdraw(target: WithdrawTarget, options: PushOptions = {}): Promise<PushResult> {
-    const request = toWithdrawRequest(target, options.requestId ?? randomUUID());
+    const request = toWithdrawRequest(target, options.requestId ?? newRequestId());
     return this.unary((deadline) => this.client.withdraw(request, { deadline, signal: options.signal }), options.signal);
   }
 

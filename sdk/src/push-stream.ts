@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { delay } from 'abort-controller-x';
 import type { HubClient } from './connection.js';
 import { PushHubError, Status, isRetryable } from './errors.js';
 import { type DeepPartial, PushStreamRequest, type PushStreamResponse } from './gen/pushhub/v1/pushhub.js';
 import { type PushOptions, type PushResult, type ServiceInfoInput, type WithdrawTarget, toWithdrawRequest } from './push-types.js';
+import { newRequestId } from './request-id.js';
 import { type RetryOptions, backoffMs } from './retry.js';
 
 /**
@@ -167,15 +167,15 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
 
   return {
     pushSpecific(receiverId, info, pushOptions = {}) {
-      const requestId = pushOptions.requestId ?? randomUUID();
+      const requestId = pushOptions.requestId ?? newRequestId();
       return enqueue((ref) => ({ ref, push: { $case: 'specific', value: { receiverId, info, requestId } } }), pushOptions.signal);
     },
     pushPublic(info, pushOptions = {}) {
-      const requestId = pushOptions.requestId ?? randomUUID();
+      const requestId = pushOptions.requestId ?? newRequestId();
       return enqueue((ref) => ({ ref, push: { $case: 'public', value: { info, requestId } } }), pushOptions.signal);
     },
     withdraw(target, pushOptions = {}) {
-      const request = toWithdrawRequest(target, pushOptions.requestId ?? randomUUID());
+      const request = toWithdrawRequest(target, pushOptions.requestId ?? newRequestId());
       return enqueue((ref) => ({ ref, push: { $case: 'withdraw', value: request } }), pushOptions.signal);
     },
     async close() {

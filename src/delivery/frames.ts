@@ -1,3 +1,4 @@
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import {
   Audience,
   type ServiceInfo,
@@ -11,6 +12,23 @@ import { PUBLIC_RECEIVER } from '../store/types.js';
  * same bytes without re-encoding (see wire-definition.ts).
  */
 
+/**
+ * One writer for every frame: a fresh BinaryWriter starts at 128 bytes and grows by copying
+ * (three times for a 200-byte body), while this one keeps its grown buffer. finish() copies
+ * out exactly the frame's bytes (its own ArrayBuffer, which the commit worker transfers) and
+ * resets the writer. Frames are bounded by the ServiceInfo limits, so the buffer stays small.
+ */
+const writer = new BinaryWriter();
+
+function encodeFrame(frame: SubscribeResponse): Uint8Array {
+  try {
+    return SubscribeResponse.encode(frame, writer).finish();
+  } catch (error) {
+    writer.finish(); // drop a half-written frame
+    throw error;
+  }
+}
+
 export const audienceOf = (receiverId: string) =>
   receiverId === PUBLIC_RECEIVER ? Audience.AUDIENCE_PUBLIC : Audience.AUDIENCE_SPECIFIC;
 
@@ -22,7 +40,7 @@ export function encodeItemFrame(item: {
   info: ServiceInfo;
   pushedAtMs: number;
 }): Uint8Array {
-  return SubscribeResponse.encode({
+  return encodeFrame({
     event: {
       $case: 'item',
       value: {
@@ -35,7 +53,7 @@ export function encodeItemFrame(item: {
         receiverId: item.receiverId,
       },
     },
-  }).finish();
+  });
 }
 
 export function encodeWithdrawalFrame(w: {
@@ -45,7 +63,7 @@ export function encodeWithdrawalFrame(w: {
   receiverId: string;
   itemKey: string;
 }): Uint8Array {
-  return SubscribeResponse.encode({
+  return encodeFrame({
     event: {
       $case: 'withdrawal',
       value: {
@@ -56,13 +74,13 @@ export function encodeWithdrawalFrame(w: {
         key: w.itemKey,
       },
     },
-  }).finish();
+  });
 }
 
 export const encodeCaughtUpFrame = (seq: number): Uint8Array =>
-  SubscribeResponse.encode({ event: { $case: 'caughtUp', value: { sequence: BigInt(seq) } } }).finish();
+  encodeFrame({ event: { $case: 'caughtUp', value: { sequence: BigInt(seq) } } });
 
 export const encodeHeartbeatFrame = (seq: number, intervalMs: number): Uint8Array =>
-  SubscribeResponse.encode({
+  encodeFrame({
     event: { $case: 'heartbeat', value: { sequence: BigInt(seq), sentAt: new Date(), intervalMs } },
-  }).finish();
+  });

@@ -12,6 +12,7 @@ import {
 import { deadlineMiddleware } from 'nice-grpc-client-middleware-deadline';
 import { REASON_TRAILER, toPushHubError } from './errors.js';
 import { PushHubServiceDefinition } from './gen/pushhub/v1/pushhub.js';
+import { pushHubClientDefinition } from './wire-definition.js';
 
 /** TLS settings for a hub that serves TLS. Omit them for a plaintext hub. */
 export interface TlsOptions {
@@ -93,5 +94,5 @@ export function createHubClient(channel: Channel, credentials: () => Credentials
     .use(errorMiddleware)
     .use(credentialsMiddleware(credentials))
     .use(deadlineMiddleware)
-    .create(PushHubServiceDefinition, channel);
+    .create(pushHubClientDefinition, channel);
 }

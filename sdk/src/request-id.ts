@@ -4,7 +4,10 @@ import { randomBytes } from 'node:crypto';
 const POOL_BYTES = 10 * 512;
 let pool = Buffer.alloc(0);
 let offset = 0;
-const id = Buffer.alloc(16);
+/** The time part of the last id, `tttttttt-tttt-7`, rebuilt once per millisecond. */
+let prefixMs = -1;
+let prefix = '';
+const VARIANT = ['8', '9', 'a', 'b'];
 
 /**
  * A UUIDv7 (RFC 9562): 48 bits of Unix time in ms, then 74 random bits. The hub keeps request
@@ -13,15 +16,18 @@ const id = Buffer.alloc(16);
  * keep ids unique across merchants and processes.
  */
 export function newRequestId(nowMs = Date.now()): string {
+  if (nowMs !== prefixMs) {
+    const time = nowMs.toString(16).padStart(12, '0');
+    prefix = `${time.slice(0, 8)}-${time.slice(8, 12)}-7`;
+    prefixMs = nowMs;
+  }
   if (offset + 10 > pool.length) {
     pool = randomBytes(POOL_BYTES);
     offset = 0;
   }
-  id.writeUIntBE(nowMs, 0, 6);
-  pool.copy(id, 6, offset, offset + 10);
+  // 18 hex digits (72 bits) plus 2 bits in the variant digit.
+  const hex = pool.toString('hex', offset, offset + 9);
+  const variant = VARIANT[pool[offset + 9]! & 3]!;
   offset += 10;
-  id[6] = 0x70 | (id[6]! & 0x0f); // version 7
-  id[8] = 0x80 | (id[8]! & 0x3f); // RFC 9562 variant
-  const hex = id.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return `${prefix}${hex.slice(0, 3)}-${variant}${hex.slice(3, 6)}-${hex.slice(6, 18)}`;
 }

@@ -71,4 +71,24 @@ describe('database migrations', function () {
     assert.equal(again.getAccount('R00-0000000000000001')?.role, 'receiver');
     again.close();
   });
+
+  it('items pushed before migration 2 (random ids) can still be found by id after it', () => {
+    const path = join(dir, 'hub.db');
+    const db = new Database(path);
+    migrate(db, MIGRATIONS.slice(0, 1));
+    const legacyId = 'I3f2a9c1e7b5d4e2f9a8c7b6d5e4f3a2b'; // what version 1 made: a v4 UUID without dashes
+    db.prepare(
+      `INSERT INTO changes (seq, kind, item_id, merchant_id, receiver_id, item_key, frame, pushed_at_ms, valid_until_ms)
+       VALUES (1, 1, ?, 'M00-0000000000000001', 'R00-0000000000000001', '', x'00', 1, 9e15)`,
+    ).run(legacyId);
+    db.close();
+
+    const store = openSqliteStore(path);
+    assert.equal(store.findItemById(legacyId)?.seq, 1);
+    store.close();
+    const after = new Database(path, { readonly: true });
+    const indexes = after.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'changes'").pluck().all();
+    assert.ok(!indexes.includes('items_by_id') && indexes.includes('legacy_items_by_id'));
+    after.close();
+  });
 });

@@ -2,7 +2,7 @@
 // The clock is CLOCK_MONOTONIC (system-wide on Linux), so latency is comparable across processes.
 import { readFileSync, readdirSync } from 'node:fs';
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -158,18 +158,7 @@ export const selfCpuSeconds = (): number => {
   return (u.user + u.system) / 1e6;
 };
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../support/hub-process.js';
 
 /** Runs fn over items with bounded concurrency and an overall deadline. */
 export async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>, deadlineMs = Infinity) {

@@ -10,7 +10,7 @@ import { ReceiverClient, type ReceiverEvent } from '../../sdk/src/receiver.js';
 import { loadConfig } from '../../src/config.js';
 import { PushHubServiceDefinition, Role } from '../../src/gen/pushhub/v1/pushhub.js';
 import { basicAuth } from '../support/hub.js';
-import { HubProcess, freePort } from '../torture/hub-process.js';
+import { HubProcess, freePort } from '../support/hub-process.js';
 
 /** A self-signed certificate for localhost and 127.0.0.1, made with openssl for this run. */
 function generateCertificate(dir: string): { cert: string; key: string; ca: Buffer } {

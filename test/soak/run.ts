@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type Channel, ClientError, Metadata, Status, createChannel, createClient } from 'nice-grpc';
 import { PushHubServiceDefinition, Role, SubscribeRequest } from '../../src/gen/pushhub/v1/pushhub.js';
-import { HubProcess, freePort } from '../torture/hub-process.js';
+import { HubProcess, freePort } from '../support/hub-process.js';
 
 /**
  * `npm run soak [-- --subscribers 2000 --rate 100 --duration-s 60 --slow 20]`

@@ -11,7 +11,7 @@ import {
   Role,
   type ServiceInfo,
 } from '../../src/gen/pushhub/v1/pushhub.js';
-import { HubProcess, freePort } from './hub-process.js';
+import { HubProcess, freePort } from '../support/hub-process.js';
 import { prng } from '../support/prng.js';
 
 /**

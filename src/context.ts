@@ -36,12 +36,10 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
   const registry = createRegistry(store, config);
 
   const purgeTimer = setInterval(() => {
-    try {
-      const nowMs = Date.now();
-      store.purge(nowMs, nowMs - config.idempotencyWindowMs);
-    } catch (error) {
+    const nowMs = Date.now();
+    commits.purge(nowMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
       logger.error('purge failed', { error: String(error) });
-    }
+    });
   }, config.purgeIntervalMs);
   purgeTimer.unref();
   const shutdown = new AbortController();

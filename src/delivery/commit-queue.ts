@@ -45,6 +45,8 @@ export interface BatchCommitter {
   /** Resolves once the committer can take batches (a worker has booted). */
   ready(): Promise<void>;
   commit(ops: readonly WriteOp[], head: number, nowMs: number): Promise<BatchResult>;
+  /** Deletes expired changes and old request ids on the writer's connection; rows removed. */
+  purge(nowMs: number, requestCutoffMs: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -53,6 +55,7 @@ export function inlineCommitter(store: HubStore, idempotencyWindowMs: number): B
   return {
     ready: async () => {},
     commit: async (ops, head, nowMs) => store.transaction(() => applyBatch(store, ops, head, nowMs, idempotencyWindowMs)),
+    purge: async (nowMs, requestCutoffMs) => store.purge(nowMs, requestCutoffMs),
     close: async () => {},
   };
 }
@@ -114,6 +117,11 @@ export class CommitQueue {
   /** Resolves once the committer can take batches. */
   ready(): Promise<void> {
     return this.committer.ready();
+  }
+
+  /** Purges through the committer, so the purge never contends with a commit for the write lock. */
+  purge(nowMs: number, requestCutoffMs: number): Promise<number> {
+    return this.committer.purge(nowMs, requestCutoffMs);
   }
 
   /** Stops the committer; call after drained(). */

@@ -189,7 +189,7 @@ describe('push and subscribe', () => {
     const validUntil = snapshot.items()[0]!.info!.validUntil!.getTime();
     assert.ok(Math.abs(validUntil - (Date.now() + t.config.defaultItemLifetimeMs)) < 60_000);
 
-    t.hub.context.store.purge(Date.now(), 0);
+    await t.hub.context.commits.purge(Date.now(), 0);
     const db = new Database(t.config.dbPath, { readonly: true });
     const left = db.prepare('SELECT COUNT(*) AS n FROM changes WHERE item_id = ?').get(shortLived.itemId) as { n: number };
     db.close();

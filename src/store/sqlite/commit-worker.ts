@@ -13,13 +13,22 @@ const { dbPath, idempotencyWindowMs } = workerData as { dbPath: string; idempote
 const store = openSqliteStore(dbPath);
 parentPort!.postMessage({ ready: true });
 
-parentPort!.on('message', (m: { id: number; ops: WriteOp[]; head: number; nowMs: number } | { close: true }) => {
+type Request =
+  | { id: number; ops: WriteOp[]; head: number; nowMs: number }
+  | { id: number; purge: { nowMs: number; requestCutoffMs: number } }
+  | { close: true };
+
+parentPort!.on('message', (m: Request) => {
   if ('close' in m) {
     store.close();
     parentPort!.close();
     return;
   }
   try {
+    if ('purge' in m) {
+      parentPort!.postMessage({ id: m.id, ok: true, removed: store.purge(m.purge.nowMs, m.purge.requestCutoffMs) });
+      return;
+    }
     const result = store.transaction(() => applyBatch(store, m.ops, m.head, m.nowMs, idempotencyWindowMs));
     const outcomes = result.outcomes.map((o) =>
       o instanceof HubError ? { hubError: { code: o.code, reason: o.reason, message: o.message } } : o,

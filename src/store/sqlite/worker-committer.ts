@@ -3,9 +3,8 @@ import type { BatchCommitter, BatchResult, WriteAck } from '../../delivery/commi
 import { HubError } from '../../errors.js';
 import type { ChangeRecord } from '../types.js';
 
-type Reply =
-  | { id: number; ok: true; outcomes: (WriteAck | { hubError: { code: number; reason: string; message: string } })[]; published: ChangeRecord[]; head: number }
-  | { id: number; ok: false; message: string };
+type BatchReply = { outcomes: (WriteAck | { hubError: { code: number; reason: string; message: string } })[]; published: ChangeRecord[]; head: number };
+type Reply = ({ id: number; ok: true } & (BatchReply | { removed: number })) | { id: number; ok: false; message: string };
 
 /** Same file kind as this module: .ts when run from source (under tsx), .js when compiled. */
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -24,7 +23,7 @@ const WORKER_BOOT = FROM_SOURCE
 export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: number): BatchCommitter {
   let worker: Worker | undefined;
   let nextId = 1;
-  const waiting = new Map<number, { resolve: (r: BatchResult) => void; reject: (e: Error) => void }>();
+  const waiting = new Map<number, { resolve: (reply: Reply & { ok: true }) => void; reject: (e: Error) => void }>();
   let ready: Promise<void> = Promise.resolve();
 
   const start = (): Worker => {
@@ -39,13 +38,7 @@ export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: numbe
       if (!entry) return;
       waiting.delete(reply.id);
       if (!reply.ok) return entry.reject(new Error(reply.message));
-      entry.resolve({
-        outcomes: reply.outcomes.map((o) =>
-          'hubError' in o ? new HubError(o.hubError.code, o.hubError.reason as never, o.hubError.message) : o,
-        ),
-        published: reply.published,
-        head: reply.head,
-      });
+      entry.resolve(reply);
     });
     // A crashed worker fails what it held; the next batch starts a new one (nothing was acked).
     const fail = (error: Error) => {
@@ -58,17 +51,33 @@ export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: numbe
     return w;
   };
 
+  /** Sends one request; the worker handles them in order, one at a time. */
+  const request = (message: object): Promise<Reply & { ok: true }> => {
+    worker ??= start();
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      worker!.postMessage({ id, ...message });
+    });
+  };
+
   // Started at once, so the first push does not wait for the worker to boot.
   worker = start();
   return {
     ready: () => ready,
-    commit(ops, head, nowMs) {
-      worker ??= start();
-      const id = nextId++;
-      return new Promise<BatchResult>((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        worker!.postMessage({ id, ops, head, nowMs });
-      });
+    async commit(ops, head, nowMs): Promise<BatchResult> {
+      const reply = (await request({ ops, head, nowMs })) as BatchReply;
+      return {
+        outcomes: reply.outcomes.map((o) =>
+          'hubError' in o ? new HubError(o.hubError.code, o.hubError.reason as never, o.hubError.message) : o,
+        ),
+        published: reply.published,
+        head: reply.head,
+      };
+    },
+    // Runs in the worker too, between batches: the hub's event loop never waits for the write lock.
+    async purge(nowMs, requestCutoffMs) {
+      return ((await request({ purge: { nowMs, requestCutoffMs } })) as { removed: number }).removed;
     },
     async close() {
       const w = worker;

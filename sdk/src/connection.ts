@@ -39,7 +39,40 @@ export type HubClient = Client<typeof PushHubServiceDefinition, { deadline?: Dat
 const CHANNEL_OPTIONS = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 2000,
+  // Spread calls over every address the target resolves to (several hub nodes on one
+  // PostgreSQL); a node that fails drops out until it reconnects. One address: no effect.
+  'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
 };
+
+/**
+ * Where the hub is: one `host:port`, several of them (hub nodes sharing one database), or a
+ * target that grpc-js resolves itself (`dns:hubs.internal:50051`, which may resolve to several
+ * nodes, `ipv4:10.0.0.1:50051,10.0.0.2:50051`, `unix:/run/pushhub.sock`). Calls are balanced
+ * round robin over the resolved addresses.
+ */
+export type HubAddress = string | readonly string[];
+
+const TARGET_SCHEME = /^(dns|ipv4|ipv6|unix|unix-abstract):/;
+const IPV4_ADDRESS = /^\d{1,3}(\.\d{1,3}){3}:\d+$/;
+const IPV6_ADDRESS = /^\[[0-9A-Fa-f:.]+\]:\d+$/;
+
+/**
+ * The grpc-js target for a {@link HubAddress}. Several addresses (an array, or one string
+ * with commas) must be IP literals, since grpc-js resolves one name per channel; for host
+ * names use one `dns:` name that resolves to every node.
+ */
+export function hubTarget(address: HubAddress): string {
+  const list = typeof address === 'string' ? (TARGET_SCHEME.test(address) ? [address] : address.split(',')) : [...address];
+  const addresses = list.map((a) => a.trim()).filter((a) => a !== '');
+  if (addresses.length === 0) throw new Error('address: at least one host:port is required');
+  if (addresses.length === 1) return addresses[0]!;
+  if (addresses.every((a) => IPV4_ADDRESS.test(a))) return `ipv4:${addresses.join(',')}`;
+  if (addresses.every((a) => IPV6_ADDRESS.test(a))) return `ipv6:${addresses.join(',')}`;
+  throw new Error(
+    `address: several addresses must all be IPv4 or all IPv6 literals (got ${addresses.join(', ')}); ` +
+      'for host names use one dns: name that resolves to every node, e.g. dns:hubs.internal:50051',
+  );
+}
 
 /**
  * Opens a channel (one HTTP/2 connection, re-established on demand) to the hub. `private`
@@ -47,9 +80,9 @@ const CHANNEL_OPTIONS = {
  * channels to the same address, and a client that found its connection silently dead must
  * be able to replace it by closing its channel.
  */
-export function createHubChannel(address: string, tls?: TlsOptions, options: { private?: boolean } = {}): Channel {
+export function createHubChannel(address: HubAddress, tls?: TlsOptions, options: { private?: boolean } = {}): Channel {
   const credentials = tls ? ChannelCredentials.createSsl(tls.ca ?? null) : ChannelCredentials.createInsecure();
-  return createChannel(address, credentials, options.private ? { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 } : CHANNEL_OPTIONS);
+  return createChannel(hubTarget(address), credentials, options.private ? { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 } : CHANNEL_OPTIONS);
 }
 
 /**

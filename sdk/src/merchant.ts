@@ -11,7 +11,7 @@
  * @module
  */
 import { type Channel } from 'nice-grpc';
-import { type Credentials, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
+import { type Credentials, type HubAddress, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import {
   Audience,
   type Item,
@@ -24,7 +24,7 @@ import { type PushOptions, type PushResult, type ServiceInfoInput, type Withdraw
 import { newRequestId } from './request-id.js';
 
 export { PushHubError, Status } from './errors.js';
-export type { Credentials, TlsOptions } from './connection.js';
+export type { Credentials, HubAddress, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
 export type { MerchantPushStream, PushStreamOptions } from './push-stream.js';
@@ -44,8 +44,8 @@ export interface ListItemsFilter {
 
 /** Options of a MerchantClient. */
 export interface MerchantClientOptions {
-  /** The hub's host:port. */
-  address: string;
+  /** The hub's host:port, or several hub nodes (see {@link HubAddress}). */
+  address: HubAddress;
   /** The merchant id returned by `register`. */
   id: string;
   /** The merchant password returned by `register` (or `rotatePassword`). */
@@ -80,7 +80,7 @@ export class MerchantClient {
    * Registers a new merchant and returns its id and password. The password is shown only
    * once: store it safely.
    */
-  static register(address: string, options: RegisterOptions = {}): Promise<Credentials> {
+  static register(address: HubAddress, options: RegisterOptions = {}): Promise<Credentials> {
     return registerAccount(address, Role.ROLE_MERCHANT, options);
   }
 

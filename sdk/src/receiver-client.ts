@@ -1,6 +1,6 @@
 import { delay, isAbortError } from 'abort-controller-x';
 import { type Channel } from 'nice-grpc';
-import { type Credentials, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
+import { type Credentials, type HubAddress, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import { PushHubError, Status } from './errors.js';
 import { type Item, Role, type Withdrawal } from './gen/pushhub/v1/pushhub.js';
 import { type RegisterOptions, registerAccount } from './register.js';
@@ -31,8 +31,8 @@ export interface SubscribeOptions {
 
 /** Options of a ReceiverClient. */
 export interface ReceiverClientOptions {
-  /** The hub's host:port. */
-  address: string;
+  /** The hub's host:port, or several hub nodes (see {@link HubAddress}); a reconnection may land on another node and resumes from the cursor there. */
+  address: HubAddress;
   /** The receiver id returned by `register`. */
   id: string;
   /** The receiver password returned by `register`. */
@@ -96,7 +96,7 @@ export class ReceiverClient {
    * Registers a new receiver and returns its id and password. The password is shown only
    * once: store it safely (the daemon writes it to a file only its owner can read).
    */
-  static register(address: string, options: RegisterOptions = {}): Promise<Credentials> {
+  static register(address: HubAddress, options: RegisterOptions = {}): Promise<Credentials> {
     return registerAccount(address, Role.ROLE_RECEIVER, options);
   }
 

@@ -1,4 +1,4 @@
-import { type Credentials, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
+import { type Credentials, type HubAddress, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import { Role } from './gen/pushhub/v1/pushhub.js';
 import { DEFAULT_RETRY, withRetry } from './retry.js';
 
@@ -21,7 +21,7 @@ export interface RegisterOptions {
  * no request id, so a retry after a lost reply creates a second account; the first one is
  * never used, which is harmless (its password was never seen by anyone).
  */
-export async function registerAccount(address: string, role: Role, options: RegisterOptions = {}): Promise<Credentials> {
+export async function registerAccount(address: HubAddress, role: Role, options: RegisterOptions = {}): Promise<Credentials> {
   const channel = createHubChannel(address, options.tls);
   try {
     const client = createHubClient(channel);

@@ -17,7 +17,7 @@ import type { Credentials } from '../connection.js';
 
 const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
 
-  --address HOST:PORT        the hub (or PUSHHUB_ADDRESS)
+  --address HOST:PORT        the hub (or PUSHHUB_ADDRESS); several nodes: a,b or dns:NAME:PORT
   --credentials FILE         JSON {"id","password"} of the receiver (default ./pushhub-receiver.json)
   --register                 when FILE does not exist: register a new receiver and save its
                              credentials there, readable only by you (mode 0600)

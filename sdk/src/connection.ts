@@ -39,6 +39,8 @@ export type HubClient = Client<typeof PushHubServiceDefinition, { deadline?: Dat
 const CHANNEL_OPTIONS = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 2000,
+  // grpc-js keeps per-message channelz counters and timestamps unless this is off.
+  'grpc.enable_channelz': 0,
 };
 
 /**

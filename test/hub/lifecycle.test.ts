@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ClientError, Status, createChannel, createClient } from 'nice-grpc';
-import { PushHubServiceDefinition, Role } from '../../src/gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition, Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { StreamReader, TestHub, basicAuth } from '../support/hub.js';
 
 const run = promisify(execFile);

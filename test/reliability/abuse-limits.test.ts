@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Metadata, Status } from 'nice-grpc';
 import { DEFAULT_CONFIG } from '../../src/config.js';
 import { PushRateLimiter } from '../../src/delivery/rate-limit.js';
-import { Role } from '../../src/gen/pushhub/v1/pushhub.js';
+import { Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { FailedLoginThrottle, secretsEqual } from '../../src/registry/credentials.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
 import { outcomeOf, statusName, unknownId } from './support.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Metadata, Status } from 'nice-grpc';
-import { type PushStreamRequest, Role } from '../../src/gen/pushhub/v1/pushhub.js';
+import { type PushStreamRequest, Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
 import { type CallOutcome, outcomeOf, statusName, unknownId } from './support.js';
 

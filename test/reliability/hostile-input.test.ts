@@ -9,7 +9,7 @@ import {
   PushStreamResponse,
   Role,
   type ServiceInfo,
-} from '../../src/gen/pushhub/v1/pushhub.js';
+} from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
 import { type CallOutcome, RawClient, basicHeader, outcomeOf, statusName } from './support.js';
 

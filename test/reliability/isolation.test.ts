@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Status } from 'nice-grpc';
-import { Audience, type ServiceInfo } from '../../src/gen/pushhub/v1/pushhub.js';
+import { Audience, type ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
 import { outcomeOf, snapshotItemIds } from './support.js';
 

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { ClientError, Metadata, Status } from 'nice-grpc';
-import { PushHubServiceDefinition } from '../../src/gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { REASON_TRAILER } from '../../src/middleware/error-status.js';
 import type { Credentials, HubClient } from '../support/hub.js';
 

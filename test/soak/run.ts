@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type Channel, ClientError, Metadata, Status, createChannel, createClient } from 'nice-grpc';
-import { PushHubServiceDefinition, Role, SubscribeRequest } from '../../src/gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition, Role, SubscribeRequest } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { HubProcess, freePort } from '../support/hub-process.js';
 
 /**

@@ -10,7 +10,7 @@ import {
   type PushStreamRequest,
   Role,
   type ServiceInfo,
-} from '../../src/gen/pushhub/v1/pushhub.js';
+} from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { HubProcess, freePort } from '../support/hub-process.js';
 import { prng } from '../support/prng.js';
 

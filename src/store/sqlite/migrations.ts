@@ -60,6 +60,17 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX items_by_id;
   CREATE INDEX legacy_items_by_id ON changes (item_id) WHERE kind = 1 AND substr(item_id, 18, 1) >= '8';
   `,
+  // 3: a stored frame is now a SubscribeResponse holding one event (repeated events = 1;
+  // see delivery/frames.ts). The old frame was the event's own encoding (the oneof had the
+  // same field numbers), so the new one is that, prefixed with the tag of field 1 (0x0a) and
+  // the length as a varint. Frames are bounded far below 2 MiB, so three varint bytes do.
+  `
+  UPDATE changes SET frame = unhex('0a' || CASE
+      WHEN length(frame) < 128 THEN printf('%02x', length(frame))
+      WHEN length(frame) < 16384 THEN printf('%02x%02x', (length(frame) & 127) | 128, length(frame) >> 7)
+      ELSE printf('%02x%02x%02x', (length(frame) & 127) | 128, ((length(frame) >> 7) & 127) | 128, length(frame) >> 14)
+    END) || frame;
+  `,
 ];
 
 export class DatabaseTooNewError extends Error {

@@ -25,6 +25,11 @@ interface MessageType {
 export const asBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
+/** Encodes a complete message through the shared writer (e.g. to pre-encode a request once). */
+export function encodeMessage<T>(type: { encode(message: T, writer?: BinaryWriter): BinaryWriter }, message: T): Buffer {
+  return encodeWith(type as unknown as MessageType, message, false);
+}
+
 function encodeWith(type: MessageType, message: unknown, fromPartial: boolean): Buffer {
   try {
     return asBuffer(type.encode(fromPartial ? type.fromPartial(message) : message, writer).finish());
@@ -69,7 +74,10 @@ export function createWireDefinition(options: WireOptions = {}): typeof PushHubS
           path: `/${PushHubServiceDefinition.fullName}/${method.name}`,
           requestStream: method.requestStream,
           responseStream: method.responseStream,
-          requestSerialize: (value: unknown) => encodeWith(requestType, value, fromPartial),
+          // Bytes are sent as they are: the SDK's push stream encodes each push once, when it is
+          // queued, and a request is the concatenation of such one-entry requests.
+          requestSerialize: (value: unknown) =>
+            value instanceof Uint8Array ? asBuffer(value) : encodeWith(requestType, value, fromPartial),
           requestDeserialize: wrap((bytes: Uint8Array) => requestType.decode(bytes)),
           responseSerialize: preEncoded ? asBuffer : (value: unknown) => encodeWith(responseType, value, fromPartial),
           responseDeserialize: (bytes: Uint8Array) => responseType.decode(bytes),

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { migrateSqlite } from '../../../sdk/src/sqlite-migrator.js';
 
 /**
  * Numbered schema migrations. Each runs in its own transaction together with the bump of
@@ -85,12 +86,5 @@ export class DatabaseTooNewError extends Error {
 
 /** Brings the database to the newest version; `migrations` is a parameter only for tests. */
 export function migrate(db: Database.Database, migrations: readonly string[] = MIGRATIONS): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > migrations.length) throw new DatabaseTooNewError(current, migrations.length);
-  for (let version = current; version < migrations.length; version++) {
-    db.transaction(() => {
-      db.exec(migrations[version]!);
-      db.pragma(`user_version = ${version + 1}`);
-    }).immediate();
-  }
+  migrateSqlite(db, migrations, (found, known) => new DatabaseTooNewError(found, known));
 }

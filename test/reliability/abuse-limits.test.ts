@@ -95,12 +95,14 @@ describe('abuse limits', function () {
         assert.equal((await outcomeOf((o) => client.pushPublic({ info, requestId: '' }, { ...o, metadata: basicAuth(quiet) }))).code, Status.OK);
 
         async function* pushes() {
-          for (let ref = 1n; ref <= 3n; ref++) yield { ref, push: { $case: 'public' as const, value: { info, requestId: '' } } };
+          for (let ref = 1n; ref <= 3n; ref++) yield { entries: [{ ref, push: { $case: 'public' as const, value: { info, requestId: '' } } }] };
         }
         const codes: number[] = [];
         for await (const response of client.pushStream(pushes(), { metadata: basicAuth(noisy) })) {
-          codes.push(response.code);
-          if (response.code !== Status.OK) assert.match(response.message, /push rate limit/);
+          for (const result of response.results) {
+            codes.push(result.code);
+            if (result.code !== Status.OK) assert.match(result.message, /push rate limit/);
+          }
         }
         assert.ok(codes.includes(Status.RESOURCE_EXHAUSTED), `stream codes ${codes}`);
       } finally {

@@ -105,7 +105,7 @@ describe('hostile and bad input', function () {
       const result = await raw.bidi(method, [body], metadata);
       // A push the hub rejects comes back as a response with its code; the stream stays OK.
       if (result.code === Status.OK && result.responses.length === 1) {
-        const response = PushStreamResponse.decode(result.responses[0]!);
+        const response = PushStreamResponse.decode(result.responses[0]!).results[0]!;
         return { code: response.code as Status, details: response.message };
       }
       return result;
@@ -132,7 +132,7 @@ describe('hostile and bad input', function () {
 
     it('PushStream: a malformed message mid-stream ends it with INVALID_ARGUMENT after answering the pushes before it', async () => {
       const good = (ref: number) =>
-        message([1, 'varint', ref], [3, 'bytes', message([1, 'bytes', message(TITLE)])]);
+        message([1, 'bytes', message([1, 'varint', ref], [3, 'bytes', message([1, 'bytes', message(TITLE)])])]);
       const before = stored();
       const result = await raw.bidi('PushStream', [good(1), good(2), UNDECODABLE['truncated length-delimited field']!, good(4)], authFor('PushStream'));
       assert.equal(statusName(result.code), 'INVALID_ARGUMENT', result.details);
@@ -380,14 +380,16 @@ describe('hostile and bad input', function () {
             for await (const _ of client.subscribe({ afterSequence: req.afterSequence }, { ...o, metadata: basicAuth(receiver), signal: abort.signal })) break;
           });
         case 'PushStream': {
-          const push: PushStreamRequest = { ref: req.ref, push: { $case: 'specific', value: { receiverId: req.receiverId, info: req.info, requestId: req.requestId } } };
+          const push: PushStreamRequest = { entries: [{ ref: req.ref, push: { $case: 'specific', value: { receiverId: req.receiverId, info: req.info, requestId: req.requestId } } }] };
           return outcomeOf(async (o) => {
             async function* one() {
               yield push;
             }
             for await (const response of client.pushStream(one(), { ...o, metadata: m })) {
-              assert.equal(response.ref, req.ref);
-              if (response.code !== Status.OK) throw new ClientError('/PushStream', response.code, response.message);
+              for (const result of response.results) {
+                assert.equal(result.ref, req.ref);
+                if (result.code !== Status.OK) throw new ClientError('/PushStream', result.code, result.message);
+              }
             }
           });
         }

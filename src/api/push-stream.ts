@@ -1,5 +1,5 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason, shuttingDown } from '../errors.js';
+import { HubError, Reason, invalidArgument, shuttingDown } from '../errors.js';
 import type { WriteOp } from '../delivery/commit-queue.js';
 import type { PushStreamEntry, PushStreamRequest, PushStreamResponse, PushStreamResult } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import type { HubServices } from './call-context.js';
@@ -88,6 +88,8 @@ export async function* pushStream(
           await new Promise<void>((resolve) => (wakeReader = resolve));
         }
         if (stopped()) return;
+        // An empty request is a client bug with no push to answer: end the stream, clearly.
+        if (req.entries.length === 0) throw invalidArgument('entries', 'at least one push is required');
         for (const entry of req.entries) submit(entry);
       }
     } catch (error) {

@@ -165,9 +165,9 @@ describe('hostile and bad input', function () {
       ['Withdraw', 'request_id', (b) => message([2, 'bytes', text('k')], [4, 'bytes', b])],
       ['ListItems', 'receiver_id', (b) => message([1, 'bytes', b])],
       ['ListItems', 'page_token', (b) => message([4, 'bytes', b])],
-      ['PushStream', 'specific.info.title', (b) => message([1, 'varint', 1], [2, 'bytes', message([1, 'bytes', text(receiver.id)], [2, 'bytes', message([2, 'bytes', b])])])],
-      ['PushStream', 'public.request_id', (b) => message([1, 'varint', 1], [3, 'bytes', message([1, 'bytes', info()], [2, 'bytes', b])])],
-      ['PushStream', 'withdraw.key', (b) => message([1, 'varint', 1], [4, 'bytes', message([2, 'bytes', b])])],
+      ['PushStream', 'specific.info.title', (b) => message([1, 'bytes', message([1, 'varint', 1], [2, 'bytes', message([1, 'bytes', text(receiver.id)], [2, 'bytes', message([2, 'bytes', b])])])])],
+      ['PushStream', 'public.request_id', (b) => message([1, 'bytes', message([1, 'varint', 1], [3, 'bytes', message([1, 'bytes', info()], [2, 'bytes', b])])])],
+      ['PushStream', 'withdraw.key', (b) => message([1, 'bytes', message([1, 'varint', 1], [4, 'bytes', message([2, 'bytes', b])])])],
     ];
     for (const [method, field, build] of cases) {
       it(`${method} ${field}: INVALID_ARGUMENT naming the field, nothing stored`, async () => {
@@ -189,7 +189,7 @@ describe('hostile and bad input', function () {
         PushSpecific: Status.INVALID_ARGUMENT, // receiver_id is required
         PushPublic: Status.INVALID_ARGUMENT, // info is required
         Withdraw: Status.INVALID_ARGUMENT, // item_id or key is required
-        PushStream: Status.INVALID_ARGUMENT, // one of specific, public, withdraw is required
+        PushStream: Status.INVALID_ARGUMENT, // entries: at least one push is required
         ListItems: Status.OK, // all filters optional
         Subscribe: Status.OK, // cursor 0: the current state
         RotatePassword: Status.INVALID_ARGUMENT, // placeholder, replaced below

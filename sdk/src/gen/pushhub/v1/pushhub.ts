@@ -253,7 +253,10 @@ export interface WithdrawResponse {
  * application pushed while the stream was busy into one request; the hub never waits for more.
  */
 export interface PushStreamRequest {
-  /** The pushes, answered in this order (an empty list is allowed and answers nothing). */
+  /**
+   * The pushes, answered in this order; at least one (an empty request ends the stream
+   * with INVALID_ARGUMENT).
+   */
   entries: PushStreamEntry[];
 }
 

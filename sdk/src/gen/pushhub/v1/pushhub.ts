@@ -279,8 +279,9 @@ export interface PushStreamEntry {
 }
 
 /**
- * PushStreamResponse carries the results of the stream's pushes that one group commit
- * settled, in the order the pushes were read.
+ * PushStreamResponse carries the results that were ready together (those one group commit
+ * settled for this stream, and pushes rejected on arrival). Committed pushes are answered in
+ * the order they were read; a push rejected on arrival may be answered earlier: match by ref.
  */
 export interface PushStreamResponse {
   /** One result per answered push. */

@@ -25,7 +25,7 @@ export interface HubContext extends HubServices {
 export function createHubContext(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): HubContext {
   const logger = overrides.logger ?? createLogger();
   const store = overrides.store ?? openSqliteStore(config.dbPath);
-  const fanout = new Fanout();
+  const fanout = new Fanout(config.heartbeatIntervalMs);
   // A file database commits in a worker thread (fsync off the event loop); an injected or
   // in-memory store commits inline, through the store itself.
   const committer =

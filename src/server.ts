@@ -5,13 +5,25 @@ import { HealthDefinition, HealthServiceImpl, HealthState } from 'nice-grpc-serv
 import { ServerReflection, ServerReflectionService } from 'nice-grpc-server-reflection';
 import { createPushHubService } from './api/service.js';
 import type { HubContext } from './context.js';
-import { PushHubServiceDefinition } from './gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition } from '../sdk/src/gen/pushhub/v1/pushhub.js';
 import { authMiddleware } from './middleware/auth.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
-import { malformedRequestMiddleware, metadataLimitMiddleware } from './middleware/request-guards.js';
-import { pushHubWireDefinition } from './wire-definition.js';
+import { decodeOrMark, malformedRequestMiddleware, metadataLimitMiddleware } from './middleware/request-guards.js';
+import { createWireDefinition } from '../sdk/src/wire-definition.js';
 
 const PROTOSET_PATH = new URL('./gen/pushhub.binpb', import.meta.url);
+
+/**
+ * The server side of the shared wire module: undecodable bytes become a marker the request
+ * guard answers with INVALID_ARGUMENT, and Subscribe writes already-encoded frames as they
+ * are: each change is encoded once at commit (see delivery/frames.ts) and shared by every
+ * stream it goes to.
+ */
+const pushHubWireDefinition = createWireDefinition({
+  wrapRequestDecoder: decodeOrMark,
+  preEncodedSubscribeFrames: true,
+  fromPartial: false,
+});
 
 /** grpcurl tries v1alpha first; the messages are identical, only the path differs. */
 const reflectionV1Alpha = Object.fromEntries(
@@ -30,7 +42,8 @@ function channelOptions(maxMessageBytes: number) {
     'grpc.keepalive_time_ms': 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
     'grpc.keepalive_permit_without_calls': 1,
-    'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+    // grpc-js keeps per-message channelz counters and timestamps unless this is off.
+    'grpc.enable_channelz': 0,
     'grpc.max_concurrent_streams': 1000,
   };
 }

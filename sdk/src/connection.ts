@@ -42,6 +42,8 @@ const CHANNEL_OPTIONS = {
   // Spread calls over every address the target resolves to (several hub nodes on one
   // PostgreSQL); a node that fails drops out until it reconnects. One address: no effect.
   'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+  // grpc-js keeps per-message channelz counters and timestamps unless this is off.
+  'grpc.enable_channelz': 0,
 };
 
 /**

@@ -1,10 +1,11 @@
 import { delay } from 'abort-controller-x';
 import type { HubClient } from './connection.js';
 import { PushHubError, Status, isRetryable } from './errors.js';
-import { type DeepPartial, PushStreamRequest, type PushStreamResponse } from './gen/pushhub/v1/pushhub.js';
+import { type DeepPartial, PushStreamEntry, PushStreamRequest, type PushStreamResult } from './gen/pushhub/v1/pushhub.js';
 import { type PushOptions, type PushResult, type ServiceInfoInput, type WithdrawTarget, toWithdrawRequest } from './push-types.js';
 import { newRequestId } from './request-id.js';
 import { type RetryOptions, backoffMs } from './retry.js';
+import { encodeMessage } from './wire-definition.js';
 
 /**
  * The high-volume push path (the PushStream RPC): many pushes in flight on one HTTP/2
@@ -31,14 +32,16 @@ export interface PushStreamOptions {
 }
 
 interface Pending {
-  request: PushStreamRequest;
+  /** The push, encoded once as a one-entry PushStreamRequest (see `requests`). */
+  frame: Uint8Array;
   resolve(result: PushResult): void;
   reject(error: unknown): void;
 }
 
 /** One HTTP/2 stream's share of the state: what is still to be written on it. */
 interface Connection {
-  outbox: PushStreamRequest[];
+  /** Encoded one-entry requests not yet written, oldest first. */
+  outbox: Uint8Array[];
   wake: (() => void) | undefined;
   abort: AbortController;
   /** Requests written and responses read on this stream. */
@@ -47,6 +50,11 @@ interface Connection {
 }
 
 const DEFAULT_WINDOW = 256;
+/**
+ * Bytes per request at most: well under the hub's default message limit (64 KiB), so a
+ * batch is never refused for its size (one larger push still goes, alone).
+ */
+const MAX_REQUEST_BYTES = 32 * 1024;
 
 /**
  * Opens a push stream on `client`. Delivery guarantees: every push gets a request id when it
@@ -68,11 +76,26 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
     while (pending.size < window && windowWaiters.length > 0) windowWaiters.shift()!();
   };
 
-  async function* requests(connection: Connection): AsyncGenerator<PushStreamRequest> {
+  /**
+   * The stream's requests: whatever was queued while the previous write was in progress goes
+   * out as one request (never waiting for more). A request with several entries is the byte
+   * concatenation of one-entry requests: protobuf appends repeated fields when messages are
+   * concatenated, so nothing is encoded twice, not even on a resend.
+   */
+  async function* requests(connection: Connection): AsyncGenerator<Uint8Array> {
     for (;;) {
       while (connection.outbox.length > 0) {
-        connection.written++;
-        yield connection.outbox.shift()!;
+        const outbox = connection.outbox;
+        let count = 0;
+        let bytes = 0;
+        while (count < outbox.length && (count === 0 || bytes + outbox[count]!.byteLength <= MAX_REQUEST_BYTES)) {
+          bytes += outbox[count]!.byteLength;
+          count++;
+        }
+        const frames = count === outbox.length ? outbox : outbox.slice(0, count);
+        connection.outbox = count === outbox.length ? [] : outbox.slice(count);
+        connection.written += count;
+        yield count === 1 ? frames[0]! : Buffer.concat(frames, bytes);
       }
       if (pending.size === 0 || connection.abort.signal.aborted) return; // half-close
       await new Promise<void>((resolve) => (connection.wake = resolve));
@@ -80,7 +103,7 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
     }
   }
 
-  const settle = (response: PushStreamResponse): boolean => {
+  const settle = (response: PushStreamResult): boolean => {
     const entry = pending.get(response.ref);
     if (!entry) return true;
     if (response.code === Status.UNAVAILABLE) return false; // keep it; the caller reconnects
@@ -102,7 +125,7 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
     let failures = 0;
     while (pending.size > 0) {
       const connection: Connection = {
-        outbox: [...pending.values()].map((entry) => entry.request),
+        outbox: [...pending.values()].map((entry) => entry.frame),
         wake: undefined,
         abort: new AbortController(),
         written: 0,
@@ -110,11 +133,15 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
       };
       current = connection;
       try {
-        for await (const response of client.pushStream(requests(connection), { signal: connection.abort.signal })) {
-          connection.answered++;
-          if (!settle(response)) {
-            connection.abort.abort();
-            throw new PushHubError(Status.UNAVAILABLE, 'SHUTTING_DOWN', response.message);
+        // The wire module sends the encoded requests as they are.
+        const stream = client.pushStream(requests(connection) as AsyncIterable<never>, { signal: connection.abort.signal });
+        for await (const response of stream) {
+          for (const result of response.results) {
+            connection.answered++;
+            if (!settle(result)) {
+              connection.abort.abort();
+              throw new PushHubError(Status.UNAVAILABLE, 'SHUTTING_DOWN', result.message);
+            }
           }
           failures = 0;
           if (pending.size === 0) connection.wake?.();
@@ -148,17 +175,17 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
     });
   };
 
-  const enqueue = async (build: (ref: bigint) => DeepPartial<PushStreamRequest>, signal?: AbortSignal): Promise<PushResult> => {
+  const enqueue = async (build: (ref: bigint) => DeepPartial<PushStreamEntry>, signal?: AbortSignal): Promise<PushResult> => {
     if (closed) throw new Error('push stream is closed');
     while (pending.size >= window) {
       await new Promise<void>((resolve) => windowWaiters.push(resolve));
       signal?.throwIfAborted();
     }
     const ref = nextRef++;
-    const request = PushStreamRequest.fromPartial(build(ref));
-    const result = new Promise<PushResult>((resolve, reject) => pending.set(ref, { request, resolve, reject }));
+    const frame = encodeMessage(PushStreamRequest, { entries: [PushStreamEntry.fromPartial(build(ref))] });
+    const result = new Promise<PushResult>((resolve, reject) => pending.set(ref, { frame, resolve, reject }));
     if (current && !current.abort.signal.aborted) {
-      current.outbox.push(request);
+      current.outbox.push(frame);
       current.wake?.();
     }
     ensureRunning();

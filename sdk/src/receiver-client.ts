@@ -130,6 +130,15 @@ export class ReceiverClient {
    * or OUT_OF_RANGE when the cursor is beyond the hub's newest sequence).
    */
   async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent, void, undefined> {
+    for await (const batch of this.subscribeBatches(options)) yield* batch;
+  }
+
+  /**
+   * The same events as {@link ReceiverClient.subscribe}, in the batches the hub sent them
+   * (a backlog page, or what was ready live), so a store can apply each batch in one
+   * transaction. A batch is never empty; the next one is read when the caller asks for it.
+   */
+  async *subscribeBatches(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent[], void, undefined> {
     const outer = options.signal ?? new AbortController().signal;
     let cursor = options.afterSequence ?? 0n;
     let intervalMs = this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
@@ -141,46 +150,58 @@ export class ReceiverClient {
       const onOuterAbort = () => attempt.abort();
       outer.addEventListener('abort', onOuterAbort, { once: true });
       let dead: DeadConnectionError | undefined;
-      let watchdog: NodeJS.Timeout | undefined;
-      // Armed only while waiting for the hub: time the caller spends on an event is not silence.
-      const arm = () => {
-        clearTimeout(watchdog);
-        const ms = intervalMs * factor;
-        watchdog = setTimeout(() => {
-          dead = new DeadConnectionError(ms);
-          attempt.abort();
-        }, ms);
+      // One watchdog per connection, refreshed (not replaced) after each batch. Time the
+      // caller spends on a batch is not silence: a watchdog firing then just starts over.
+      let busy = false;
+      let watchdogMs = intervalMs * factor;
+      const expire = () => {
+        if (busy) {
+          watchdog.refresh();
+          return;
+        }
+        dead = new DeadConnectionError(watchdogMs);
+        attempt.abort();
       };
+      let watchdog = setTimeout(expire, watchdogMs);
       let failure: unknown;
       try {
-        arm();
         const stream = this.client.subscribe({ afterSequence: cursor }, { signal: attempt.signal });
         for await (const response of stream) {
-          clearTimeout(watchdog);
-          const event = response.event;
-          switch (event?.$case) {
-            case 'item':
-              if (event.value.sequence > cursor) {
-                cursor = event.value.sequence;
-                yield { type: 'item', item: event.value };
-              }
-              break;
-            case 'withdrawal':
-              if (event.value.sequence > cursor) {
-                cursor = event.value.sequence;
-                yield { type: 'withdrawal', withdrawal: event.value };
-              }
-              break;
-            case 'caughtUp':
-              failures = 0;
-              if (event.value.sequence > cursor) cursor = event.value.sequence;
-              yield { type: 'caughtUp', sequence: cursor };
-              break;
-            case 'heartbeat':
-              if (event.value.intervalMs > 0) intervalMs = event.value.intervalMs;
-              break;
+          busy = true;
+          const batch: ReceiverEvent[] = [];
+          for (const { event } of response.events) {
+            switch (event?.$case) {
+              case 'item':
+                if (event.value.sequence > cursor) {
+                  cursor = event.value.sequence;
+                  batch.push({ type: 'item', item: event.value });
+                }
+                break;
+              case 'withdrawal':
+                if (event.value.sequence > cursor) {
+                  cursor = event.value.sequence;
+                  batch.push({ type: 'withdrawal', withdrawal: event.value });
+                }
+                break;
+              case 'caughtUp':
+                failures = 0;
+                if (event.value.sequence > cursor) cursor = event.value.sequence;
+                batch.push({ type: 'caughtUp', sequence: cursor });
+                break;
+              case 'heartbeat':
+                if (event.value.intervalMs > 0) intervalMs = event.value.intervalMs;
+                break;
+            }
           }
-          arm();
+          if (batch.length > 0) yield batch;
+          busy = false;
+          if (intervalMs * factor !== watchdogMs) {
+            clearTimeout(watchdog);
+            watchdogMs = intervalMs * factor;
+            watchdog = setTimeout(expire, watchdogMs);
+          } else {
+            watchdog.refresh();
+          }
         }
         failure = new PushHubError(Status.UNAVAILABLE, '', 'subscribe stream ended');
       } catch (error) {

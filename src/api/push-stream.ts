@@ -1,17 +1,24 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason, shuttingDown } from '../errors.js';
+import { HubError, Reason, invalidArgument, shuttingDown } from '../errors.js';
 import type { WriteOp } from '../delivery/commit-queue.js';
-import type { PushStreamRequest, PushStreamResponse } from '../gen/pushhub/v1/pushhub.js';
+import type { PushStreamEntry, PushStreamRequest, PushStreamResponse, PushStreamResult } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import type { HubServices } from './call-context.js';
 import { toPublicPush, toSpecificPush, toWithdraw } from './write-requests.js';
 
 /**
  * Pushes the merchant may have unanswered on one stream. When reached, the hub stops reading
- * the stream, and HTTP/2 flow control holds the merchant back (no unbounded buffering).
+ * the stream, and HTTP/2 flow control holds the merchant back (no unbounded buffering). A
+ * request read below the window is taken whole, so the count may pass it by one request.
  */
 export const PUSH_STREAM_WINDOW = 1024;
 
-function toOp(hub: HubServices, merchantId: string, req: PushStreamRequest): WriteOp {
+/**
+ * Results per response at most. Results that are ready together (one group commit settles
+ * all of a stream's pushes in it at once) go out in one response, up to this many.
+ */
+export const PUSH_STREAM_RESULTS_PER_RESPONSE = 1024;
+
+function toOp(hub: HubServices, merchantId: string, req: PushStreamEntry): WriteOp {
   switch (req.push?.$case) {
     case 'specific':
       return toSpecificPush(hub, merchantId, req.push.value, 'specific.');
@@ -24,15 +31,17 @@ function toOp(hub: HubServices, merchantId: string, req: PushStreamRequest): Wri
   }
 }
 
-function rejection(ref: bigint, error: unknown): PushStreamResponse {
+function rejection(ref: bigint, error: unknown): PushStreamResult {
   if (error instanceof HubError) return { ref, itemId: '', sequence: 0n, code: error.code, message: error.message, reason: error.reason };
   return { ref, itemId: '', sequence: 0n, code: Status.INTERNAL, message: 'internal error', reason: '' };
 }
 
 /**
- * Each push is validated and submitted to the group commit as it is read; its response is
- * written once its transaction commits (or it is rejected; the stream goes on). Responses
- * come in commit order, which is the order pushes were read.
+ * Each request's pushes are validated and submitted to the group commit as the request is
+ * read; a push's result is written once its transaction commits (or it is rejected; the
+ * stream goes on). Results come in commit order, which is the order pushes were read, and
+ * every result that is ready when the stream can be written goes out in one response: a
+ * group commit's results for this stream travel together, and nothing waits for more.
  */
 export async function* pushStream(
   hub: HubServices,
@@ -40,7 +49,7 @@ export async function* pushStream(
   requests: AsyncIterable<PushStreamRequest>,
   signal: AbortSignal,
 ): AsyncGenerator<PushStreamResponse> {
-  const answered: PushStreamResponse[] = [];
+  let answered: PushStreamResult[] = [];
   let unanswered = 0; // submitted or answered but not yet written back
   let readerDone = false;
   let readerError: unknown;
@@ -50,9 +59,23 @@ export async function* pushStream(
     wakeWriter?.();
     wakeWriter = undefined;
   };
-  const answer = (response: PushStreamResponse) => {
-    answered.push(response);
+  const answer = (result: PushStreamResult) => {
+    answered.push(result);
     notify();
+  };
+  const submit = (entry: PushStreamEntry) => {
+    unanswered++;
+    let op: WriteOp;
+    try {
+      op = toOp(hub, merchantId, entry);
+    } catch (error) {
+      answer(rejection(entry.ref, error));
+      return;
+    }
+    hub.commits.submit(op).then(
+      (ack) => answer({ ref: entry.ref, itemId: ack.itemId, sequence: BigInt(ack.seq), code: Status.OK, message: '', reason: '' }),
+      (error) => answer(rejection(entry.ref, error)),
+    );
   };
 
   // On hub shutdown the stream takes no more pushes, answers those it took, then ends with
@@ -65,18 +88,9 @@ export async function* pushStream(
           await new Promise<void>((resolve) => (wakeReader = resolve));
         }
         if (stopped()) return;
-        unanswered++;
-        let op: WriteOp;
-        try {
-          op = toOp(hub, merchantId, req);
-        } catch (error) {
-          answer(rejection(req.ref, error));
-          continue;
-        }
-        hub.commits.submit(op).then(
-          (ack) => answer({ ref: req.ref, itemId: ack.itemId, sequence: BigInt(ack.seq), code: Status.OK, message: '', reason: '' }),
-          (error) => answer(rejection(req.ref, error)),
-        );
+        // An empty request is a client bug with no push to answer: end the stream, clearly.
+        if (req.entries.length === 0) throw invalidArgument('entries', 'at least one push is required');
+        for (const entry of req.entries) submit(entry);
       }
     } catch (error) {
       readerError = error;
@@ -95,10 +109,16 @@ export async function* pushStream(
   try {
     for (;;) {
       if (answered.length > 0) {
-        const response = answered.shift()!;
-        unanswered--;
+        let results = answered;
+        if (results.length <= PUSH_STREAM_RESULTS_PER_RESPONSE) answered = [];
+        else {
+          results = answered.slice(0, PUSH_STREAM_RESULTS_PER_RESPONSE);
+          answered = answered.slice(PUSH_STREAM_RESULTS_PER_RESPONSE);
+        }
+        unanswered -= results.length;
         wakeReader?.();
         wakeReader = undefined;
+        const response: PushStreamResponse = { results };
         yield response;
         continue;
       }

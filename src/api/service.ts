@@ -7,7 +7,7 @@ import {
   type PushStreamResponse,
   Role,
   SubscribeResponse,
-} from '../gen/pushhub/v1/pushhub.js';
+} from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { streamChanges } from '../delivery/subscribe-stream.js';
 import { PUBLIC_RECEIVER } from '../store/types.js';
 import type { AuthContext, HubServices } from './call-context.js';
@@ -78,7 +78,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
       const filtered =
         req.audience === Audience.AUDIENCE_SPECIFIC ? page.filter((row) => row.receiverId !== PUBLIC_RECEIVER) : page;
       const items = filtered.map((row) => {
-        const event = SubscribeResponse.decode(row.frame).event;
+        const event = SubscribeResponse.decode(row.frame).events[0]?.event;
         if (event?.$case !== 'item') throw new Error(`change ${row.seq} holds no item frame`);
         return event.value;
       });

@@ -1,6 +1,6 @@
 import { Status } from 'nice-grpc';
 import { HubError, Reason, invalidArgument } from '../errors.js';
-import type { ServiceInfo } from '../gen/pushhub/v1/pushhub.js';
+import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { ACCOUNT_ID_PATTERN } from '../registry/ids.js';
 
 /** Limits on push content; each violation names its field. */

@@ -1,6 +1,6 @@
 import { invalidArgument } from '../errors.js';
 import type { PushOp, WithdrawOp } from '../delivery/commit-queue.js';
-import type { PushPublicRequest, PushSpecificRequest, WithdrawRequest } from '../gen/pushhub/v1/pushhub.js';
+import type { PushPublicRequest, PushSpecificRequest, WithdrawRequest } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { ITEM_ID_PATTERN } from '../registry/ids.js';
 import { PUBLIC_RECEIVER } from '../store/types.js';
 import type { HubServices } from './call-context.js';

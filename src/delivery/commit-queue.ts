@@ -1,5 +1,5 @@
 import { HubError } from '../errors.js';
-import type { ServiceInfo } from '../gen/pushhub/v1/pushhub.js';
+import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import type { ChangeRecord, HubStore } from '../store/types.js';
 import { applyBatch } from './apply-batch.js';
 import type { Fanout } from './fanout.js';

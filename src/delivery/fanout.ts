@@ -4,16 +4,31 @@ import type { Subscription } from './subscription.js';
 /**
  * In-memory routing of committed changes to open streams: a specific change goes to its
  * receiver's streams, a public change to every stream. Called only after commit.
+ *
+ * Also the one heartbeat ticker of all streams: every half interval it ticks each stream,
+ * and a stream not written for two ticks gets a heartbeat. So no stream is ever silent for
+ * longer than the interval (clients treat twice the interval as dead), and an idle stream
+ * costs no timer of its own, nor a timer per wait.
  */
 export class Fanout {
   private readonly byReceiver = new Map<string, Set<Subscription>>();
   private readonly everyone = new Set<Subscription>();
+  private ticker: NodeJS.Timeout | undefined;
+
+  /** @param heartbeatIntervalMs the longest a stream may stay silent, in ms. */
+  constructor(private readonly heartbeatIntervalMs: number) {}
 
   attach(subscription: Subscription): void {
     let own = this.byReceiver.get(subscription.receiverId);
     if (!own) this.byReceiver.set(subscription.receiverId, (own = new Set()));
     own.add(subscription);
     this.everyone.add(subscription);
+    if (!this.ticker) {
+      this.ticker = setInterval(() => {
+        for (const s of this.everyone) s.tick();
+      }, Math.max(1, Math.floor(this.heartbeatIntervalMs / 2)));
+      this.ticker.unref();
+    }
   }
 
   detach(subscription: Subscription): void {
@@ -21,6 +36,10 @@ export class Fanout {
     own?.delete(subscription);
     if (own?.size === 0) this.byReceiver.delete(subscription.receiverId);
     this.everyone.delete(subscription);
+    if (this.everyone.size === 0 && this.ticker) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+    }
   }
 
   streamsOf(receiverId: string): number {

@@ -2,14 +2,19 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import {
   Audience,
   type ServiceInfo,
+  type SubscribeEvent,
   SubscribeResponse,
-} from '../gen/pushhub/v1/pushhub.js';
+} from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { PUBLIC_RECEIVER } from '../store/types.js';
 
 /**
  * Subscribe frames are encoded once, when a change is committed, and stored with it: live
  * fan-out of a public item to N subscribers and catch-up from the database both write the
- * same bytes without re-encoding (see wire-definition.ts).
+ * same bytes without re-encoding (see sdk/src/wire-definition.ts).
+ *
+ * A frame is a whole SubscribeResponse holding one event. Protobuf appends repeated fields
+ * when messages are concatenated, so the bytes of several frames, joined, are one valid
+ * SubscribeResponse with all their events: a batch costs one Buffer.concat, no encoding.
  */
 
 /**
@@ -20,9 +25,9 @@ import { PUBLIC_RECEIVER } from '../store/types.js';
  */
 const writer = new BinaryWriter();
 
-function encodeFrame(frame: SubscribeResponse): Uint8Array {
+function encodeFrame(event: SubscribeEvent['event']): Uint8Array {
   try {
-    return SubscribeResponse.encode(frame, writer).finish();
+    return SubscribeResponse.encode({ events: [{ event }] }, writer).finish();
   } catch (error) {
     writer.finish(); // drop a half-written frame
     throw error;
@@ -41,17 +46,15 @@ export function encodeItemFrame(item: {
   pushedAtMs: number;
 }): Uint8Array {
   return encodeFrame({
-    event: {
-      $case: 'item',
-      value: {
-        itemId: item.itemId,
-        sequence: BigInt(item.seq),
-        merchantId: item.merchantId,
-        audience: audienceOf(item.receiverId),
-        info: item.info,
-        pushedAt: new Date(item.pushedAtMs),
-        receiverId: item.receiverId,
-      },
+    $case: 'item',
+    value: {
+      itemId: item.itemId,
+      sequence: BigInt(item.seq),
+      merchantId: item.merchantId,
+      audience: audienceOf(item.receiverId),
+      info: item.info,
+      pushedAt: new Date(item.pushedAtMs),
+      receiverId: item.receiverId,
     },
   });
 }
@@ -62,25 +65,58 @@ export function encodeWithdrawalFrame(w: {
   merchantId: string;
   receiverId: string;
   itemKey: string;
+  replaced?: boolean;
 }): Uint8Array {
   return encodeFrame({
-    event: {
-      $case: 'withdrawal',
-      value: {
-        itemId: w.itemId,
-        sequence: BigInt(w.seq),
-        merchantId: w.merchantId,
-        audience: audienceOf(w.receiverId),
-        key: w.itemKey,
-      },
+    $case: 'withdrawal',
+    value: {
+      itemId: w.itemId,
+      sequence: BigInt(w.seq),
+      merchantId: w.merchantId,
+      audience: audienceOf(w.receiverId),
+      key: w.itemKey,
+      replaced: w.replaced ?? false,
     },
   });
 }
 
-export const encodeCaughtUpFrame = (seq: number): Uint8Array =>
-  encodeFrame({ event: { $case: 'caughtUp', value: { sequence: BigInt(seq) } } });
+export const encodeCaughtUpFrame = (seq: number): Uint8Array => encodeFrame({ $case: 'caughtUp', value: { sequence: BigInt(seq) } });
 
 export const encodeHeartbeatFrame = (seq: number, intervalMs: number): Uint8Array =>
-  encodeFrame({
-    event: { $case: 'heartbeat', value: { sequence: BigInt(seq), sentAt: new Date(), intervalMs } },
-  });
+  encodeFrame({ $case: 'heartbeat', value: { sequence: BigInt(seq), sentAt: new Date(), intervalMs } });
+
+/** Events per Subscribe response at most: a reader applies a batch before its next read. */
+export const BATCH_MAX_EVENTS = 256;
+/** Bytes per Subscribe response at most (a single larger frame still goes, alone). */
+export const BATCH_MAX_BYTES = 64 * 1024;
+
+/**
+ * Joins frames into Subscribe responses of at most BATCH_MAX_EVENTS events and
+ * BATCH_MAX_BYTES bytes. Joining is concatenation (see above); a batch of one frame is the
+ * stored frame itself, so one event per write (a broadcast) allocates nothing here.
+ */
+export class FrameBatch {
+  private parts: Uint8Array[] = [];
+  private bytes = 0;
+
+  /** Adds a frame; returns the batch so far when the frame does not fit in it (write that first). */
+  add(frame: Uint8Array): Uint8Array | undefined {
+    const full =
+      this.parts.length > 0 && (this.parts.length >= BATCH_MAX_EVENTS || this.bytes + frame.byteLength > BATCH_MAX_BYTES)
+        ? this.take()
+        : undefined;
+    this.parts.push(frame);
+    this.bytes += frame.byteLength;
+    return full;
+  }
+
+  /** The batch so far (undefined when empty); the batch starts over. */
+  take(): Uint8Array | undefined {
+    const parts = this.parts;
+    if (parts.length === 0) return undefined;
+    const bytes = this.bytes;
+    this.parts = [];
+    this.bytes = 0;
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes);
+  }
+}

@@ -3,7 +3,7 @@ import { HubError, Reason } from '../errors.js';
 import type { HubStore } from '../store/types.js';
 import type { CommitQueue } from './commit-queue.js';
 import type { Fanout } from './fanout.js';
-import { encodeCaughtUpFrame, encodeHeartbeatFrame } from './frames.js';
+import { FrameBatch, encodeCaughtUpFrame, encodeHeartbeatFrame } from './frames.js';
 import { Subscription } from './subscription.js';
 
 export interface SubscribeDeps {
@@ -21,6 +21,10 @@ const BACKLOG_PAGE = 2048;
 /**
  * A receiver's stream of encoded SubscribeResponse frames: the backlog after the cursor (the
  * current state when the cursor is 0), then CaughtUp, then live changes.
+ *
+ * Each write carries what is ready when the stream can be written (see FrameBatch for the
+ * caps): a backlog page (its last batch with the CaughtUp), or everything the live queue
+ * holds. Nothing ever waits to fill a batch.
  *
  * Ordering without gaps or duplicates: the live listener is attached before the backlog is
  * read; each backlog page and the published head are read in the same tick, and the backlog
@@ -48,7 +52,13 @@ export async function* streamChanges(
     );
   }
   const subscription = new Subscription(receiverId, deps.subscriberBufferLimit);
+  // One listener per stream, not per wait: a cancelled stream fails its queue, which ends
+  // the wait below with the signal's reason.
+  const onAbort = () => subscription.fail((signal.reason as Error | undefined) ?? new Error('aborted'));
+  signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) onAbort();
   deps.fanout.attach(subscription);
+  const batch = new FrameBatch();
   try {
     let cursor = afterSeq;
     const snapshot = afterSeq === 0;
@@ -60,18 +70,35 @@ export async function* streamChanges(
       const page = deps.store.readChanges(receiverId, cursor, Date.now(), BACKLOG_PAGE, snapshot);
       let published = page.length;
       while (published > 0 && page[published - 1]!.seq > head) published--;
-      for (let i = 0; i < published; i++) yield page[i]!.frame;
+      for (let i = 0; i < published; i++) {
+        const full = batch.add(page[i]!.frame);
+        if (full) {
+          yield full;
+          subscription.wrote();
+        }
+      }
       if (page.length < BACKLOG_PAGE || published < page.length) {
         // Everything up to head that this receiver can see has been sent.
         cursor = Math.max(cursor, head);
         break;
       }
+      const rest = batch.take();
+      if (rest) {
+        yield rest;
+        subscription.wrote();
+      }
       cursor = page[page.length - 1]!.seq;
     }
-    yield encodeCaughtUpFrame(cursor);
+    const last = batch.add(encodeCaughtUpFrame(cursor));
+    if (last) yield last;
+    yield batch.take()!;
 
     for (;;) {
-      const changes = await subscription.take(signal, deps.heartbeatIntervalMs);
+      const changes = subscription.poll();
+      if (changes === undefined) {
+        await subscription.wait();
+        continue;
+      }
       if (changes.length === 0) {
         yield encodeHeartbeatFrame(cursor, deps.heartbeatIntervalMs);
         continue;
@@ -80,10 +107,16 @@ export async function* streamChanges(
       for (const change of changes) {
         if (change.seq <= cursor) continue;
         cursor = change.seq;
-        if (change.validUntilMs > nowMs) yield change.frame;
+        if (change.validUntilMs > nowMs) {
+          const full = batch.add(change.frame);
+          if (full) yield full;
+        }
       }
+      const rest = batch.take();
+      if (rest) yield rest;
     }
   } finally {
+    signal.removeEventListener('abort', onAbort);
     deps.fanout.detach(subscription);
   }
 }

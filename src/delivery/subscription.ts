@@ -2,15 +2,24 @@ import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../errors.js';
 import type { ChangeRecord } from '../store/types.js';
 
+/** What `poll` hands out when a heartbeat is due and nothing is queued. */
+const HEARTBEAT: readonly ChangeRecord[] = Object.freeze([]);
+
 /**
  * One open Subscribe stream's live queue. Fan-out only appends (never waits), so a receiver
  * that stops reading can slow nobody else; past `limit` queued changes the stream is failed
  * with RESOURCE_EXHAUSTED and the receiver resumes from its cursor.
+ *
+ * An idle stream holds no timer of its own: the fan-out's one heartbeat ticker calls
+ * `tick()` on every stream, and a stream that was not written for two ticks is due a
+ * heartbeat (see Fanout).
  */
 export class Subscription {
   private queue: ChangeRecord[] = [];
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  private quietTicks = 0;
+  private heartbeatDue = false;
 
   constructor(
     readonly receiverId: string,
@@ -30,51 +39,51 @@ export class Subscription {
       return;
     }
     this.queue.push(change);
-    this.wake?.();
+    if (this.queue.length === 1) this.wakeUp();
   }
 
   fail(error: Error): void {
     this.failure ??= error;
     this.queue = [];
-    this.wake?.();
+    this.wakeUp();
+  }
+
+  /** Called by the shared heartbeat ticker; a stream quiet for two ticks is due a heartbeat. */
+  tick(): void {
+    if (++this.quietTicks < 2 || this.heartbeatDue) return;
+    this.heartbeatDue = true;
+    this.wakeUp();
+  }
+
+  /** The stream was just written (a backlog page): the quiet spell starts again. */
+  wrote(): void {
+    this.quietTicks = 0;
   }
 
   /**
-   * Waits for queued changes and takes them all; resolves to an empty array when nothing
-   * arrived within timeoutMs. Rejects when the stream failed or the signal aborted, so a
-   * cancelled stream never leaves a pending wait behind.
+   * Takes everything queued: the changes, an empty array when only a heartbeat is due, or
+   * undefined when there is nothing (then `wait`). Throws when the stream failed (too slow,
+   * shutdown, cancelled).
    */
-  take(signal: AbortSignal, timeoutMs: number): Promise<ChangeRecord[]> {
-    const ready = this.drain();
-    if (ready) return ready;
-    return new Promise<ChangeRecord[]>((resolve, reject) => {
-      const finish = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        this.wake = undefined;
-      };
-      const onAbort = () => {
-        finish();
-        reject(signal.reason ?? new Error('aborted'));
-      };
-      const timer = setTimeout(() => {
-        finish();
-        resolve([]);
-      }, timeoutMs);
-      this.wake = () => {
-        finish();
-        this.drain()!.then(resolve, reject);
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  private drain(): Promise<ChangeRecord[]> | undefined {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.queue.length === 0) return undefined;
+  poll(): readonly ChangeRecord[] | undefined {
+    if (this.failure) throw this.failure;
+    if (this.queue.length === 0 && !this.heartbeatDue) return undefined;
+    this.quietTicks = 0;
+    this.heartbeatDue = false;
+    if (this.queue.length === 0) return HEARTBEAT;
     const taken = this.queue;
     this.queue = [];
-    return Promise.resolve(taken);
+    return taken;
+  }
+
+  /** Resolves when `poll` has something to hand out (or will throw). */
+  wait(): Promise<void> {
+    return new Promise<void>((resolve) => (this.wake = resolve));
+  }
+
+  private wakeUp(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { ClientError, Status } from 'nice-grpc';
-import { Audience } from '../../src/gen/pushhub/v1/pushhub.js';
+import { Audience } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
 
 describe('push and subscribe', () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ClientError, Status, createChannel, createClient } from 'nice-grpc';
-import { PushHubServiceDefinition, Role } from '../../src/gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition, Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { StreamReader, TestHub, basicAuth } from '../support/hub.js';
 
 const run = promisify(execFile);
@@ -64,7 +64,7 @@ describe('hub lifecycle', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     async function* requests() {
       for (let i = 0; i < 20; i++) {
-        yield { ref: BigInt(i), push: { $case: 'specific' as const, value: { receiverId: receiver.id, info: { title: `s${i}` }, requestId: `s${i}` } } };
+        yield { entries: [{ ref: BigInt(i), push: { $case: 'specific' as const, value: { receiverId: receiver.id, info: { title: `s${i}` }, requestId: `s${i}` } } }] };
       }
       await held; // the merchant keeps the stream open
     }
@@ -72,7 +72,7 @@ describe('hub lifecycle', () => {
     let error: unknown;
     const consuming = (async () => {
       try {
-        for await (const answer of t.client().pushStream(requests(), { metadata: basicAuth(merchant) })) answers.push(answer);
+        for await (const answer of t.client().pushStream(requests(), { metadata: basicAuth(merchant) })) answers.push(...answer.results);
       } catch (e) {
         error = e;
       }
@@ -100,7 +100,7 @@ describe('hub lifecycle', () => {
       // otherwise hold up the connection-level HTTP/2 window the merchant's replies share).
       const stalled = t.client().subscribe({ afterSequence: 0n }, { metadata: basicAuth(idle) })[Symbol.asyncIterator]();
       const first = await stalled.next();
-      assert.equal(first.value?.event?.$case, 'caughtUp');
+      assert.equal(first.value?.events.at(-1)?.event?.$case, 'caughtUp');
       const reader = new StreamReader(t.client(), busy);
       await reader.waitFor((r) => r.caughtUp(), 'caught up');
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { ClientError, Status } from 'nice-grpc';
-import { Role } from '../../src/gen/pushhub/v1/pushhub.js';
+import { Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { TestHub } from '../support/hub.js';
 
 describe('Register', () => {

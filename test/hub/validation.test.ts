@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { ClientError, Status } from 'nice-grpc';
-import type { PushSpecificRequest } from '../../src/gen/pushhub/v1/pushhub.js';
+import type { PushSpecificRequest } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
 
 describe('validation', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Metadata, Status } from 'nice-grpc';
 import { DEFAULT_CONFIG } from '../../src/config.js';
 import { PushRateLimiter } from '../../src/delivery/rate-limit.js';
-import { Role } from '../../src/gen/pushhub/v1/pushhub.js';
+import { Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { FailedLoginThrottle, secretsEqual } from '../../src/registry/credentials.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
 import { outcomeOf, statusName, unknownId } from './support.js';
@@ -95,12 +95,14 @@ describe('abuse limits', function () {
         assert.equal((await outcomeOf((o) => client.pushPublic({ info, requestId: '' }, { ...o, metadata: basicAuth(quiet) }))).code, Status.OK);
 
         async function* pushes() {
-          for (let ref = 1n; ref <= 3n; ref++) yield { ref, push: { $case: 'public' as const, value: { info, requestId: '' } } };
+          for (let ref = 1n; ref <= 3n; ref++) yield { entries: [{ ref, push: { $case: 'public' as const, value: { info, requestId: '' } } }] };
         }
         const codes: number[] = [];
         for await (const response of client.pushStream(pushes(), { metadata: basicAuth(noisy) })) {
-          codes.push(response.code);
-          if (response.code !== Status.OK) assert.match(response.message, /push rate limit/);
+          for (const result of response.results) {
+            codes.push(result.code);
+            if (result.code !== Status.OK) assert.match(result.message, /push rate limit/);
+          }
         }
         assert.ok(codes.includes(Status.RESOURCE_EXHAUSTED), `stream codes ${codes}`);
       } finally {

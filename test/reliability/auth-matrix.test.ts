@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Metadata, Status } from 'nice-grpc';
-import { type PushStreamRequest, Role } from '../../src/gen/pushhub/v1/pushhub.js';
+import { type PushStreamRequest, Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
 import { type CallOutcome, outcomeOf, statusName, unknownId } from './support.js';
 
@@ -31,9 +31,9 @@ const RPCS: Record<string, Rpc> = {
   PushPublic: (c, o) => c.client.pushPublic({ info, requestId: '' }, o),
   Withdraw: (c, o) => c.client.withdraw({ itemId: c.itemId, key: '', receiverId: '', requestId: '' }, o),
   PushStream: async (c, o) => {
-    const request: PushStreamRequest = { ref: 1n, push: { $case: 'public', value: { info, requestId: '' } } };
+    const request: PushStreamRequest = { entries: [{ ref: 1n, push: { $case: 'public', value: { info, requestId: '' } } }] };
     for await (const response of c.client.pushStream(once(request), o)) {
-      assert.equal(response.code, Status.OK, response.message);
+      for (const result of response.results) assert.equal(result.code, Status.OK, result.message);
     }
   },
   ListItems: (c, o) => c.client.listItems({ receiverId: '', audience: 0, pageSize: 0, pageToken: '' }, o),
@@ -41,7 +41,7 @@ const RPCS: Record<string, Rpc> = {
     const abort = new AbortController();
     try {
       for await (const event of c.client.subscribe({ afterSequence: 0n }, { ...o, signal: abort.signal })) {
-        if (event.event?.$case === 'caughtUp') return;
+        if (event.events.some((e) => e.event?.$case === 'caughtUp')) return;
       }
     } finally {
       abort.abort();

@@ -9,7 +9,7 @@ import {
   PushStreamResponse,
   Role,
   type ServiceInfo,
-} from '../../src/gen/pushhub/v1/pushhub.js';
+} from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
 import { type CallOutcome, RawClient, basicHeader, outcomeOf, statusName } from './support.js';
 
@@ -105,7 +105,7 @@ describe('hostile and bad input', function () {
       const result = await raw.bidi(method, [body], metadata);
       // A push the hub rejects comes back as a response with its code; the stream stays OK.
       if (result.code === Status.OK && result.responses.length === 1) {
-        const response = PushStreamResponse.decode(result.responses[0]!);
+        const response = PushStreamResponse.decode(result.responses[0]!).results[0]!;
         return { code: response.code as Status, details: response.message };
       }
       return result;
@@ -132,7 +132,7 @@ describe('hostile and bad input', function () {
 
     it('PushStream: a malformed message mid-stream ends it with INVALID_ARGUMENT after answering the pushes before it', async () => {
       const good = (ref: number) =>
-        message([1, 'varint', ref], [3, 'bytes', message([1, 'bytes', message(TITLE)])]);
+        message([1, 'bytes', message([1, 'varint', ref], [3, 'bytes', message([1, 'bytes', message(TITLE)])])]);
       const before = stored();
       const result = await raw.bidi('PushStream', [good(1), good(2), UNDECODABLE['truncated length-delimited field']!, good(4)], authFor('PushStream'));
       assert.equal(statusName(result.code), 'INVALID_ARGUMENT', result.details);
@@ -165,9 +165,9 @@ describe('hostile and bad input', function () {
       ['Withdraw', 'request_id', (b) => message([2, 'bytes', text('k')], [4, 'bytes', b])],
       ['ListItems', 'receiver_id', (b) => message([1, 'bytes', b])],
       ['ListItems', 'page_token', (b) => message([4, 'bytes', b])],
-      ['PushStream', 'specific.info.title', (b) => message([1, 'varint', 1], [2, 'bytes', message([1, 'bytes', text(receiver.id)], [2, 'bytes', message([2, 'bytes', b])])])],
-      ['PushStream', 'public.request_id', (b) => message([1, 'varint', 1], [3, 'bytes', message([1, 'bytes', info()], [2, 'bytes', b])])],
-      ['PushStream', 'withdraw.key', (b) => message([1, 'varint', 1], [4, 'bytes', message([2, 'bytes', b])])],
+      ['PushStream', 'specific.info.title', (b) => message([1, 'bytes', message([1, 'varint', 1], [2, 'bytes', message([1, 'bytes', text(receiver.id)], [2, 'bytes', message([2, 'bytes', b])])])])],
+      ['PushStream', 'public.request_id', (b) => message([1, 'bytes', message([1, 'varint', 1], [3, 'bytes', message([1, 'bytes', info()], [2, 'bytes', b])])])],
+      ['PushStream', 'withdraw.key', (b) => message([1, 'bytes', message([1, 'varint', 1], [4, 'bytes', message([2, 'bytes', b])])])],
     ];
     for (const [method, field, build] of cases) {
       it(`${method} ${field}: INVALID_ARGUMENT naming the field, nothing stored`, async () => {
@@ -189,7 +189,7 @@ describe('hostile and bad input', function () {
         PushSpecific: Status.INVALID_ARGUMENT, // receiver_id is required
         PushPublic: Status.INVALID_ARGUMENT, // info is required
         Withdraw: Status.INVALID_ARGUMENT, // item_id or key is required
-        PushStream: Status.INVALID_ARGUMENT, // one of specific, public, withdraw is required
+        PushStream: Status.INVALID_ARGUMENT, // entries: at least one push is required
         ListItems: Status.OK, // all filters optional
         Subscribe: Status.OK, // cursor 0: the current state
         RotatePassword: Status.INVALID_ARGUMENT, // placeholder, replaced below
@@ -380,14 +380,16 @@ describe('hostile and bad input', function () {
             for await (const _ of client.subscribe({ afterSequence: req.afterSequence }, { ...o, metadata: basicAuth(receiver), signal: abort.signal })) break;
           });
         case 'PushStream': {
-          const push: PushStreamRequest = { ref: req.ref, push: { $case: 'specific', value: { receiverId: req.receiverId, info: req.info, requestId: req.requestId } } };
+          const push: PushStreamRequest = { entries: [{ ref: req.ref, push: { $case: 'specific', value: { receiverId: req.receiverId, info: req.info, requestId: req.requestId } } }] };
           return outcomeOf(async (o) => {
             async function* one() {
               yield push;
             }
             for await (const response of client.pushStream(one(), { ...o, metadata: m })) {
-              assert.equal(response.ref, req.ref);
-              if (response.code !== Status.OK) throw new ClientError('/PushStream', response.code, response.message);
+              for (const result of response.results) {
+                assert.equal(result.ref, req.ref);
+                if (result.code !== Status.OK) throw new ClientError('/PushStream', result.code, result.message);
+              }
             }
           });
         }

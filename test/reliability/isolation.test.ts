@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Status } from 'nice-grpc';
-import { Audience, type ServiceInfo } from '../../src/gen/pushhub/v1/pushhub.js';
+import { Audience, type ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
 import { outcomeOf, snapshotItemIds } from './support.js';
 
@@ -97,11 +97,11 @@ describe('isolation between accounts', function () {
     assert.equal(foreign.details.replace(specific.itemId, 'ID'), missing.details.replace(`I${'0'.repeat(32)}`, 'ID'));
     // Also through PushStream.
     async function* requests() {
-      yield { ref: 1n, push: { $case: 'withdraw' as const, value: { itemId: specific.itemId, key: '', receiverId: '', requestId: '' } } };
-      yield { ref: 2n, push: { $case: 'withdraw' as const, value: { itemId: '', key: 'banner', receiverId: '', requestId: '' } } };
+      yield { entries: [{ ref: 1n, push: { $case: 'withdraw' as const, value: { itemId: specific.itemId, key: '', receiverId: '', requestId: '' } } }] };
+      yield { entries: [{ ref: 2n, push: { $case: 'withdraw' as const, value: { itemId: '', key: 'banner', receiverId: '', requestId: '' } } }] };
     }
     for await (const response of client.pushStream(requests(), { metadata: basicAuth(m2) })) {
-      assert.equal(response.code, Status.NOT_FOUND, `ref ${response.ref}`);
+      for (const result of response.results) assert.equal(result.code, Status.NOT_FOUND, `ref ${result.ref}`);
     }
     assert.deepEqual(await snapshotItemIds(client, alice), [specific.itemId, pub.itemId]);
   });

@@ -9,7 +9,7 @@ const listAs = (client: HubClient, creds: Credentials) =>
 const subscribeAs = (client: HubClient, creds: Credentials) =>
   outcomeOf(async (o) => {
     for await (const event of client.subscribe({ afterSequence: 0n }, { ...o, metadata: basicAuth(creds) })) {
-      if (event.event?.$case === 'caughtUp') return;
+      if (event.events.some((e) => e.event?.$case === 'caughtUp')) return;
     }
   });
 
@@ -67,7 +67,7 @@ describe('password rotation', function () {
     let release!: () => void;
     const hold = new Promise<void>((resolve) => (release = resolve));
     async function* pushes() {
-      yield { ref: 1n, push: { $case: 'public' as const, value: { info, requestId: '' } } };
+      yield { entries: [{ ref: 1n, push: { $case: 'public' as const, value: { info, requestId: '' } } }] };
       await hold;
     }
     const pushStream = outcomeOf(async (o) => {

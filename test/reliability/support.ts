@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { ClientError, Metadata, Status } from 'nice-grpc';
-import { PushHubServiceDefinition } from '../../src/gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { REASON_TRAILER } from '../../src/middleware/error-status.js';
 import type { Credentials, HubClient } from '../support/hub.js';
 
@@ -44,8 +44,8 @@ export async function snapshotItemIds(client: HubClient, receiver: Credentials, 
   try {
     const metadata = Metadata({ authorization: `Basic ${Buffer.from(`${receiver.id}:${receiver.password}`).toString('base64')}` });
     for await (const event of client.subscribe({ afterSequence }, { metadata, signal: abort.signal })) {
-      if (event.event?.$case === 'item') ids.push(event.event.value.itemId);
-      if (event.event?.$case === 'caughtUp') break;
+      for (const { event: e } of event.events) if (e?.$case === 'item') ids.push(e.value.itemId);
+      if (event.events.some((e) => e.event?.$case === 'caughtUp')) break;
     }
   } finally {
     abort.abort();

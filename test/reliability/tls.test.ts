@@ -8,7 +8,7 @@ import { ClientError, Status, createChannel, createClient } from 'nice-grpc';
 import { MerchantClient } from '../../sdk/src/merchant.js';
 import { ReceiverClient, type ReceiverEvent } from '../../sdk/src/receiver.js';
 import { loadConfig } from '../../src/config.js';
-import { PushHubServiceDefinition, Role } from '../../src/gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition, Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { basicAuth } from '../support/hub.js';
 import { HubProcess, freePort } from '../support/hub-process.js';
 

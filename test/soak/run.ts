@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type Channel, ClientError, Metadata, Status, createChannel, createClient } from 'nice-grpc';
-import { PushHubServiceDefinition, Role, SubscribeRequest } from '../../src/gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition, Role, SubscribeRequest } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { HubProcess, freePort } from '../support/hub-process.js';
 
 /**
@@ -83,8 +83,7 @@ try {
     // Like the SDK: a stream the hub cut because this reader fell behind resumes from its cursor.
     for (;;) {
       try {
-        for await (const response of mine.subscribe({ afterSequence: g.cursor }, { metadata: r.metadata, signal: abort.signal })) {
-          const event = response.event;
+        for await (const response of mine.subscribe({ afterSequence: g.cursor }, { metadata: r.metadata, signal: abort.signal })) for (const { event } of response.events) {
           if (event?.$case === 'caughtUp') {
             g.caughtUp = true;
             if (event.value.sequence > g.cursor) g.cursor = event.value.sequence;
@@ -202,12 +201,12 @@ try {
   const rssBeforeBurst = rssMb(pid);
   async function* burstPushes() {
     for (let ref = 1n; ref <= BigInt(burst); ref++) {
-      yield { ref, push: { $case: 'public' as const, value: { info: { key: '', title: `burst ${ref}`, body: 'x'.repeat(100), data: {}, validUntil: undefined, offer: undefined }, requestId: '' } } };
+      yield { entries: [{ ref, push: { $case: 'public' as const, value: { info: { key: '', title: `burst ${ref}`, body: 'x'.repeat(100), data: {}, validUntil: undefined, offer: undefined }, requestId: '' } } }] };
     }
   }
   let burstAcked = 0;
   for await (const response of pushers[0]!.pushStream(burstPushes(), { metadata: merchants[0]!.metadata })) {
-    if (response.code === Status.OK) burstAcked++;
+    for (const result of response.results) if (result.code === Status.OK) burstAcked++;
   }
   await sleep(2000);
   const rssAfterBurst = rssMb(pid);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Channel, type Client, Metadata, createChannel, createClient } from 'nice-grpc';
 import { DEFAULT_CONFIG, type HubConfig } from '../../src/config.js';
-import { PushHubServiceDefinition, Role, type SubscribeResponse } from '../../src/gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition, Role, type SubscribeEvent } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type RunningHub, startHub } from '../../src/hub.js';
 import { silentLogger } from '../../src/logger.js';
 
@@ -86,11 +86,13 @@ export class TestHub {
 }
 
 /**
- * Reads a Subscribe stream in the background, collecting events, until aborted or ended.
- * waitFor() polls the collected events with a bounded deadline.
+ * Reads a Subscribe stream in the background, collecting events (each response's events, in
+ * order) until aborted or ended. waitFor() polls the collected events with a bounded deadline.
  */
 export class StreamReader {
-  readonly events: SubscribeResponse[] = [];
+  readonly events: SubscribeEvent[] = [];
+  /** Events per response, in arrival order (how the hub batched them). */
+  readonly batchSizes: number[] = [];
   error: unknown;
   ended = false;
   private readonly abort = new AbortController();
@@ -100,7 +102,10 @@ export class StreamReader {
     const stream = client.subscribe({ afterSequence }, { metadata: basicAuth(credentials), signal: this.abort.signal });
     this.done = (async () => {
       try {
-        for await (const event of stream) this.events.push(event);
+        for await (const response of stream) {
+          this.batchSizes.push(response.events.length);
+          this.events.push(...response.events);
+        }
       } catch (error) {
         this.error = error;
       } finally {

@@ -7,10 +7,11 @@ import { type Channel, ClientError, Metadata, Status, createChannel, createClien
 import {
   Audience,
   PushHubServiceDefinition,
+  type PushStreamEntry,
   type PushStreamRequest,
   Role,
   type ServiceInfo,
-} from '../../src/gen/pushhub/v1/pushhub.js';
+} from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { HubProcess, freePort } from '../support/hub-process.js';
 import { prng } from '../support/prng.js';
 
@@ -283,7 +284,7 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
       }
     };
 
-    const toStreamRequest = (w: Write, ref: number): PushStreamRequest => ({
+    const toStreamEntry = (w: Write, ref: number): PushStreamEntry => ({
       ref: BigInt(ref),
       push:
         w.kind === 'specific'
@@ -296,8 +297,7 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
     const follow = async (client: ReturnType<typeof newClient>, f: Follower, signal: AbortSignal): Promise<void> => {
       try {
         const stream = client.subscribe({ afterSequence: BigInt(f.cursor) }, { metadata: f.account.metadata, signal });
-        for await (const response of stream) {
-          const event = response.event;
+        for await (const response of stream) for (const { event } of response.events) {
           if (!event) continue;
           if (event.$case === 'item' || event.$case === 'withdrawal') {
             const v = event.value;
@@ -407,11 +407,11 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
           write.state = 'in-flight';
           write.attempts++;
           sent.set(++ref, write);
-          yield toStreamRequest(write, ref);
+          yield { entries: [toStreamEntry(write, ref)] } satisfies PushStreamRequest;
         }
       }
       try {
-        for await (const response of client.pushStream(requests(), { metadata: merchants[m]!.metadata })) {
+        for await (const { results } of client.pushStream(requests(), { metadata: merchants[m]!.metadata })) for (const response of results) {
           const write = sent.get(Number(response.ref))!;
           sent.delete(Number(response.ref));
           if (response.code === Status.OK) settle(write, { itemId: response.itemId, seq: Number(response.sequence) });
@@ -457,8 +457,8 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
       const ids: string[] = [];
       const snapAbort = new AbortController();
       for await (const response of snapshotClient.subscribe({ afterSequence: 0n }, { metadata: r.metadata, signal: snapAbort.signal })) {
-        if (response.event?.$case === 'item') ids.push(response.event.value.itemId);
-        if (response.event?.$case === 'caughtUp') break;
+        for (const { event } of response.events) if (event?.$case === 'item') ids.push(event.value.itemId);
+        if (response.events.some((e) => e.event?.$case === 'caughtUp')) break;
       }
       snapAbort.abort();
       snapshots.set(r.id, ids);

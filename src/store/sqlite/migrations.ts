@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { migrateSqlite } from '../../../sdk/src/sqlite-migrator.js';
 
 /**
  * Numbered schema migrations. Each runs in its own transaction together with the bump of
@@ -60,6 +61,17 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX items_by_id;
   CREATE INDEX legacy_items_by_id ON changes (item_id) WHERE kind = 1 AND substr(item_id, 18, 1) >= '8';
   `,
+  // 3: a stored frame is now a SubscribeResponse holding one event (repeated events = 1;
+  // see delivery/frames.ts). The old frame was the event's own encoding (the oneof had the
+  // same field numbers), so the new one is that, prefixed with the tag of field 1 (0x0a) and
+  // the length as a varint. Frames are bounded far below 2 MiB, so three varint bytes do.
+  `
+  UPDATE changes SET frame = unhex('0a' || CASE
+      WHEN length(frame) < 128 THEN printf('%02x', length(frame))
+      WHEN length(frame) < 16384 THEN printf('%02x%02x', (length(frame) & 127) | 128, length(frame) >> 7)
+      ELSE printf('%02x%02x%02x', (length(frame) & 127) | 128, ((length(frame) >> 7) & 127) | 128, length(frame) >> 14)
+    END) || frame;
+  `,
 ];
 
 export class DatabaseTooNewError extends Error {
@@ -74,12 +86,5 @@ export class DatabaseTooNewError extends Error {
 
 /** Brings the database to the newest version; `migrations` is a parameter only for tests. */
 export function migrate(db: Database.Database, migrations: readonly string[] = MIGRATIONS): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > migrations.length) throw new DatabaseTooNewError(current, migrations.length);
-  for (let version = current; version < migrations.length; version++) {
-    db.transaction(() => {
-      db.exec(migrations[version]!);
-      db.pragma(`user_version = ${version + 1}`);
-    }).immediate();
-  }
+  migrateSqlite(db, migrations, (found, known) => new DatabaseTooNewError(found, known));
 }

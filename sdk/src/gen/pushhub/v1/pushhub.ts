@@ -248,9 +248,21 @@ export interface WithdrawResponse {
   sequence: bigint;
 }
 
-/** PushStreamRequest is one push on a PushStream. */
+/**
+ * PushStreamRequest carries one or more pushes on a PushStream. A client puts whatever the
+ * application pushed while the stream was busy into one request; the hub never waits for more.
+ */
 export interface PushStreamRequest {
-  /** Chosen by the client and echoed in the matching response. */
+  /**
+   * The pushes, answered in this order; at least one (an empty request ends the stream
+   * with INVALID_ARGUMENT).
+   */
+  entries: PushStreamEntry[];
+}
+
+/** PushStreamEntry is one push on a PushStream. */
+export interface PushStreamEntry {
+  /** Chosen by the client and echoed in the matching result. */
   ref: bigint;
   /** The push. */
   push:
@@ -267,11 +279,21 @@ export interface PushStreamRequest {
 }
 
 /**
- * PushStreamResponse acknowledges (or rejects) one push on a PushStream. A rejected push
- * does not end the stream.
+ * PushStreamResponse carries the results that were ready together (those one group commit
+ * settled for this stream, and pushes rejected on arrival). Committed pushes are answered in
+ * the order they were read; a push rejected on arrival may be answered earlier: match by ref.
  */
 export interface PushStreamResponse {
-  /** The ref of the request this answers. */
+  /** One result per answered push. */
+  results: PushStreamResult[];
+}
+
+/**
+ * PushStreamResult acknowledges (or rejects) one push on a PushStream. A rejected push
+ * does not end the stream.
+ */
+export interface PushStreamResult {
+  /** The ref of the entry this answers. */
   ref: bigint;
   /** The stored item's id (empty when rejected). */
   itemId: string;
@@ -317,8 +339,19 @@ export interface SubscribeRequest {
   afterSequence: bigint;
 }
 
-/** SubscribeResponse is one event on a receiver's stream. */
+/**
+ * SubscribeResponse carries the events that were ready when the hub wrote to the stream:
+ * a backlog page, or whatever the live queue held (capped by count and bytes). A response
+ * with one event is also how each change is stored, so a batch is the byte concatenation of
+ * stored responses (repeated fields append when protobuf messages are concatenated).
+ */
 export interface SubscribeResponse {
+  /** The events, in sequence order. */
+  events: SubscribeEvent[];
+}
+
+/** SubscribeEvent is one event on a receiver's stream. */
+export interface SubscribeEvent {
   /** The event. */
   event:
     | //
@@ -370,6 +403,11 @@ export interface Withdrawal {
   audience: Audience;
   /** The withdrawn item's key (empty if it had none). */
   key: string;
+  /**
+   * true when the item was replaced by a newer item with the same key; the newer item follows
+   * unless it has already ended.
+   */
+  replaced: boolean;
 }
 
 /** CaughtUp marks the end of the backlog. */
@@ -1841,11 +1879,82 @@ export const WithdrawResponse: MessageFns<WithdrawResponse> = {
 };
 
 function createBasePushStreamRequest(): PushStreamRequest {
-  return { ref: 0n, push: undefined };
+  return { entries: [] };
 }
 
 export const PushStreamRequest: MessageFns<PushStreamRequest> = {
   encode(message: PushStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      PushStreamEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(PushStreamEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushStreamRequest {
+    return {
+      entries: globalThis.Array.isArray(object?.entries)
+        ? object.entries.map((e: any) => PushStreamEntry.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PushStreamRequest): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => PushStreamEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PushStreamRequest>): PushStreamRequest {
+    return PushStreamRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushStreamRequest>): PushStreamRequest {
+    const message = createBasePushStreamRequest();
+    message.entries = object.entries?.map((e) => PushStreamEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePushStreamEntry(): PushStreamEntry {
+  return { ref: 0n, push: undefined };
+}
+
+export const PushStreamEntry: MessageFns<PushStreamEntry> = {
+  encode(message: PushStreamEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.ref !== 0n) {
       if (BigInt.asUintN(64, message.ref) !== message.ref) {
         throw new globalThis.Error("value provided for field message.ref of type uint64 too large");
@@ -1866,7 +1975,7 @@ export const PushStreamRequest: MessageFns<PushStreamRequest> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): PushStreamRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): PushStreamEntry {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1875,7 +1984,7 @@ export const PushStreamRequest: MessageFns<PushStreamRequest> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBasePushStreamRequest();
+      const message = createBasePushStreamEntry();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1923,7 +2032,7 @@ export const PushStreamRequest: MessageFns<PushStreamRequest> = {
     }
   },
 
-  fromJSON(object: any): PushStreamRequest {
+  fromJSON(object: any): PushStreamEntry {
     return {
       ref: isSet(object.ref) ? BigInt(object.ref) : 0n,
       push: isSet(object.specific)
@@ -1936,7 +2045,7 @@ export const PushStreamRequest: MessageFns<PushStreamRequest> = {
     };
   },
 
-  toJSON(message: PushStreamRequest): unknown {
+  toJSON(message: PushStreamEntry): unknown {
     const obj: any = {};
     if (message.ref !== 0n) {
       obj.ref = message.ref.toString();
@@ -1951,11 +2060,11 @@ export const PushStreamRequest: MessageFns<PushStreamRequest> = {
     return obj;
   },
 
-  create(base?: DeepPartial<PushStreamRequest>): PushStreamRequest {
-    return PushStreamRequest.fromPartial(base ?? {});
+  create(base?: DeepPartial<PushStreamEntry>): PushStreamEntry {
+    return PushStreamEntry.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<PushStreamRequest>): PushStreamRequest {
-    const message = createBasePushStreamRequest();
+  fromPartial(object: DeepPartial<PushStreamEntry>): PushStreamEntry {
+    const message = createBasePushStreamEntry();
     message.ref = (object.ref !== undefined && object.ref !== null) ? BigInt(object.ref) : 0n;
     switch (object.push?.$case) {
       case "specific": {
@@ -1982,11 +2091,82 @@ export const PushStreamRequest: MessageFns<PushStreamRequest> = {
 };
 
 function createBasePushStreamResponse(): PushStreamResponse {
-  return { ref: 0n, itemId: "", sequence: 0n, code: 0, message: "", reason: "" };
+  return { results: [] };
 }
 
 export const PushStreamResponse: MessageFns<PushStreamResponse> = {
   encode(message: PushStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      PushStreamResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(PushStreamResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushStreamResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => PushStreamResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PushStreamResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => PushStreamResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PushStreamResponse>): PushStreamResponse {
+    return PushStreamResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushStreamResponse>): PushStreamResponse {
+    const message = createBasePushStreamResponse();
+    message.results = object.results?.map((e) => PushStreamResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePushStreamResult(): PushStreamResult {
+  return { ref: 0n, itemId: "", sequence: 0n, code: 0, message: "", reason: "" };
+}
+
+export const PushStreamResult: MessageFns<PushStreamResult> = {
+  encode(message: PushStreamResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.ref !== 0n) {
       if (BigInt.asUintN(64, message.ref) !== message.ref) {
         throw new globalThis.Error("value provided for field message.ref of type uint64 too large");
@@ -2014,7 +2194,7 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): PushStreamResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): PushStreamResult {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -2023,7 +2203,7 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBasePushStreamResponse();
+      const message = createBasePushStreamResult();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -2087,7 +2267,7 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
     }
   },
 
-  fromJSON(object: any): PushStreamResponse {
+  fromJSON(object: any): PushStreamResult {
     return {
       ref: isSet(object.ref) ? BigInt(object.ref) : 0n,
       itemId: isSet(object.itemId)
@@ -2102,7 +2282,7 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
     };
   },
 
-  toJSON(message: PushStreamResponse): unknown {
+  toJSON(message: PushStreamResult): unknown {
     const obj: any = {};
     if (message.ref !== 0n) {
       obj.ref = message.ref.toString();
@@ -2125,11 +2305,11 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
     return obj;
   },
 
-  create(base?: DeepPartial<PushStreamResponse>): PushStreamResponse {
-    return PushStreamResponse.fromPartial(base ?? {});
+  create(base?: DeepPartial<PushStreamResult>): PushStreamResult {
+    return PushStreamResult.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<PushStreamResponse>): PushStreamResponse {
-    const message = createBasePushStreamResponse();
+  fromPartial(object: DeepPartial<PushStreamResult>): PushStreamResult {
+    const message = createBasePushStreamResult();
     message.ref = (object.ref !== undefined && object.ref !== null) ? BigInt(object.ref) : 0n;
     message.itemId = object.itemId ?? "";
     message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
@@ -2437,11 +2617,80 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
 };
 
 function createBaseSubscribeResponse(): SubscribeResponse {
-  return { event: undefined };
+  return { events: [] };
 }
 
 export const SubscribeResponse: MessageFns<SubscribeResponse> = {
   encode(message: SubscribeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      SubscribeEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubscribeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubscribeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(SubscribeEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubscribeResponse {
+    return {
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => SubscribeEvent.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SubscribeResponse): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => SubscribeEvent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SubscribeResponse>): SubscribeResponse {
+    return SubscribeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SubscribeResponse>): SubscribeResponse {
+    const message = createBaseSubscribeResponse();
+    message.events = object.events?.map((e) => SubscribeEvent.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSubscribeEvent(): SubscribeEvent {
+  return { event: undefined };
+}
+
+export const SubscribeEvent: MessageFns<SubscribeEvent> = {
+  encode(message: SubscribeEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     switch (message.event?.$case) {
       case "item":
         Item.encode(message.event.value, writer.uint32(10).fork()).join();
@@ -2459,7 +2708,7 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): SubscribeResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): SubscribeEvent {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -2468,7 +2717,7 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseSubscribeResponse();
+      const message = createBaseSubscribeEvent();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -2516,7 +2765,7 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
     }
   },
 
-  fromJSON(object: any): SubscribeResponse {
+  fromJSON(object: any): SubscribeEvent {
     return {
       event: isSet(object.item)
         ? { $case: "item", value: Item.fromJSON(object.item) }
@@ -2532,7 +2781,7 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
     };
   },
 
-  toJSON(message: SubscribeResponse): unknown {
+  toJSON(message: SubscribeEvent): unknown {
     const obj: any = {};
     if (message.event?.$case === "item") {
       obj.item = Item.toJSON(message.event.value);
@@ -2546,11 +2795,11 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
     return obj;
   },
 
-  create(base?: DeepPartial<SubscribeResponse>): SubscribeResponse {
-    return SubscribeResponse.fromPartial(base ?? {});
+  create(base?: DeepPartial<SubscribeEvent>): SubscribeEvent {
+    return SubscribeEvent.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<SubscribeResponse>): SubscribeResponse {
-    const message = createBaseSubscribeResponse();
+  fromPartial(object: DeepPartial<SubscribeEvent>): SubscribeEvent {
+    const message = createBaseSubscribeEvent();
     switch (object.event?.$case) {
       case "item": {
         if (object.event?.value !== undefined && object.event?.value !== null) {
@@ -2776,7 +3025,7 @@ export const Item: MessageFns<Item> = {
 };
 
 function createBaseWithdrawal(): Withdrawal {
-  return { itemId: "", sequence: 0n, merchantId: "", audience: 0, key: "" };
+  return { itemId: "", sequence: 0n, merchantId: "", audience: 0, key: "", replaced: false };
 }
 
 export const Withdrawal: MessageFns<Withdrawal> = {
@@ -2798,6 +3047,9 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     }
     if (message.key !== "") {
       writer.uint32(42).string(message.key);
+    }
+    if (message.replaced !== false) {
+      writer.uint32(48).bool(message.replaced);
     }
     return writer;
   },
@@ -2855,6 +3107,14 @@ export const Withdrawal: MessageFns<Withdrawal> = {
             message.key = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.replaced = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2882,6 +3142,7 @@ export const Withdrawal: MessageFns<Withdrawal> = {
         : "",
       audience: isSet(object.audience) ? audienceFromJSON(object.audience) : 0,
       key: isSet(object.key) ? globalThis.String(object.key) : "",
+      replaced: isSet(object.replaced) ? globalThis.Boolean(object.replaced) : false,
     };
   },
 
@@ -2902,6 +3163,9 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     if (message.key !== "") {
       obj.key = message.key;
     }
+    if (message.replaced !== false) {
+      obj.replaced = message.replaced;
+    }
     return obj;
   },
 
@@ -2915,6 +3179,7 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     message.merchantId = object.merchantId ?? "";
     message.audience = object.audience ?? 0;
     message.key = object.key ?? "";
+    message.replaced = object.replaced ?? false;
     return message;
   },
 };
@@ -3276,8 +3541,8 @@ export const PushHubServiceDefinition = {
       options: {},
     },
     /**
-     * PushStream is the high-volume push path: the merchant writes many pushes on one stream
-     * and each is acknowledged after its transaction commits (merchant only).
+     * PushStream is the high-volume push path: the merchant writes batches of pushes on one
+     * stream and each push is acknowledged after its transaction commits (merchant only).
      */
     pushStream: {
       name: "PushStream",
@@ -3345,8 +3610,8 @@ export interface PushHubServiceImplementation<CallContextExt = {}> {
    */
   withdraw(request: WithdrawRequest, context: CallContext & CallContextExt): Promise<DeepPartial<WithdrawResponse>>;
   /**
-   * PushStream is the high-volume push path: the merchant writes many pushes on one stream
-   * and each is acknowledged after its transaction commits (merchant only).
+   * PushStream is the high-volume push path: the merchant writes batches of pushes on one
+   * stream and each push is acknowledged after its transaction commits (merchant only).
    */
   pushStream(
     request: AsyncIterable<PushStreamRequest>,
@@ -3394,8 +3659,8 @@ export interface PushHubServiceClient<CallOptionsExt = {}> {
    */
   withdraw(request: DeepPartial<WithdrawRequest>, options?: CallOptions & CallOptionsExt): Promise<WithdrawResponse>;
   /**
-   * PushStream is the high-volume push path: the merchant writes many pushes on one stream
-   * and each is acknowledged after its transaction commits (merchant only).
+   * PushStream is the high-volume push path: the merchant writes batches of pushes on one
+   * stream and each push is acknowledged after its transaction commits (merchant only).
    */
   pushStream(
     request: AsyncIterable<DeepPartial<PushStreamRequest>>,

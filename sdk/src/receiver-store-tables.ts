@@ -1,0 +1,170 @@
+import type Database from 'better-sqlite3';
+import { Item } from './gen/pushhub/v1/pushhub.js';
+import type { ReceiverEvent } from './receiver-client.js';
+
+/** The kind of offer an item carries; 'none' for a plain message. */
+export type OfferKind = 'discount' | 'points' | 'voucher' | 'none';
+
+/** One change to the store's contents, emitted as a `change` event after it is committed. */
+export type StoreChange =
+  /** An item was added; `replaced` is the item it replaced (same merchant, audience, key), if any. */
+  | { type: 'added'; item: Item; replaced?: Item }
+  /** An item was removed: withdrawn by its merchant, or past its valid_until. */
+  | { type: 'removed'; item: Item; cause: 'withdrawn' | 'expired' };
+
+/** Schema migrations, applied in order; the index + 1 is the schema version (PRAGMA user_version). */
+export const STORE_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE items (
+     item_id        TEXT PRIMARY KEY,
+     sequence       INTEGER NOT NULL,
+     merchant_id    TEXT NOT NULL,
+     audience       INTEGER NOT NULL,
+     item_key       TEXT NOT NULL,
+     offer_kind     TEXT NOT NULL,
+     valid_until_ms INTEGER NOT NULL,
+     item           BLOB NOT NULL
+   );
+   CREATE UNIQUE INDEX items_by_key ON items (merchant_id, audience, item_key) WHERE item_key <> '';
+   CREATE INDEX items_by_merchant ON items (merchant_id, sequence);
+   CREATE INDEX items_by_offer ON items (offer_kind, sequence);
+   CREATE INDEX items_by_expiry ON items (valid_until_ms);
+   CREATE TABLE state (
+     id        INTEGER PRIMARY KEY CHECK (id = 1),
+     cursor    INTEGER NOT NULL,
+     receiver  TEXT NOT NULL
+   );
+   INSERT INTO state (id, cursor, receiver) VALUES (1, 0, '');`,
+];
+
+interface ItemRow {
+  item: Buffer;
+}
+
+const offerKindOf = (item: Item): OfferKind => item.info?.offer?.$case ?? 'none';
+const validUntilMs = (item: Item): number => item.info?.validUntil?.getTime() ?? Number.MAX_SAFE_INTEGER;
+const decode = (row: ItemRow): Item => Item.decode(row.item);
+
+/**
+ * The store's tables and every statement on them, prepared once. Writes run inside the
+ * caller's transaction (see ReceiverStore); nothing here emits events.
+ */
+export function createStoreTables(db: Database.Database) {
+  const s = {
+    cursor: db.prepare('SELECT cursor, receiver FROM state WHERE id = 1').safeIntegers(true),
+    setCursor: db.prepare('UPDATE state SET cursor = ? WHERE id = 1'),
+    setReceiver: db.prepare('UPDATE state SET receiver = ? WHERE id = 1'),
+    byId: db.prepare('SELECT item FROM items WHERE item_id = ?'),
+    byKey: db.prepare('SELECT item FROM items WHERE merchant_id = ? AND audience = ? AND item_key = ?'),
+    insert: db.prepare(
+      `INSERT INTO items (item_id, sequence, merchant_id, audience, item_key, offer_kind, valid_until_ms, item)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deleteById: db.prepare('DELETE FROM items WHERE item_id = ?'),
+    all: db.prepare('SELECT item FROM items WHERE valid_until_ms > ? ORDER BY sequence'),
+    byMerchant: db.prepare('SELECT item FROM items WHERE merchant_id = ? AND valid_until_ms > ? ORDER BY sequence'),
+    byOffer: db.prepare('SELECT item FROM items WHERE offer_kind = ? AND valid_until_ms > ? ORDER BY sequence'),
+    expired: db.prepare('SELECT item FROM items WHERE valid_until_ms <= ? ORDER BY sequence'),
+    clear: db.prepare('DELETE FROM items'),
+  };
+
+  const state = () => s.cursor.get() as { cursor: bigint; receiver: string };
+
+  /** Applies one event after `cursor`, returning the changes; the caller moves the cursor. */
+  function applyEvent(event: ReceiverEvent, cursor: bigint, nowMs: number, changes: StoreChange[]): bigint {
+    switch (event.type) {
+      case 'caughtUp':
+        return event.sequence > cursor ? event.sequence : cursor;
+      case 'item': {
+        const item = event.item;
+        if (item.sequence <= cursor) return cursor;
+        const key = item.info?.key ?? '';
+        let replaced: Item | undefined;
+        if (key !== '') {
+          const row = s.byKey.get(item.merchantId, item.audience, key) as ItemRow | undefined;
+          if (row) {
+            replaced = decode(row);
+            s.deleteById.run(replaced.itemId);
+          }
+        }
+        // An item that expired in transit is not stored, but it still replaces its older namesake.
+        if (validUntilMs(item) <= nowMs) {
+          if (replaced) changes.push({ type: 'removed', item: replaced, cause: 'expired' });
+          return item.sequence;
+        }
+        s.deleteById.run(item.itemId);
+        s.insert.run(
+          item.itemId,
+          item.sequence,
+          item.merchantId,
+          item.audience,
+          key,
+          offerKindOf(item),
+          validUntilMs(item),
+          Buffer.from(Item.encode(item).finish()),
+        );
+        changes.push(replaced ? { type: 'added', item, replaced } : { type: 'added', item });
+        return item.sequence;
+      }
+      case 'withdrawal': {
+        const w = event.withdrawal;
+        if (w.sequence <= cursor) return cursor;
+        const removed: Item[] = [];
+        const byId = s.byId.get(w.itemId) as ItemRow | undefined;
+        if (byId) removed.push(decode(byId));
+        if (w.key !== '') {
+          // The withdrawn item was the live one for its key, so any stored item with that key
+          // is it or an older one the store missed being replaced: both must go.
+          const byKey = s.byKey.get(w.merchantId, w.audience, w.key) as ItemRow | undefined;
+          if (byKey) {
+            const item = decode(byKey);
+            if (item.itemId !== w.itemId && item.sequence < w.sequence) removed.push(item);
+          }
+        }
+        for (const item of removed) {
+          s.deleteById.run(item.itemId);
+          changes.push({ type: 'removed', item, cause: 'withdrawn' });
+        }
+        return w.sequence;
+      }
+    }
+  }
+
+  return {
+    state,
+    setReceiver: (receiverId: string) => s.setReceiver.run(receiverId),
+
+    /** Applies events in order and moves the cursor once, to the last one applied. */
+    applyBatch(events: readonly ReceiverEvent[], nowMs: number): StoreChange[] {
+      const before = state().cursor;
+      let cursor = before;
+      const changes: StoreChange[] = [];
+      for (const event of events) cursor = applyEvent(event, cursor, nowMs, changes);
+      if (cursor !== before) s.setCursor.run(cursor);
+      return changes;
+    },
+
+    purgeExpired(nowMs: number): StoreChange[] {
+      const expired = (s.expired.all(nowMs) as ItemRow[]).map(decode);
+      for (const item of expired) s.deleteById.run(item.itemId);
+      return expired.map((item) => ({ type: 'removed', item, cause: 'expired' }));
+    },
+
+    /** Empties the store and its cursor; every item counts as withdrawn. */
+    clear(): StoreChange[] {
+      const removed = (s.all.all(0) as ItemRow[]).map(decode);
+      s.clear.run();
+      s.setCursor.run(0n);
+      return removed.map((item) => ({ type: 'removed', item, cause: 'withdrawn' }));
+    },
+
+    items: (nowMs: number) => (s.all.all(nowMs) as ItemRow[]).map(decode),
+    itemsByMerchant: (merchantId: string, nowMs: number) => (s.byMerchant.all(merchantId, nowMs) as ItemRow[]).map(decode),
+    itemsByOfferKind: (kind: OfferKind, nowMs: number) => (s.byOffer.all(kind, nowMs) as ItemRow[]).map(decode),
+    item(itemId: string): Item | undefined {
+      const row = s.byId.get(itemId) as ItemRow | undefined;
+      return row && decode(row);
+    },
+  };
+}
+
+export type StoreTables = ReturnType<typeof createStoreTables>;

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { Database } from './sqlite.js';
 import { isAbortError } from 'abort-controller-x';
 import { PushHubError } from './errors.js';
 import { Item } from './gen/pushhub/v1/pushhub.js';

@@ -38,5 +38,6 @@ export { offerFingerprint, pushRequestId, withdrawRequestId } from './fingerprin
 export { applyOfferPlan, emptySummary, planOfferChanges, syncOffers, syncReceiverOffers } from './sync.js';
 export type { BulkOfferTarget, OfferChange, OfferPlan, OfferSink, OfferSource, SyncOffersOptions, SyncProgress, SyncSummary } from './sync.js';
 export { formatMoney } from './text.js';
+export { createDayShift, shiftRecordsToDay } from './relative-dates.js';
 export { readRecordFile, recordFormatOf } from './record-files.js';
 export type { ReadRecordFileOptions, RecordFileFormat, RecordLine } from './record-files.js';

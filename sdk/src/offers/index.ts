@@ -9,7 +9,7 @@
  * const rules = validateRules(JSON.parse(readFileSync('rules.json', 'utf8')));
  * const merchant = new MerchantClient({ address, id, password });
  * const summary = await syncReceiverOffers(merchant, receiverId, records, rules);
- * // { pushed: 2, unchanged: 1, withdrawn: 0, ... }
+ * // { pushed: 2, unchanged: 1, withdrawn: 0, ended: 0, ... }
  * ```
  *
  * @module

@@ -38,6 +38,14 @@ function load(): typeof BetterSqlite3 {
 }
 
 /**
+ * Throws a {@link SqliteMissingError} now if better-sqlite3 is not installed, for a command
+ * that should fail before it does anything else (such as registering a receiver).
+ */
+export function ensureSqlite(): void {
+  load();
+}
+
+/**
  * better-sqlite3's Database constructor, resolved lazily: `new Database(path)` loads the
  * package on first use and throws a {@link SqliteMissingError} when it is not installed.
  * Importing this module never loads it.

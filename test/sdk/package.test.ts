@@ -249,5 +249,14 @@ describe('sdk: packed tarball', function () {
     assert.match(result.pushed, /^I[0-9a-f]{32}$/);
     assert.match(result.storeError, /better-sqlite3 is not installed/);
     assert.match(result.storeError, /npm install better-sqlite3/);
+
+    // The daemon says the same and exits before it registers anyone.
+    const daemon = await run(join(project, 'node_modules/.bin/pushhub-receiver'), ['--address', hub.address, '--register'], { cwd: project }).then(
+      () => assert.fail('pushhub-receiver ran without better-sqlite3'),
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.equal(daemon.code, 1);
+    assert.match(daemon.stderr, /^pushhub-receiver: better-sqlite3 is not installed: .*npm install better-sqlite3\n$/);
+    assert.equal(existsSync(join(project, 'pushhub-receiver.json')), false, 'no receiver registered');
   });
 });

@@ -3,9 +3,10 @@
 //   npx tsx sdk/examples/try-offers.ts [--address 127.0.0.1:50051]
 //
 // It registers a merchant and three receivers, rewrites records.csv for them (the receiver
-// ids, and every time shifted by whole days so that the file's "now", 2025-06-01T12:00Z, is today),
-// runs pushhub-offers twice (the second run sends nothing) and prints each receiver's offers
-// as its local store holds them.
+// ids), runs pushhub-offers twice with --records-now set to the file's "now",
+// 2025-06-01T12:00Z, so that every record moves to the same local time of day on the same
+// day relative to today (in the rules' time zone, across daylight-saving changes too), and
+// prints each receiver's offers as its local store holds them. The second run sends nothing.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +18,8 @@ import { ReceiverClient, createReceiverStore } from '../src/receiver.js';
 const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1:50051' } } });
 const address = values.address!;
 const here = import.meta.dirname;
-const FILE_NOW = Date.parse('2025-06-01T12:00:00Z');
-// Whole days, so the records keep their local times of day (multipliers depend on them).
-const shift = Math.floor((Date.now() - FILE_NOW) / 86_400_000) * 86_400_000;
+/** The time records.csv was written for. */
+const FILE_NOW = '2025-06-01T12:00:00Z';
 
 const merchant = await MerchantClient.register(address, { displayName: 'Example cafe' });
 const receivers = new Map<string, { id: string; password: string }>();
@@ -28,13 +28,13 @@ const rewritten = [lines[0]];
 for (const line of lines.slice(1)) {
   const [exampleId, time, ...rest] = line.split(',');
   if (!receivers.has(exampleId!)) receivers.set(exampleId!, await ReceiverClient.register(address));
-  rewritten.push([receivers.get(exampleId!)!.id, new Date(Date.parse(time!) + shift).toISOString(), ...rest].join(','));
+  rewritten.push([receivers.get(exampleId!)!.id, time, ...rest].join(','));
 }
 const dir = mkdtempSync(join(tmpdir(), 'pushhub-offers-example-'));
 writeFileSync(join(dir, 'records.csv'), `${rewritten.join('\n')}\n`);
 
 const env = { ...process.env, PUSHHUB_MERCHANT_ID: merchant.id, PUSHHUB_MERCHANT_PASSWORD: merchant.password };
-const args = ['--address', address, '--rules', join(here, 'rules.json'), '--records', join(dir, 'records.csv')];
+const args = ['--address', address, '--rules', join(here, 'rules.json'), '--records', join(dir, 'records.csv'), '--records-now', FILE_NOW];
 for (const run of ['first run', 'second run']) {
   process.stdout.write(`${run}: `);
   await main(args, { stdout: process.stdout, stderr: process.stderr, env });

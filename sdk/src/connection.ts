@@ -123,11 +123,18 @@ export const errorMiddleware: ClientMiddleware = async function* translateErrors
   }
 };
 
-/** A hub client on `channel` with error translation, deadlines and (optionally) credentials. */
+/**
+ * A hub client on `channel` with error translation, deadlines and (optionally) credentials.
+ *
+ * Order matters: in nice-grpc the middleware attached LAST is the outermost (it runs first
+ * and sees every error of the ones inside it). The deadline middleware raises its own
+ * `DEADLINE_EXCEEDED` ClientError, so error translation must be attached after it to turn
+ * that into a PushHubError too.
+ */
 export function createHubClient(channel: Channel, credentials: () => Credentials | undefined = () => undefined): HubClient {
   return createClientFactory()
-    .use(errorMiddleware)
-    .use(credentialsMiddleware(credentials))
     .use(deadlineMiddleware)
+    .use(credentialsMiddleware(credentials))
+    .use(errorMiddleware)
     .create(pushHubClientDefinition, channel);
 }

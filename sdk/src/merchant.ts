@@ -52,7 +52,10 @@ export interface MerchantClientOptions {
   password: string;
   /** TLS settings when the hub serves TLS. */
   tls?: TlsOptions;
-  /** Deadline of every unary call attempt, in ms (default 10 000). */
+  /**
+   * Deadline of every unary call attempt, in ms (default 10 000). A hub that does not answer
+   * in time fails the attempt with a PushHubError DEADLINE_EXCEEDED (not retried).
+   */
   deadlineMs?: number;
   /** Retries of calls that fail with UNAVAILABLE. */
   retry?: RetryOptions;

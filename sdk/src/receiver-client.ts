@@ -58,11 +58,14 @@ export interface ReceiverClientOptions {
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
 const DEFAULT_RECONNECT: Required<RetryOptions> = { maxAttempts: Number.POSITIVE_INFINITY, initialBackoffMs: 100, maxBackoffMs: 5000 };
 
-/** Thrown (internally) when the heartbeat watchdog declares the connection dead. */
-class DeadConnectionError extends Error {
+/**
+ * Raised when the heartbeat watchdog declares the connection dead. A PushHubError
+ * (DEADLINE_EXCEEDED, no reason), so a caller that runs out of reconnect attempts gets the
+ * SDK's one error type for a hub that does not answer.
+ */
+class DeadConnectionError extends PushHubError {
   constructor(ms: number) {
-    super(`no message from the hub for ${ms} ms`);
-    this.name = 'DeadConnectionError';
+    super(Status.DEADLINE_EXCEEDED, '', `no message from the hub for ${ms} ms`);
   }
 }
 

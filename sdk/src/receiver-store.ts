@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { Database } from './sqlite.js';
 import type { Item } from './gen/pushhub/v1/pushhub.js';
 import type { ReceiverClient, ReceiverEvent } from './receiver-client.js';
 import { type OfferKind, STORE_MIGRATIONS, type StoreChange, type StoreTables, createStoreTables } from './receiver-store-tables.js';

@@ -1,6 +1,8 @@
 /**
  * The receiver side of pushhub: a resumable subscription and a local SQLite store of the
- * receiver's current info.
+ * receiver's current info. The store needs `better-sqlite3` (an optional peer dependency:
+ * `npm install better-sqlite3`); without it, opening a store throws a SqliteMissingError
+ * naming the install command. The subscription alone works without it.
  *
  * ```ts
  * import { ReceiverClient, createReceiverStore } from '@pushhub/sdk/receiver';
@@ -15,6 +17,7 @@
 export { ReceiverClient } from './receiver-client.js';
 export type { ReceiverClientOptions, ReceiverEvent, SubscribeOptions } from './receiver-client.js';
 export { ReceiverStore, createReceiverStore } from './receiver-store.js';
+export { SqliteMissingError } from './sqlite.js';
 export type { OfferKind, ReceiverStoreEvents, StoreChange, SyncOptions } from './receiver-store.js';
 export { PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';

@@ -83,7 +83,7 @@ describe('offers: syncReceiverOffers', () => {
     const now = new Date(real - 3 * DAY);
     const records = [{ receiverId: RECEIVER, time: new Date(real - 5 * DAY), place: 'main', amount: 1_000, currency: 'EUR' }];
     const summary = await syncReceiverOffers(merchant, RECEIVER, records, rules, { now });
-    assert.deepEqual(summary, { receivers: 1, pushed: 1, unchanged: 0, withdrawn: 1, failed: 0, errors: [] });
+    assert.deepEqual(summary, { receivers: 1, pushed: 1, unchanged: 0, withdrawn: 1, ended: 1, failed: 0, errors: [] });
     assert.deepEqual(pushed.map(([r, k]) => [r, k]), [[RECEIVER, 'offer:points']]);
     assert.match(pushed[0]![2]!, /^offer-push-/);
     assert.deepEqual(withdrawn, ['I-stale']);

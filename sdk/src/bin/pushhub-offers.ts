@@ -21,6 +21,7 @@ import {
   type SyncSummary,
   type ValidRules,
   RulesValidationError,
+  createDayShift,
   readRecordFile,
   syncOffers,
   validateRules,
@@ -41,6 +42,11 @@ Options:
   --password-file FILE  file holding the merchant password (default: $PUSHHUB_MERCHANT_PASSWORD)
   --ca FILE             CA certificate (PEM) when the hub serves TLS
   --now ISO-TIME        compute offers as of this time (default: now)
+  --records-now ISO-TIME
+                        the time the records were written for: move every record by
+                        whole calendar days in the rules' time zone (keeping its local
+                        time of day) so that this time falls on the day of --now; for
+                        replaying example or test records
   --window N            pushes in flight on the push stream (default 512)
   --skip-invalid        skip invalid record lines (counted) instead of stopping at the first
   --dry-run             compute and compare only; send nothing (without credentials:
@@ -106,6 +112,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         'password-file': { type: 'string' },
         ca: { type: 'string' },
         now: { type: 'string' },
+        'records-now': { type: 'string' },
         window: { type: 'string' },
         'skip-invalid': { type: 'boolean' },
         'dry-run': { type: 'boolean' },
@@ -129,6 +136,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (format !== undefined && format !== 'csv' && format !== 'jsonl') throw new UsageError('--format must be csv or jsonl');
   const now = values.now === undefined ? new Date() : new Date(values.now);
   if (Number.isNaN(now.getTime())) throw new UsageError(`--now: not a time: ${values.now}`);
+  const recordsNow = values['records-now'] === undefined ? undefined : new Date(values['records-now']);
+  if (recordsNow && Number.isNaN(recordsNow.getTime())) throw new UsageError(`--records-now: not a time: ${values['records-now']}`);
   const window = values.window === undefined ? undefined : Number(values.window);
   if (window !== undefined && !(Number.isInteger(window) && window >= 1)) throw new UsageError('--window must be a positive integer');
   const address = values.address ?? io.env.PUSHHUB_ADDRESS ?? '127.0.0.1:50051';
@@ -142,7 +151,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const showProgress = !values['no-progress'] && (values.progress === true || io.stderr.isTTY === true);
   const bar = showProgress ? new ProgressBar(io.stderr) : undefined;
 
-  const { byReceiver, records, invalid } = await loadRecords(values.records, format, values['skip-invalid'] === true, bar);
+  const shift = recordsNow && createDayShift(recordsNow, now, rules.timeZone);
+  const { byReceiver, records, invalid, newest } = await loadRecords(values.records, format, values['skip-invalid'] === true, bar, shift);
   // A dry run without credentials plans offline, as if the hub held no offers yet.
   const merchant =
     merchantId && password
@@ -179,12 +189,30 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     const verb = report.dryRun ? 'would push' : 'pushed';
     io.stdout.write(
       `${verb} ${summary.pushed}, unchanged ${summary.unchanged}, ${report.dryRun ? 'would withdraw' : 'withdrawn'} ${summary.withdrawn}` +
+        `${summary.ended > 0 ? `, skipped ${summary.ended} already ended` : ''}` +
         `${summary.failed > 0 ? `, failed ${summary.failed}` : ''} (${summary.receivers} receivers, ${records} records` +
         `${invalid > 0 ? `, ${invalid} invalid lines skipped` : ''})\n`,
     );
     for (const e of summary.errors) io.stderr.write(`  rejected: ${e.receiverId} ${e.key}: ${e.message}\n`);
   }
+  if (summary.ended > 0) io.stderr.write(endedHint(summary.ended, now, newest, recordsNow !== undefined));
   return summary.failed > 0 ? 1 : 0;
+}
+
+/**
+ * Why offers were skipped as ended, and what to do: an offer's validity follows from the
+ * records' times, so a file of old records (such as an example) earns only ended offers.
+ */
+function endedHint(ended: number, now: Date, newest: Date | undefined, shifted: boolean): string {
+  const offers = ended === 1 ? '1 offer was' : `${ended} offers were`;
+  const records = newest ? ` The newest record is from ${newest.toISOString()}.` : '';
+  const advice = shifted
+    ? ''
+    : ' To replay old example or test records as if they were recent, pass --records-now with the time they were written for.';
+  return (
+    `pushhub-offers: ${offers} not sent because ${ended === 1 ? 'it had' : 'they had'} already ended by ${now.toISOString()}: ` +
+    `an offer's validity follows from the times of the records that earned it.${records}${advice}\n`
+  );
 }
 
 /** One line per change: what the customer will see. */
@@ -223,7 +251,13 @@ function loadRules(path: string): ValidRules {
   }
 }
 
-async function loadRecords(path: string, format: RecordFileFormat | undefined, skipInvalid: boolean, bar: ProgressBar | undefined) {
+async function loadRecords(
+  path: string,
+  format: RecordFileFormat | undefined,
+  skipInvalid: boolean,
+  bar: ProgressBar | undefined,
+  shift: ((time: Date) => Date) | undefined,
+) {
   let size = 0;
   if (bar) {
     const { statSync } = await import('node:fs');
@@ -232,6 +266,7 @@ async function loadRecords(path: string, format: RecordFileFormat | undefined, s
   const byReceiver = new Map<string, ConsumptionRecord[]>();
   let records = 0;
   let invalid = 0;
+  let newest: Date | undefined;
   try {
     for await (const line of readRecordFile(path, { format, onBytes: bar && ((bytes) => bar.update('reading', bytes, size, 'bytes')) })) {
       if ('error' in line) {
@@ -240,15 +275,17 @@ async function loadRecords(path: string, format: RecordFileFormat | undefined, s
         continue;
       }
       records++;
-      const list = byReceiver.get(line.record.receiverId);
-      if (list) list.push(line.record);
-      else byReceiver.set(line.record.receiverId, [line.record]);
+      const record = shift ? { ...line.record, time: shift(line.record.time) } : line.record;
+      if (!newest || record.time > newest) newest = record.time;
+      const list = byReceiver.get(record.receiverId);
+      if (list) list.push(record);
+      else byReceiver.set(record.receiverId, [record]);
     }
   } catch (error) {
     if (error instanceof UsageError) throw error;
     throw new UsageError((error as Error).message);
   }
-  return { byReceiver, records, invalid };
+  return { byReceiver, records, invalid, newest };
 }
 
 /** A one-line progress bar, redrawn at most every 100 ms. */

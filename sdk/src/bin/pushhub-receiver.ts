@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { Item } from '../gen/pushhub/v1/pushhub.js';
 import { ReceiverClient, type StoreChange, createReceiverStore } from '../receiver.js';
 import type { Credentials } from '../connection.js';
+import { ensureSqlite } from '../sqlite.js';
 
 const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
 
@@ -97,6 +98,8 @@ async function main(): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
+  // Before registering: without the store's SQLite driver there is nothing to register for.
+  ensureSqlite();
   const tls = values.ca ? { ca: readFileSync(values.ca) } : undefined;
   const credentials = await loadCredentials(values, address, tls);
 

@@ -27,6 +27,11 @@ export interface ComputeOptions {
    * rule and milestone: stable, but anyone who knows a receiver id could work them out.
    */
   codeSecret?: string;
+  /**
+   * Called for each offer the records earned whose validity had already ended at `now` (it is
+   * left out). Old records give old offers: this is how a caller can say why nothing is sent.
+   */
+  onEnded?: (offer: { key: string; validUntil: Date }) => void;
 }
 
 const DAY_MS = 86_400_000;
@@ -112,6 +117,7 @@ export function computeOffers(
     redeemed: new Set(purchases.flatMap((p) => (p.record.voucherCode ? [p.record.voucherCode] : []))),
     code: voucherCoder(compiled.rules.voucherCodePrefix, options.codeSecret),
     local: (p) => (p.local ??= compiled.localTime(p.t)),
+    ended: (key, validUntilMs) => options.onEnded?.({ key, validUntil: new Date(validUntilMs) }),
   };
   const offers: ServiceInfo[] = [];
   for (const rule of compiled.rules.offers) {
@@ -145,6 +151,8 @@ interface RuleContext extends Compiled {
   local: (p: Purchase) => LocalTime;
   /** Memo of visitTimes: milestone and win-back rules both need it. */
   visits?: number[];
+  /** Reports an earned offer left out because its validity ended at or before now. */
+  ended: (key: string, validUntilMs: number) => void;
 }
 
 function comparePurchases(a: Purchase, b: Purchase): number {
@@ -204,7 +212,11 @@ function spendTierOffer(ctx: RuleContext, rule: SpendTierRule): ServiceInfo[] {
   }
   let validUntilMs = lapseMs;
   if (rule.validDays !== undefined) validUntilMs = Math.min(validUntilMs, inWindow[inWindow.length - 1]!.t + rule.validDays * DAY_MS);
-  if (!(validUntilMs > ctx.nowMs) || !Number.isFinite(validUntilMs)) return [];
+  if (!Number.isFinite(validUntilMs)) return [];
+  if (validUntilMs <= ctx.nowMs) {
+    ctx.ended(`${OFFER_KEY_PREFIX}${rule.id}`, validUntilMs);
+    return [];
+  }
   const values = { tier: tier.name, percentOff: tier.percentOff, spend: formatMoney(spend, currency), windowDays: rule.windowDays };
   return [
     offerInfo(rule, `${OFFER_KEY_PREFIX}${rule.id}`, validUntilMs, values, { $case: 'discount', value: { percentOff: tier.percentOff } }, { 'offer.tier': tier.name }),
@@ -256,7 +268,10 @@ function pointsOffer(ctx: RuleContext, rule: PointsRule): ServiceInfo[] {
   }
   if (lastMs === undefined) return [];
   const validUntilMs = lastMs + rule.validDays * DAY_MS;
-  if (validUntilMs <= ctx.nowMs) return [];
+  if (validUntilMs <= ctx.nowMs) {
+    ctx.ended(`${OFFER_KEY_PREFIX}${rule.id}`, validUntilMs);
+    return [];
+  }
   return [
     offerInfo(rule, `${OFFER_KEY_PREFIX}${rule.id}`, validUntilMs, { balance: String(balance), earned: String(earned) }, { $case: 'points', value: { balance, earned } }, {}),
   ];
@@ -286,7 +301,11 @@ function voucherOffer(
   validUntilMs: number,
   extra: Record<string, string | number>,
 ): ServiceInfo[] {
-  if (validUntilMs <= ctx.nowMs || ctx.redeemed.has(code)) return [];
+  if (ctx.redeemed.has(code)) return [];
+  if (validUntilMs <= ctx.nowMs) {
+    ctx.ended(key, validUntilMs);
+    return [];
+  }
   const spec: VoucherSpec = rule.voucher;
   const minSpend = spec.minSpend ?? 0;
   const { currency } = ctx.rules;

@@ -9,7 +9,7 @@
  * const rules = validateRules(JSON.parse(readFileSync('rules.json', 'utf8')));
  * const merchant = new MerchantClient({ address, id, password });
  * const summary = await syncReceiverOffers(merchant, receiverId, records, rules);
- * // { pushed: 2, unchanged: 1, withdrawn: 0, ... }
+ * // { pushed: 2, unchanged: 1, withdrawn: 0, ended: 0, ... }
  * ```
  *
  * @module
@@ -38,5 +38,6 @@ export { offerFingerprint, pushRequestId, withdrawRequestId } from './fingerprin
 export { applyOfferPlan, emptySummary, planOfferChanges, syncOffers, syncReceiverOffers } from './sync.js';
 export type { BulkOfferTarget, OfferChange, OfferPlan, OfferSink, OfferSource, SyncOffersOptions, SyncProgress, SyncSummary } from './sync.js';
 export { formatMoney } from './text.js';
+export { createDayShift, shiftRecordsToDay } from './relative-dates.js';
 export { readRecordFile, recordFormatOf } from './record-files.js';
 export type { ReadRecordFileOptions, RecordFileFormat, RecordLine } from './record-files.js';

@@ -44,6 +44,14 @@ export function createLocalClock(timeZone: string): (ms: number) => LocalTime {
   };
 }
 
+/**
+ * Returns a function from epoch milliseconds to the UTC offset in `timeZone` at that instant,
+ * in ms (e.g. 7 200 000 for Europe/Berlin in summer).
+ */
+export function createOffsetOf(timeZone: string): (ms: number) => number {
+  return timeZone === 'UTC' ? () => 0 : createOffsetLookup(timeZone);
+}
+
 function createOffsetLookup(timeZone: string): (ms: number) => number {
   const format = new Intl.DateTimeFormat('en-US', {
     timeZone,

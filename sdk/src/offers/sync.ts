@@ -53,6 +53,12 @@ export interface SyncSummary {
   unchanged: number;
   /** Offers withdrawn because they are no longer earned. */
   withdrawn: number;
+  /**
+   * Offers the records earned but whose validity had already ended (at `now`, or within a
+   * second of the real clock): not sent, since the hub refuses them. Validity derives from the
+   * records' times, so old records give only ended offers.
+   */
+  ended: number;
   /** Changes the hub rejected (see `errors`). */
   failed: number;
   /** The first rejected changes (at most 100), for the report. */
@@ -62,7 +68,7 @@ export interface SyncSummary {
 const MAX_REPORTED_ERRORS = 100;
 
 /** An empty summary, to add to. */
-export const emptySummary = (): SyncSummary => ({ receivers: 0, pushed: 0, unchanged: 0, withdrawn: 0, failed: 0, errors: [] });
+export const emptySummary = (): SyncSummary => ({ receivers: 0, pushed: 0, unchanged: 0, withdrawn: 0, ended: 0, failed: 0, errors: [] });
 
 /**
  * Compares the offers a receiver should have (`desired`, from computeOffers) with the items
@@ -142,10 +148,18 @@ export async function syncReceiverOffers(
   rules: OfferRules | ValidRules,
   options: ComputeOptions & { now?: Date } = {},
 ): Promise<SyncSummary> {
-  const desired = stillValid(computeOffers(records, rules, options.now ?? new Date(), options));
+  const summary = emptySummary();
+  const countEnded: ComputeOptions = {
+    ...options,
+    onEnded(offer) {
+      summary.ended++;
+      options.onEnded?.(offer);
+    },
+  };
+  const desired = stillValid(computeOffers(records, rules, options.now ?? new Date(), countEnded), summary);
   const held: Item[] = [];
   for await (const item of merchant.listItems({ receiverId, audience: 'specific' })) held.push(item);
-  return applyOfferPlan(merchant, planOfferChanges(receiverId, desired, held));
+  return applyOfferPlan(merchant, planOfferChanges(receiverId, desired, held), summary);
 }
 
 /** Progress of a bulk sync: while listing, per page of items; then after each receiver. */
@@ -201,6 +215,13 @@ export async function syncOffers(
   const valid = ensureValidRules(rules);
   const now = options.now ?? new Date();
   const summary = emptySummary();
+  const computeOptions: ComputeOptions = {
+    ...options,
+    onEnded(offer) {
+      summary.ended++;
+      options.onEnded?.(offer);
+    },
+  };
   const total = recordsByReceiver.size;
   const held = await listHeld(target, [...recordsByReceiver.keys()], options.perReceiverListingUpTo ?? DEFAULT_PER_RECEIVER_LISTING, (listed) =>
     options.onProgress?.({ phase: 'listing', done: listed, total: 0, summary }),
@@ -214,8 +235,8 @@ export async function syncOffers(
   try {
     for (const [receiverId, records] of recordsByReceiver) {
       // A dry run shows the offers as of `now`, even a `now` in the past.
-      const offers = computeOffers(records, valid, now, options);
-      const plan = planOfferChanges(receiverId, options.dryRun ? offers : stillValid(offers), held.get(receiverId) ?? []);
+      const offers = computeOffers(records, valid, now, computeOptions);
+      const plan = planOfferChanges(receiverId, options.dryRun ? offers : stillValid(offers, summary), held.get(receiverId) ?? []);
       options.onPlan?.(plan);
       if (!stream) {
         summary.receivers++;
@@ -251,11 +272,14 @@ const MIN_REMAINING_VALIDITY_MS = 1000;
  * Leaves out offers whose validity ends before the real clock plus a margin. computeOffers
  * works for the given `now`; a long run, or `now` in the past, can yield offers that have
  * ended by the time they reach the hub, which refuses them ("valid_until must be in the
- * future"). A held offer left out this way is withdrawn, or has already expired.
+ * future"). A held offer left out this way is withdrawn, or has already expired; it counts
+ * in `summary.ended`.
  */
-function stillValid(offers: ServiceInfo[]): ServiceInfo[] {
+function stillValid(offers: ServiceInfo[], summary: SyncSummary): ServiceInfo[] {
   const cutoff = Date.now() + MIN_REMAINING_VALIDITY_MS;
-  return offers.filter((info) => info.validUntil === undefined || info.validUntil.getTime() > cutoff);
+  const valid = offers.filter((info) => info.validUntil === undefined || info.validUntil.getTime() > cutoff);
+  summary.ended += offers.length - valid.length;
+  return valid;
 }
 
 async function listHeld(source: OfferSource, receiverIds: string[], perReceiverUpTo: number, onListed: (n: number) => void): Promise<Map<string, Item[]>> {

@@ -1,0 +1,48 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { MerchantClient, PushHubError } from '@pushhub/sdk/merchant';
+
+const address = process.env.PUSHHUB_ADDRESS ?? '127.0.0.1:50051';
+// The password is shown once: register on the first run, then reuse the saved credentials.
+const file = './merchant.json';
+if (!existsSync(file)) {
+  const registered = await MerchantClient.register(address, { displayName: 'Bakery', regionCode: '11' });
+  writeFileSync(file, JSON.stringify(registered), { mode: 0o600, flag: 'wx' }); // readable only by you
+}
+const credentials = JSON.parse(readFileSync(file, 'utf8'));
+const merchant = new MerchantClient({ address, ...credentials });
+console.log('merchant', merchant.id);
+
+const receiverId = process.argv[2];
+if (receiverId) {
+  // Same key again later replaces it on the receiver.
+  const { itemId, sequence } = await merchant.pushSpecific(receiverId, {
+    key: 'points',
+    title: 'Your points',
+    offer: { $case: 'points', value: { balance: 120n, earned: 20n } },
+  });
+  console.log(`pushed ${itemId} at sequence ${sequence}`);
+}
+
+// Public info reaches every receiver; a key makes a rerun replace it instead of adding one.
+const voucher = await merchant.pushPublic({
+  key: 'bread5',
+  title: '5 EUR off',
+  validUntil: new Date(Date.now() + 7 * 24 * 3600 * 1000),
+  offer: { $case: 'voucher', value: { code: 'BREAD5', amountOff: 500n, currency: 'EUR' } },
+});
+// Bulk: many pushes in flight on one stream, each resolved when committed.
+const stream = merchant.openPushStream({ window: 256 });
+await Promise.all([1, 2, 3].map((n) => stream.pushPublic({ key: `deal-${n}`, title: `Deal ${n}` })));
+await stream.close();
+
+for await (const item of merchant.listItems({ audience: 'public' })) console.log('live', item.itemId, item.info?.key, item.info?.title);
+
+await merchant.withdraw({ itemId: voucher.itemId }); // or { key, receiverId } / { key } for public
+console.log('withdrew', voucher.itemId);
+
+try {
+  await merchant.withdraw({ key: 'no-such-key' });
+} catch (error) {
+  if (error instanceof PushHubError) console.log('failed', error.code, error.reason); // 5 ITEM_NOT_FOUND
+}
+merchant.close();

@@ -51,6 +51,7 @@ export async function* pushStream(
     wakeWriter = undefined;
   };
   const answer = (response: PushStreamResponse) => {
+    if (response.reason) hub.metrics?.rejected('PushStream', response.reason);
     answered.push(response);
     notify();
   };

@@ -37,12 +37,19 @@ export interface HubConfig {
   /** PEM certificate and key files; when both are set the hub serves TLS. */
   tlsCertPath?: string;
   tlsKeyPath?: string;
+  /** Least severe log level written (pino levels); `info` logs start, stop and every rejection worth a look. */
+  logLevel: LogLevel;
+  /** host:port serving Prometheus `/metrics` over plain HTTP; unset = no metrics endpoint. */
+  metricsAddress?: string;
   /**
    * Bench only, never on in production: authenticate calls by the id in their credentials
    * without checking the password, so `npm run bench` can measure what the check costs.
    */
   insecureBenchSkipPasswordCheck: boolean;
 }
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const DEFAULT_CONFIG: HubConfig = {
   address: '127.0.0.1:50051',
@@ -59,63 +66,173 @@ export const DEFAULT_CONFIG: HubConfig = {
   maxStreamsPerReceiver: 8,
   maxFailedLogins: 10,
   failedLoginWindowMs: 60_000,
+  logLevel: 'info',
   insecureBenchSkipPasswordCheck: false,
 };
 
+/** A command line or environment the hub refuses to start with; the message says why and how to fix it. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** How a value is read from its flag or environment variable, and what it must satisfy. */
+type OptionKind =
+  | { type: 'integer'; min: number; max: number; unit?: string }
+  | { type: 'address' }
+  | { type: 'string'; secret?: boolean }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'boolean' };
+
+/** One row of the options table: parsing, validation and --help are all derived from these. */
+export interface OptionSpec {
+  key: keyof HubConfig;
+  /** Command-line flag without the leading dashes. */
+  flag: string;
+  /** Environment variable; absent for flags that must never be switched on by accident. */
+  env?: string;
+  kind: OptionKind;
+  /** One line for --help: what it does and, where it matters, why the default is what it is. */
+  doc: string;
+}
+
+const int = (min: number, max: number, unit?: string): OptionKind => ({ type: 'integer', min, max, unit });
+
+/**
+ * The options table. To add an option: a field in HubConfig, its default in DEFAULT_CONFIG,
+ * and one row here. Ranges are "sane", not tight: they catch typos (`--heartbeat-ms 0`,
+ * seconds given as ms) without second-guessing an operator.
+ */
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'address', flag: 'address', env: 'PUSHHUB_ADDRESS', kind: { type: 'address' }, doc: 'gRPC listen address, HOST:PORT (IPv6 as [::1]:50051; port 0 picks a free one)' },
+  { key: 'dbPath', flag: 'db', env: 'PUSHHUB_DB', kind: { type: 'string' }, doc: 'SQLite database file; created with its folder on first run' },
+  { key: 'logLevel', flag: 'log-level', env: 'PUSHHUB_LOG_LEVEL', kind: { type: 'enum', values: LOG_LEVELS }, doc: 'least severe level logged (JSON lines on stderr)' },
+  { key: 'metricsAddress', flag: 'metrics-address', env: 'PUSHHUB_METRICS_ADDRESS', kind: { type: 'address' }, doc: 'HOST:PORT serving Prometheus /metrics over HTTP, e.g. 127.0.0.1:9464 (default: off)' },
+  { key: 'tlsCertPath', flag: 'tls-cert', env: 'PUSHHUB_TLS_CERT', kind: { type: 'string' }, doc: 'PEM certificate file; with --tls-key the hub serves TLS' },
+  { key: 'tlsKeyPath', flag: 'tls-key', env: 'PUSHHUB_TLS_KEY', kind: { type: 'string' }, doc: 'PEM private key file for --tls-cert' },
+  { key: 'merchantRegistrationToken', flag: 'merchant-registration-token', env: 'PUSHHUB_MERCHANT_REGISTRATION_TOKEN', kind: { type: 'string', secret: true }, doc: 'token required to register a merchant (default: open registration)' },
+  { key: 'receiverRegistrationToken', flag: 'receiver-registration-token', env: 'PUSHHUB_RECEIVER_REGISTRATION_TOKEN', kind: { type: 'string', secret: true }, doc: 'token required to register a receiver (default: open registration)' },
+  { key: 'scryptLogN', flag: 'scrypt-log-n', env: 'PUSHHUB_SCRYPT_LOG_N', kind: int(1, 20), doc: 'scrypt cost as log2(N); 15 costs ~60 ms per hash, checked once per credential' },
+  { key: 'heartbeatIntervalMs', flag: 'heartbeat-ms', env: 'PUSHHUB_HEARTBEAT_MS', kind: int(100, HOUR, 'ms'), doc: 'heartbeat interval on a quiet Subscribe stream' },
+  { key: 'subscriberBufferLimit', flag: 'subscriber-buffer-limit', env: 'PUSHHUB_SUBSCRIBER_BUFFER_LIMIT', kind: int(1, 10_000_000, 'events'), doc: 'events queued for one subscriber before it is cut off as too slow' },
+  { key: 'merchantPushRatePerSec', flag: 'merchant-push-rate', env: 'PUSHHUB_MERCHANT_PUSH_RATE', kind: int(0, 10_000_000, 'pushes/s'), doc: 'pushes per second per merchant, burst 2 s worth; 0 = unlimited' },
+  { key: 'maxStreamsPerReceiver', flag: 'max-streams-per-receiver', env: 'PUSHHUB_MAX_STREAMS_PER_RECEIVER', kind: int(1, 10_000, 'streams'), doc: 'concurrent Subscribe streams per receiver' },
+  { key: 'maxFailedLogins', flag: 'max-failed-logins', env: 'PUSHHUB_MAX_FAILED_LOGINS', kind: int(1, 1_000_000, 'attempts'), doc: 'failed logins per id inside the window before the id is throttled' },
+  { key: 'failedLoginWindowMs', flag: 'failed-login-window-ms', env: 'PUSHHUB_FAILED_LOGIN_WINDOW_MS', kind: int(SECOND, DAY, 'ms'), doc: 'window for counting failed logins; the throttle lifts when it passes' },
+  { key: 'defaultItemLifetimeMs', flag: 'item-lifetime-ms', env: 'PUSHHUB_ITEM_LIFETIME_MS', kind: int(SECOND, 3650 * DAY, 'ms'), doc: 'lifetime of an item pushed without valid_until' },
+  { key: 'idempotencyWindowMs', flag: 'idempotency-window-ms', env: 'PUSHHUB_IDEMPOTENCY_WINDOW_MS', kind: int(SECOND, 365 * DAY, 'ms'), doc: 'how long a request_id is remembered for retries' },
+  { key: 'purgeIntervalMs', flag: 'purge-interval-ms', env: 'PUSHHUB_PURGE_INTERVAL_MS', kind: int(SECOND, DAY, 'ms'), doc: 'how often expired items, tombstones and old request ids are purged' },
+  { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'PUSHHUB_MAX_MESSAGE_BYTES', kind: int(1024, 64 * 1024 * 1024, 'bytes'), doc: 'largest gRPC message accepted (a push is at most ~12 KiB of content)' },
+  { key: 'maxMetadataBytes', flag: 'max-metadata-bytes', env: 'PUSHHUB_MAX_METADATA_BYTES', kind: int(1024, 1024 * 1024, 'bytes'), doc: 'largest request metadata accepted, keys plus values' },
+  // A flag only (no environment variable), so it cannot be switched on by accident.
+  { key: 'insecureBenchSkipPasswordCheck', flag: 'insecure-bench-skip-password-check', kind: { type: 'boolean' }, doc: 'BENCH ONLY: accept any password' },
+];
+
+/** HOST:PORT, with IPv6 hosts in brackets; a bare port or a URL is refused. */
+const ADDRESS = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/;
+
+function checkAddress(name: string, value: string): string {
+  const match = ADDRESS.exec(value);
+  if (!match || Number(match[3]) > 65_535) {
+    throw new ConfigError(`${name}: must be HOST:PORT such as 127.0.0.1:50051 or [::1]:50051, got "${value}"`);
+  }
+  return value;
+}
+
+function checkValue(spec: OptionSpec, name: string, raw: string): unknown {
+  const { kind } = spec;
+  switch (kind.type) {
+    case 'integer': {
+      // Digits only: "1e3", "0x10", " 5" and "5ms" are typos, not numbers to guess at.
+      if (!/^\d+$/.test(raw) || Number(raw) < kind.min || Number(raw) > kind.max) {
+        const unit = kind.unit ? ` (${kind.unit})` : '';
+        throw new ConfigError(`${name}: must be an integer from ${kind.min} to ${kind.max}${unit}, got "${raw}"`);
+      }
+      return Number(raw);
+    }
+    case 'address':
+      return checkAddress(name, raw);
+    case 'enum':
+      if (!kind.values.includes(raw)) throw new ConfigError(`${name}: must be one of ${kind.values.join(', ')}, got "${raw}"`);
+      return raw;
+    case 'string':
+      if (raw === '') throw new ConfigError(`${name}: must not be empty`);
+      return raw;
+    case 'boolean':
+      return true;
+  }
+}
+
+/** True when the command line asks for --help (or -h); main prints helpText() and exits 0. */
+export function wantsHelp(argv: string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
 /**
  * Builds the config from command-line flags, then PUSHHUB_* environment variables, then
- * defaults. The only place that reads the environment.
+ * defaults. The only place that reads the environment. Throws ConfigError naming the flag
+ * (or variable) and the problem.
  */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      address: { type: 'string' },
-      db: { type: 'string' },
-      'scrypt-log-n': { type: 'string' },
-      'heartbeat-ms': { type: 'string' },
-      'merchant-registration-token': { type: 'string' },
-      'receiver-registration-token': { type: 'string' },
-      'merchant-push-rate': { type: 'string' },
-      'max-streams-per-receiver': { type: 'string' },
-      'max-failed-logins': { type: 'string' },
-      'subscriber-buffer-limit': { type: 'string' },
-      'failed-login-window-ms': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'insecure-bench-skip-password-check': { type: 'boolean' },
-    },
-    strict: true,
-  });
-  const pick = (flag: string | undefined, envName: string) => flag ?? env[envName] ?? undefined;
-  const num = (value: string | undefined, fallback: number, name: string) => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${value}"`);
-    return n;
-  };
-  const tlsCertPath = pick(values['tls-cert'], 'PUSHHUB_TLS_CERT');
-  const tlsKeyPath = pick(values['tls-key'], 'PUSHHUB_TLS_KEY');
-  // One without the other would silently serve plaintext: refuse to start instead.
-  if ((tlsCertPath === undefined) !== (tlsKeyPath === undefined)) {
-    throw new Error('--tls-cert and --tls-key must be given together (or neither, for plaintext)');
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: o.kind.type === 'boolean' ? 'boolean' : 'string' }] as const)),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    // parseArgs says "Unknown option '--x'" or "Option '--x <value>' argument missing": keep
+    // its words, add where to look.
+    throw new ConfigError(`${(error as Error).message}; see pushhub --help`);
   }
-  return {
-    ...DEFAULT_CONFIG,
-    address: pick(values.address, 'PUSHHUB_ADDRESS') ?? DEFAULT_CONFIG.address,
-    dbPath: pick(values.db, 'PUSHHUB_DB') ?? DEFAULT_CONFIG.dbPath,
-    scryptLogN: num(pick(values['scrypt-log-n'], 'PUSHHUB_SCRYPT_LOG_N'), DEFAULT_CONFIG.scryptLogN, 'scrypt-log-n'),
-    heartbeatIntervalMs: num(pick(values['heartbeat-ms'], 'PUSHHUB_HEARTBEAT_MS'), DEFAULT_CONFIG.heartbeatIntervalMs, 'heartbeat-ms'),
-    merchantRegistrationToken: pick(values['merchant-registration-token'], 'PUSHHUB_MERCHANT_REGISTRATION_TOKEN'),
-    receiverRegistrationToken: pick(values['receiver-registration-token'], 'PUSHHUB_RECEIVER_REGISTRATION_TOKEN'),
-    merchantPushRatePerSec: num(pick(values['merchant-push-rate'], 'PUSHHUB_MERCHANT_PUSH_RATE'), DEFAULT_CONFIG.merchantPushRatePerSec, 'merchant-push-rate'),
-    maxStreamsPerReceiver: num(pick(values['max-streams-per-receiver'], 'PUSHHUB_MAX_STREAMS_PER_RECEIVER'), DEFAULT_CONFIG.maxStreamsPerReceiver, 'max-streams-per-receiver'),
-    subscriberBufferLimit: num(pick(values['subscriber-buffer-limit'], 'PUSHHUB_SUBSCRIBER_BUFFER_LIMIT'), DEFAULT_CONFIG.subscriberBufferLimit, 'subscriber-buffer-limit'),
-    maxFailedLogins: num(pick(values['max-failed-logins'], 'PUSHHUB_MAX_FAILED_LOGINS'), DEFAULT_CONFIG.maxFailedLogins, 'max-failed-logins'),
-    failedLoginWindowMs: num(pick(values['failed-login-window-ms'], 'PUSHHUB_FAILED_LOGIN_WINDOW_MS'), DEFAULT_CONFIG.failedLoginWindowMs, 'failed-login-window-ms'),
-    tlsCertPath,
-    tlsKeyPath,
-    // A flag only (no environment variable), so it cannot be switched on by accident.
-    insecureBenchSkipPasswordCheck: values['insecure-bench-skip-password-check'] === true,
-  };
+  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  for (const spec of OPTIONS) {
+    const fromFlag = values[spec.flag];
+    if (spec.kind.type === 'boolean') {
+      if (fromFlag === true) config[spec.key] = true;
+      continue;
+    }
+    if (typeof fromFlag === 'string') {
+      config[spec.key] = checkValue(spec, `--${spec.flag}`, fromFlag);
+    } else if (spec.env && env[spec.env] !== undefined) {
+      config[spec.key] = checkValue(spec, spec.env, env[spec.env]!);
+    }
+  }
+  const result = config as unknown as HubConfig;
+  // One without the other would silently serve plaintext: refuse to start instead.
+  if ((result.tlsCertPath === undefined) !== (result.tlsKeyPath === undefined)) {
+    throw new ConfigError('--tls-cert and --tls-key must be given together (or neither, for plaintext)');
+  }
+  return result;
+}
+
+/** The --help text, derived from the options table: every flag with its env var and default. */
+export function helpText(): string {
+  const lines = [
+    'pushhub: real-time push hub (gRPC)',
+    '',
+    'Usage: pushhub [options]      (flags win over PUSHHUB_* environment variables, which win over defaults)',
+    '',
+    'Options:',
+  ];
+  for (const spec of OPTIONS) {
+    const value = spec.kind.type === 'boolean' ? '' : spec.kind.type === 'integer' ? ' <n>' : spec.kind.type === 'address' ? ' <host:port>' : ' <value>';
+    const fallback = DEFAULT_CONFIG[spec.key];
+    const shown = fallback === undefined ? 'unset' : spec.kind.type === 'integer' && spec.kind.unit ? `${fallback} ${spec.kind.unit}` : String(fallback);
+    const range = spec.kind.type === 'integer' ? `, ${spec.kind.min}..${spec.kind.max}` : spec.kind.type === 'enum' ? `, one of ${spec.kind.values.join('|')}` : '';
+    lines.push(`  --${spec.flag}${value}`);
+    lines.push(`      ${spec.doc}`);
+    lines.push(`      env: ${spec.env ?? '(flag only)'}   default: ${shown}${range}`);
+  }
+  lines.push('  -h, --help', '      print this help and exit');
+  return lines.join('\n') + '\n';
 }

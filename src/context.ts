@@ -1,10 +1,14 @@
 import { setMaxListeners } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
 import type { HubServices } from './api/call-context.js';
 import type { HubConfig } from './config.js';
 import { CommitQueue, inlineCommitter } from './delivery/commit-queue.js';
 import { Fanout } from './delivery/fanout.js';
 import { PushRateLimiter } from './delivery/rate-limit.js';
 import { type Logger, createLogger } from './logger.js';
+import { type HubMetrics, createHubMetrics } from './metrics.js';
 import { createRegistry } from './registry/registry.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import { sqliteWorkerCommitter } from './store/sqlite/worker-committer.js';
@@ -12,6 +16,8 @@ import type { HubStore } from './store/types.js';
 
 export interface HubContext extends HubServices {
   logger: Logger;
+  /** Set when --metrics-address is (the hub serves them); otherwise no metric is kept. */
+  metrics?: HubMetrics;
   /** Stops timers; the caller closes the server first and then the store. */
   stopTimers(): void;
   /** Marks the start of shutdown (see HubServices.shutdownSignal). */
@@ -23,8 +29,8 @@ export interface HubContext extends HubServices {
  * database, a tiny scrypt cost, a short heartbeat) through the same path as production.
  */
 export function createHubContext(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): HubContext {
-  const logger = overrides.logger ?? createLogger();
-  const store = overrides.store ?? openSqliteStore(config.dbPath);
+  const logger = overrides.logger ?? createLogger({ level: config.logLevel });
+  const store = overrides.store ?? openStoreLogged(config.dbPath, logger);
   const fanout = new Fanout(config.heartbeatIntervalMs);
   // A file database commits in a worker thread (fsync off the event loop); an injected or
   // in-memory store commits inline, through the store itself.
@@ -34,6 +40,15 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
       : sqliteWorkerCommitter(config.dbPath, config.idempotencyWindowMs);
   const commits = new CommitQueue(store, fanout, committer);
   const registry = createRegistry(store, config);
+  const metrics = config.metricsAddress
+    ? createHubMetrics({
+        headSequence: () => commits.headSequence,
+        subscribeStreams: () => fanout.size,
+        deliveries: () => fanout.deliveries,
+        dbPath: config.dbPath,
+      })
+    : undefined;
+  if (metrics) commits.onBatchCommitted = (...batch) => metrics.batchCommitted(...batch);
 
   const purgeTimer = setInterval(() => {
     const nowMs = Date.now();
@@ -53,9 +68,53 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
     registry,
     commits,
     fanout,
+    metrics,
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
     shutdownSignal: shutdown.signal,
     stopTimers: () => clearInterval(purgeTimer),
     beginShutdown: () => shutdown.abort(),
   };
+}
+
+/** The schema version of an existing database file, read without changing it; 0 for a new one. */
+function schemaVersion(path: string): number {
+  if (path === ':memory:' || !existsSync(path)) return 0;
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return db.pragma('user_version', { simple: true }) as number;
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Opens the store, logging the migrations it ran, and turns SQLite's bare "unable to open
+ * database file" into a message with the path and the likely cause.
+ */
+function openStoreLogged(path: string, logger: Logger): HubStore {
+  let before: number;
+  let store: HubStore;
+  try {
+    before = schemaVersion(path);
+    store = openSqliteStore(path);
+  } catch (error) {
+    throw new Error(describeOpenFailure(path, error));
+  }
+  const after = schemaVersion(path);
+  if (after !== before) logger.info('database migrated', { db: path, fromVersion: before, toVersion: after });
+  return store;
+}
+
+/** "--db PATH: cannot open the database: REASON", naming what is wrong where we can tell. */
+export function describeOpenFailure(path: string, error: unknown): string {
+  const message = String((error as Error)?.message ?? error);
+  let cause = message;
+  try {
+    if (existsSync(path) && statSync(path).isDirectory()) cause = 'it is a directory';
+    else if (existsSync(dirname(path)) && !statSync(dirname(path)).isDirectory()) cause = `${dirname(path)} is not a directory`;
+    else if ((error as NodeJS.ErrnoException)?.code === 'EACCES') cause = `permission denied (${message})`;
+  } catch {
+    // The checks above only refine the message; SQLite's own words stand otherwise.
+  }
+  return `--db ${path}: cannot open the database: ${cause}`;
 }

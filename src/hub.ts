@@ -2,6 +2,7 @@ import type { HubConfig } from './config.js';
 import { type HubContext, createHubContext } from './context.js';
 import { shuttingDown } from './errors.js';
 import type { Logger } from './logger.js';
+import { type MetricsServer, serveMetrics } from './metrics.js';
 import { type RunningServer, startServer } from './server.js';
 import type { HubStore } from './store/types.js';
 
@@ -9,6 +10,8 @@ export interface RunningHub extends RunningServer {
   context: HubContext;
   /** The address clients dial, with the real port (useful with port 0). */
   address: string;
+  /** Where /metrics is served (real port), when --metrics-address is set. */
+  metricsAddress?: string;
   /** Graceful stop: streams end with UNAVAILABLE, in-flight pushes commit, the database closes. */
   stop(): Promise<void>;
 }
@@ -19,12 +22,16 @@ const SHUTDOWN_GRACE_MS = 5_000;
 /** Builds the context and starts serving; the one entry used by main and by tests. */
 export async function startHub(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): Promise<RunningHub> {
   const context = createHubContext(config, overrides);
-  let running: RunningServer;
+  let running: RunningServer | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     await context.commits.ready();
     running = await startServer(context);
+    if (context.metrics && config.metricsAddress) metricsServer = await serveMetrics(context.metrics, config.metricsAddress);
   } catch (error) {
+    running?.server.forceShutdown();
     context.stopTimers();
+    await context.commits.close();
     context.store.close();
     throw error;
   }
@@ -34,6 +41,7 @@ export async function startHub(config: HubConfig, overrides: { logger?: Logger; 
     ...running,
     context,
     address: `${host}:${running.port}`,
+    metricsAddress: metricsServer?.address,
     stop() {
       stopping ??= (async () => {
         running.health.setStatus('unhealthy');
@@ -49,6 +57,7 @@ export async function startHub(config: HubConfig, overrides: { logger?: Logger; 
         await context.commits.drained();
         await context.commits.close();
         context.store.close();
+        await metricsServer?.close();
       })();
       return stopping;
     },

@@ -1,14 +1,40 @@
-import { loadConfig } from './config.js';
+#!/usr/bin/env node
+import { ConfigError, helpText, loadConfig, wantsHelp } from './config.js';
 import { startHub } from './hub.js';
 import { createLogger } from './logger.js';
 
-/** Process entry: config from flags and environment, listen, stop cleanly on SIGTERM/SIGINT. */
-const logger = createLogger();
+/**
+ * Process entry: config from flags and environment, listen, stop cleanly on SIGTERM/SIGINT.
+ * Exit codes: 0 after a clean stop or --help, 1 when the hub failed or was stopped uncleanly,
+ * 2 for a command line or environment it refuses (a usage error, as for most Unix tools).
+ */
+const argv = process.argv.slice(2);
+if (wantsHelp(argv)) {
+  process.stdout.write(helpText());
+  process.exit(0);
+}
+
+let config;
 try {
-  const config = loadConfig(process.argv.slice(2), process.env);
+  config = loadConfig(argv, process.env);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  // Before a logger exists (its level is config): plain words, on stderr, for a human.
+  process.stderr.write(`pushhub: ${error.message}\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({ level: config.logLevel });
+try {
   if (config.insecureBenchSkipPasswordCheck) logger.warn('INSECURE: passwords are not checked (--insecure-bench-skip-password-check, bench only)');
   const hub = await startHub(config, { logger });
-  logger.info('pushhub listening', { address: hub.address, db: config.dbPath, tls: Boolean(config.tlsCertPath) });
+  logger.info('pushhub listening', {
+    address: hub.address,
+    db: config.dbPath,
+    tls: Boolean(config.tlsCertPath),
+    metrics: hub.metricsAddress ? `http://${hub.metricsAddress}/metrics` : 'off',
+    pid: process.pid,
+  });
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) return;

@@ -7,6 +7,7 @@ import { createPushHubService } from './api/service.js';
 import type { HubContext } from './context.js';
 import { PushHubServiceDefinition } from '../sdk/src/gen/pushhub/v1/pushhub.js';
 import { authMiddleware } from './middleware/auth.js';
+import { grpcMetricsMiddleware } from './metrics.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
 import { decodeOrMark, malformedRequestMiddleware, metadataLimitMiddleware } from './middleware/request-guards.js';
 import { createWireDefinition } from '../sdk/src/wire-definition.js';
@@ -58,7 +59,11 @@ export interface RunningServer {
 export async function startServer(hub: HubContext): Promise<RunningServer> {
   const { config } = hub;
   // use() returns a new server: keep that one, it is the one with the middleware.
-  const server = createServer(channelOptions(config.maxMessageBytes)).use(errorStatusMiddleware(hub.logger));
+  const base = createServer(channelOptions(config.maxMessageBytes));
+  // Per-RPC metrics sit outside the error middleware, so they see the final status code.
+  const server = (hub.metrics ? base.use(grpcMetricsMiddleware()).use(hub.metrics.middleware) : base).use(
+    errorStatusMiddleware(hub.logger, hub.metrics),
+  );
   server
     .with(metadataLimitMiddleware(config.maxMetadataBytes))
     .with(authMiddleware(hub.registry, { insecureBenchSkipPasswordCheck: config.insecureBenchSkipPasswordCheck }))

@@ -5,6 +5,7 @@ import type { HubStore } from '../store/types.js';
 import type { CommitQueue } from '../delivery/commit-queue.js';
 import type { Fanout } from '../delivery/fanout.js';
 import type { PushRateLimiter } from '../delivery/rate-limit.js';
+import type { HubMetrics } from '../metrics.js';
 
 /** What the auth middleware adds to every authenticated call. */
 export interface AuthContext {
@@ -21,6 +22,8 @@ export interface HubServices {
   commits: CommitQueue;
   fanout: Fanout;
   pushLimiter: PushRateLimiter;
+  /** Set when metrics are served (--metrics-address). */
+  metrics?: HubMetrics;
   /** Aborted when the hub starts shutting down: push streams stop taking pushes. */
   shutdownSignal: AbortSignal;
 }

@@ -60,6 +60,7 @@ export async function* pushStream(
     wakeWriter = undefined;
   };
   const answer = (result: PushStreamResult) => {
+    if (result.reason) hub.metrics?.rejected('PushStream', result.reason);
     answered.push(result);
     notify();
   };

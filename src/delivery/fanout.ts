@@ -53,9 +53,15 @@ export class Fanout {
   publish(changes: readonly ChangeRecord[]): void {
     for (const change of changes) {
       const targets = change.receiverId === PUBLIC_RECEIVER ? this.everyone : this.byReceiver.get(change.receiverId);
-      if (targets) for (const subscription of targets) subscription.offer(change);
+      if (targets) {
+        this.deliveries += targets.size;
+        for (const subscription of targets) subscription.offer(change);
+      }
     }
   }
+
+  /** Changes handed to open streams since start (read by the metrics at scrape time). */
+  deliveries = 0;
 
   /** Ends every open stream with this error (shutdown). */
   failAll(error: Error): void {

@@ -1,27 +1,63 @@
 import { isAbortError } from 'abort-controller-x';
 import { type CallContext, type ServerMiddleware, ServerError, Status } from 'nice-grpc';
-import { HubError } from '../errors.js';
+import { HubError, Reason } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { HubMetrics } from '../metrics.js';
 
 /** Trailer carrying the stable reason of a failure (AIP-193), for SDKs to branch on. */
 export const REASON_TRAILER = 'pushhub-reason';
 
 /**
+ * The level each rejection is logged at. A client's own mistakes (bad field, unknown id,
+ * shutdown reconnects) are routine: debug. What an operator should see grow — failed logins,
+ * throttles, slow consumers cut off, closed registration, oversized metadata — is warn.
+ * Anything unexpected is error, with its stack.
+ */
+const LEVEL_BY_REASON: Partial<Record<string, 'debug' | 'info' | 'warn'>> = {
+  [Reason.Unauthenticated]: 'warn',
+  [Reason.PermissionDenied]: 'warn',
+  [Reason.LoginThrottled]: 'warn',
+  [Reason.PushRateExceeded]: 'warn',
+  [Reason.SubscriberTooSlow]: 'warn',
+  [Reason.RegistrationClosed]: 'warn',
+  [Reason.MetadataTooLarge]: 'warn',
+  [Reason.TooManyStreams]: 'info',
+};
+
+/** "/pushhub.v1.PushHubService/Subscribe" -> "Subscribe": short, and a bounded label set. */
+export const methodName = (path: string) => path.slice(path.lastIndexOf('/') + 1);
+
+/**
  * The one place where errors become gRPC statuses: HubError keeps its code and message (and
  * its reason goes into a trailer); anything unexpected is INTERNAL with a generic message,
- * and its stack goes to the log, never to the client.
+ * and its stack goes to the log, never to the client. Each rejected call is logged here
+ * once (method, code, reason, message; never metadata or request fields) and counted.
  */
-export function errorStatusMiddleware(logger: Logger): ServerMiddleware {
+export function errorStatusMiddleware(logger: Logger, metrics?: HubMetrics): ServerMiddleware {
   return async function* errorStatus(call, context: CallContext) {
     try {
       return yield* call.next(call.request, context);
     } catch (error) {
+      const method = methodName(call.method.path);
       if (error instanceof HubError) {
         context.trailer.set(REASON_TRAILER, error.reason);
+        logger[LEVEL_BY_REASON[error.reason] ?? 'debug']('rpc rejected', {
+          method,
+          code: Status[error.code],
+          reason: error.reason,
+          message: error.message,
+        });
+        metrics?.rejected(method, error.reason);
         throw new ServerError(error.code, error.message);
       }
-      if (error instanceof ServerError || isAbortError(error)) throw error;
-      logger.error('unexpected error', { method: call.method.path, error: String((error as Error)?.stack ?? error) });
+      if (isAbortError(error)) throw error;
+      if (error instanceof ServerError) {
+        logger.info('rpc rejected', { method, code: Status[error.code], message: error.details });
+        metrics?.rejected(method, Status[error.code] ?? String(error.code));
+        throw error;
+      }
+      logger.error('unexpected error', { method, error: String((error as Error)?.stack ?? error) });
+      metrics?.rejected(method, 'INTERNAL');
       throw new ServerError(Status.INTERNAL, 'internal error');
     }
   };

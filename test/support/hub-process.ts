@@ -26,11 +26,15 @@ export class HubProcess {
   private exited: Promise<number | null> | undefined;
   /** Log lines at level error (unexpected errors the hub reported), across all runs. */
   readonly errorLines: string[] = [];
+  /** Every log line, across all runs. */
+  readonly lines: string[] = [];
 
   constructor(
     readonly dbPath: string,
     readonly port: number,
     private readonly extraArgs: string[] = [],
+    /** How to run the hub: node arguments before the hub's flags (default: from source under tsx). */
+    private readonly entry: string[] = ['--import', 'tsx', 'src/main.ts'],
   ) {}
 
   get address(): string {
@@ -45,7 +49,7 @@ export class HubProcess {
   spawn(): void {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/main.ts', '--db', this.dbPath, '--address', this.address, '--scrypt-log-n', '4', ...this.extraArgs],
+      [...this.entry, '--db', this.dbPath, '--address', this.address, '--scrypt-log-n', '4', ...this.extraArgs],
       { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     this.child = child;
@@ -57,6 +61,7 @@ export class HubProcess {
       while ((newline = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, newline);
         pending = pending.slice(newline + 1);
+        this.lines.push(line);
         if (line.includes('"level":"error"')) this.errorLines.push(line);
         child.emit('log-line', line);
       }

@@ -37,6 +37,7 @@ export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: numbe
       const entry = waiting.get(reply.id);
       if (!entry) return;
       waiting.delete(reply.id);
+      if (waiting.size === 0) w.unref();
       if (!reply.ok) return entry.reject(new Error(reply.message));
       entry.resolve(reply);
     });
@@ -55,6 +56,10 @@ export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: numbe
   const request = (message: object): Promise<Reply & { ok: true }> => {
     worker ??= start();
     const id = nextId++;
+    // Referenced while a batch is in flight: at shutdown the server no longer holds the loop
+    // open, and a batch still committing must not be cut off by the process ending. Once per
+    // batch, not per push.
+    if (waiting.size === 0) worker.ref();
     return new Promise((resolve, reject) => {
       waiting.set(id, { resolve, reject });
       worker!.postMessage({ id, ...message });
@@ -84,6 +89,10 @@ export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: numbe
       worker = undefined;
       if (!w) return;
       const exited = new Promise((resolve) => w.once('exit', resolve));
+      // The worker is unref()'d so an idle hub can exit; while closing it must hold the loop
+      // open, or the loop empties before 'exit' fires: the process ends mid-shutdown, main
+      // never logs 'stopped' and the store is never closed explicitly.
+      w.ref();
       w.postMessage({ close: true });
       await exited;
     },

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { ConfigError, DEFAULT_CONFIG, OPTIONS, helpText, loadConfig } from '../../src/config.js';
+
+const refused = (argv: string[], message: RegExp, env: NodeJS.ProcessEnv = {}) =>
+  assert.throws(() => loadConfig(argv, env), (error: unknown) => error instanceof ConfigError && message.test(error.message));
+
+describe('config', () => {
+  it('no flags and no environment give the defaults', () => {
+    assert.deepEqual(loadConfig([], {}), DEFAULT_CONFIG);
+  });
+
+  it('every option of the table is read from its flag, and from its env var when it has one', () => {
+    for (const option of OPTIONS) {
+      const sample =
+        option.kind.type === 'integer' ? String(option.kind.min + 1)
+        : option.kind.type === 'address' ? '127.0.0.1:4242'
+        : option.kind.type === 'enum' ? option.kind.values[1]!
+        : 'some-value';
+      const expected = option.kind.type === 'integer' ? Number(sample) : option.kind.type === 'boolean' ? true : sample;
+      // TLS files come in pairs; give the other one too.
+      const pair = option.key === 'tlsCertPath' ? ['--tls-key', 'k'] : option.key === 'tlsKeyPath' ? ['--tls-cert', 'c'] : [];
+      const argv = option.kind.type === 'boolean' ? [`--${option.flag}`] : [`--${option.flag}`, sample];
+      assert.equal(loadConfig([...argv, ...pair], {})[option.key], expected, `--${option.flag}`);
+      if (option.env && option.kind.type !== 'boolean') {
+        assert.equal(loadConfig(pair, { [option.env]: sample })[option.key], expected, option.env);
+      }
+    }
+  });
+
+  it('a flag wins over its environment variable', () => {
+    assert.equal(loadConfig(['--heartbeat-ms', '500'], { PUSHHUB_HEARTBEAT_MS: '900' }).heartbeatIntervalMs, 500);
+  });
+
+  it('--address must be HOST:PORT; IPv6 in brackets is fine', () => {
+    assert.equal(loadConfig(['--address', '[::1]:50051'], {}).address, '[::1]:50051');
+    assert.equal(loadConfig(['--address', '0.0.0.0:0'], {}).address, '0.0.0.0:0');
+    assert.equal(loadConfig(['--address', 'hub.example.com:443'], {}).address, 'hub.example.com:443');
+    refused(['--address', '50070'], /^--address: must be HOST:PORT such as 127\.0\.0\.1:50051 or \[::1\]:50051, got "50070"$/);
+    refused(['--address', '127.0.0.1:70000'], /^--address: must be HOST:PORT/);
+    refused(['--address', 'http://127.0.0.1:50051'], /^--address: must be HOST:PORT/);
+    refused(['--address', '::1:50051'], /^--address: must be HOST:PORT/);
+    refused([], /^PUSHHUB_ADDRESS: must be HOST:PORT/, { PUSHHUB_ADDRESS: '50070' });
+  });
+
+  it('numbers must be integers within their range, from flags and from the environment', () => {
+    refused(['--heartbeat-ms', '0'], /^--heartbeat-ms: must be an integer from 100 to 3600000 \(ms\), got "0"$/);
+    refused(['--heartbeat-ms', '-5'], /argument is ambiguous|--heartbeat-ms: must be an integer/);
+    refused(['--heartbeat-ms', '1.5'], /^--heartbeat-ms: must be an integer/);
+    refused(['--heartbeat-ms', '1e3'], /^--heartbeat-ms: must be an integer/);
+    refused(['--heartbeat-ms', '5s'], /^--heartbeat-ms: must be an integer/);
+    refused(['--scrypt-log-n', '40'], /^--scrypt-log-n: must be an integer from 1 to 20, got "40"$/);
+    refused(['--max-streams-per-receiver', '0'], /^--max-streams-per-receiver: must be an integer from 1/);
+    refused([], /^PUSHHUB_SUBSCRIBER_BUFFER_LIMIT: must be an integer from 1/, { PUSHHUB_SUBSCRIBER_BUFFER_LIMIT: 'lots' });
+    // 0 is meaningful for the push rate (unlimited), so it is in range there.
+    assert.equal(loadConfig(['--merchant-push-rate', '0'], {}).merchantPushRatePerSec, 0);
+  });
+
+  it('an unknown flag, a missing value or a stray argument is refused with a hint to --help', () => {
+    refused(['--frobnicate'], /^Unknown option '--frobnicate'.*; see pushhub --help$/);
+    refused(['--db'], /--db.*argument missing; see pushhub --help$/);
+    refused(['50070'], /unexpected argument '50070'.*; see pushhub --help$/i);
+  });
+
+  it('--log-level takes pino level names only', () => {
+    assert.equal(loadConfig(['--log-level', 'debug'], {}).logLevel, 'debug');
+    refused(['--log-level', 'verbose'], /^--log-level: must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"$/);
+  });
+
+  it('the bench-only password bypass has no environment variable', () => {
+    assert.equal(loadConfig([], { PUSHHUB_INSECURE_BENCH_SKIP_PASSWORD_CHECK: '1' }).insecureBenchSkipPasswordCheck, false);
+    assert.equal(loadConfig(['--insecure-bench-skip-password-check'], {}).insecureBenchSkipPasswordCheck, true);
+  });
+
+  it('--help text comes from the table and never shows a secret value', () => {
+    const text = helpText();
+    for (const option of OPTIONS) assert.ok(text.includes(`--${option.flag}`), option.flag);
+    assert.match(text, /--merchant-registration-token <value>\n.*\n\s+env: PUSHHUB_MERCHANT_REGISTRATION_TOKEN\s+default: unset/);
+  });
+});

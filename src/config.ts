@@ -30,10 +30,35 @@ export interface HubConfig {
   merchantPushRatePerSec: number;
   /** Concurrent Subscribe streams per receiver; more get RESOURCE_EXHAUSTED. */
   maxStreamsPerReceiver: number;
-  /** Failed logins per id inside failedLoginWindowMs before further attempts are throttled. */
+  /**
+   * Failed logins (plus attempts in flight) per (id, source address) inside
+   * failedLoginWindowMs before that pair is throttled (10). Never per id alone: ids are
+   * public, so a per-id limit would let anyone lock the owner out.
+   */
   maxFailedLogins: number;
+  /**
+   * Failed logins (plus attempts in flight) per source address, any ids, inside
+   * failedLoginWindowMs before that address is throttled (100): caps guessing across ids.
+   */
+  maxFailedLoginsPerSource: number;
   /** Window for counting failed logins, in ms (1 min); the throttle lifts when it passes. */
   failedLoginWindowMs: number;
+  /**
+   * scrypt runs at once, all kinds together (logins, decoys, registrations, rotations) (2):
+   * leaves CPU for the event loop and the commit worker, so remembered credentials stay fast.
+   */
+  scryptConcurrency: number;
+  /** scrypt runs waiting in all (64, ~2 s of work at logN 15); more get RESOURCE_EXHAUSTED AUTH_BUSY. */
+  scryptQueueLimit: number;
+  /** scrypt runs waiting from one source address (8), so one address cannot fill the queue. */
+  scryptQueuePerSource: number;
+  /**
+   * Registrations per second per source address, sustained (1; 0 = unlimited). A wrong
+   * registration token costs 10 registrations: guessing is 10 times slower than registering.
+   */
+  registrationRatePerSourcePerSec: number;
+  /** Registrations one source address may make at once before the rate applies (10). */
+  registrationBurstPerSource: number;
   /** PEM certificate and key files; when both are set the hub serves TLS. */
   tlsCertPath?: string;
   tlsKeyPath?: string;
@@ -58,7 +83,13 @@ export const DEFAULT_CONFIG: HubConfig = {
   merchantPushRatePerSec: 0,
   maxStreamsPerReceiver: 8,
   maxFailedLogins: 10,
+  maxFailedLoginsPerSource: 100,
   failedLoginWindowMs: 60_000,
+  scryptConcurrency: 2,
+  scryptQueueLimit: 64,
+  scryptQueuePerSource: 8,
+  registrationRatePerSourcePerSec: 1,
+  registrationBurstPerSource: 10,
   insecureBenchSkipPasswordCheck: false,
 };
 
@@ -79,6 +110,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
       'merchant-push-rate': { type: 'string' },
       'max-streams-per-receiver': { type: 'string' },
       'max-failed-logins': { type: 'string' },
+      'max-failed-logins-per-source': { type: 'string' },
+      'scrypt-concurrency': { type: 'string' },
+      'scrypt-queue-limit': { type: 'string' },
+      'scrypt-queue-per-source': { type: 'string' },
+      'registration-rate-per-source': { type: 'string' },
+      'registration-burst-per-source': { type: 'string' },
       'subscriber-buffer-limit': { type: 'string' },
       'failed-login-window-ms': { type: 'string' },
       'tls-cert': { type: 'string' },
@@ -112,6 +149,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
     maxStreamsPerReceiver: num(pick(values['max-streams-per-receiver'], 'PUSHHUB_MAX_STREAMS_PER_RECEIVER'), DEFAULT_CONFIG.maxStreamsPerReceiver, 'max-streams-per-receiver'),
     subscriberBufferLimit: num(pick(values['subscriber-buffer-limit'], 'PUSHHUB_SUBSCRIBER_BUFFER_LIMIT'), DEFAULT_CONFIG.subscriberBufferLimit, 'subscriber-buffer-limit'),
     maxFailedLogins: num(pick(values['max-failed-logins'], 'PUSHHUB_MAX_FAILED_LOGINS'), DEFAULT_CONFIG.maxFailedLogins, 'max-failed-logins'),
+    maxFailedLoginsPerSource: num(pick(values['max-failed-logins-per-source'], 'PUSHHUB_MAX_FAILED_LOGINS_PER_SOURCE'), DEFAULT_CONFIG.maxFailedLoginsPerSource, 'max-failed-logins-per-source'),
+    scryptConcurrency: Math.max(1, num(pick(values['scrypt-concurrency'], 'PUSHHUB_SCRYPT_CONCURRENCY'), DEFAULT_CONFIG.scryptConcurrency, 'scrypt-concurrency')),
+    scryptQueueLimit: num(pick(values['scrypt-queue-limit'], 'PUSHHUB_SCRYPT_QUEUE_LIMIT'), DEFAULT_CONFIG.scryptQueueLimit, 'scrypt-queue-limit'),
+    scryptQueuePerSource: num(pick(values['scrypt-queue-per-source'], 'PUSHHUB_SCRYPT_QUEUE_PER_SOURCE'), DEFAULT_CONFIG.scryptQueuePerSource, 'scrypt-queue-per-source'),
+    registrationRatePerSourcePerSec: num(pick(values['registration-rate-per-source'], 'PUSHHUB_REGISTRATION_RATE_PER_SOURCE'), DEFAULT_CONFIG.registrationRatePerSourcePerSec, 'registration-rate-per-source'),
+    registrationBurstPerSource: num(pick(values['registration-burst-per-source'], 'PUSHHUB_REGISTRATION_BURST_PER_SOURCE'), DEFAULT_CONFIG.registrationBurstPerSource, 'registration-burst-per-source'),
     failedLoginWindowMs: num(pick(values['failed-login-window-ms'], 'PUSHHUB_FAILED_LOGIN_WINDOW_MS'), DEFAULT_CONFIG.failedLoginWindowMs, 'failed-login-window-ms'),
     tlsCertPath,
     tlsKeyPath,

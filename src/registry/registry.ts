@@ -131,7 +131,14 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
       // Charged before the hash: concurrent registrations from one source cannot all pass the check.
       registrations.charge(source, 1, Date.now());
       const password = newPassword();
-      const passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
+      let passwordHash: Buffer;
+      try {
+        passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
+      } catch (error) {
+        // Refused by a full queue (AUTH_BUSY): nothing was done, so the retry is not charged twice.
+        registrations.charge(source, -1, Date.now());
+        throw error;
+      }
       // 10^16 ids per region: a collision is astronomically rare, but retry rather than fail.
       for (let attempt = 0; attempt < 5; attempt++) {
         const id = newAccountId(role, regionCode);

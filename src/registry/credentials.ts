@@ -67,9 +67,9 @@ interface AttemptEntry {
 }
 
 /**
- * Counts failed attempts per key in a fixed window, plus attempts still in flight: an attempt
- * counts against the limit from the moment it starts, so 50 concurrent guesses cannot all run
- * scrypt before the first failure is recorded.
+ * Counts failed attempts per key in a fixed window, plus (unless told otherwise) attempts
+ * still in flight: an attempt counts against the limit from the moment it starts, so 50
+ * concurrent guesses cannot all run scrypt before the first failure is recorded.
  */
 export class AttemptCounter {
   private readonly entries = new Map<string, AttemptEntry>();
@@ -78,6 +78,8 @@ export class AttemptCounter {
     readonly maxFailures: number,
     private readonly windowMs: number,
     private readonly maxTracked = 100_000,
+    /** Whether attempts in flight count against the limit, or only completed failures. */
+    private readonly countInFlight = true,
   ) {}
 
   private current(key: string, nowMs: number): AttemptEntry | undefined {
@@ -96,7 +98,7 @@ export class AttemptCounter {
   /** True when failures plus attempts in flight have reached the limit. */
   isThrottled(key: string, nowMs: number): boolean {
     const entry = this.current(key, nowMs);
-    return entry !== undefined && entry.failures + entry.inFlight >= this.maxFailures;
+    return entry !== undefined && entry.failures + (this.countInFlight ? entry.inFlight : 0) >= this.maxFailures;
   }
 
   begin(key: string, nowMs: number): void {
@@ -127,7 +129,7 @@ export class AttemptCounter {
     const target = this.maxTracked / 2;
     for (const [key, entry] of this.entries) {
       if (this.entries.size <= target) return;
-      if (nowMs - entry.windowStartMs >= this.windowMs || entry.failures + entry.inFlight < this.maxFailures) this.entries.delete(key);
+      if (nowMs - entry.windowStartMs >= this.windowMs || entry.failures + (this.countInFlight ? entry.inFlight : 0) < this.maxFailures) this.entries.delete(key);
     }
     for (const key of this.entries.keys()) {
       if (this.entries.size <= target) return;
@@ -148,7 +150,9 @@ export class LoginThrottle {
 
   constructor(maxPerPair: number, maxPerSource: number, windowMs: number, maxTracked = 100_000) {
     this.perPair = new AttemptCounter(maxPerPair, windowMs, maxTracked);
-    this.perSource = new AttemptCounter(maxPerSource, windowMs, maxTracked);
+    // Per source only completed failures count: many owners behind one NAT may log in at once,
+    // and the scrypt queue's per-source share already bounds what one address has in flight.
+    this.perSource = new AttemptCounter(maxPerSource, windowMs, maxTracked, false);
   }
 
   /** Reserves an attempt, or says which limit refuses it (nothing is reserved then). */

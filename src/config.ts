@@ -30,10 +30,35 @@ export interface HubConfig {
   merchantPushRatePerSec: number;
   /** Concurrent Subscribe streams per receiver; more get RESOURCE_EXHAUSTED. */
   maxStreamsPerReceiver: number;
-  /** Failed logins per id inside failedLoginWindowMs before further attempts are throttled. */
+  /**
+   * Failed logins (plus attempts in flight) per (id, source address) inside
+   * failedLoginWindowMs before that pair is throttled (10). Never per id alone: ids are
+   * public, so a per-id limit would let anyone lock the owner out.
+   */
   maxFailedLogins: number;
+  /**
+   * Failed logins (plus attempts in flight) per source address, any ids, inside
+   * failedLoginWindowMs before that address is throttled (100): caps guessing across ids.
+   */
+  maxFailedLoginsPerSource: number;
   /** Window for counting failed logins, in ms (1 min); the throttle lifts when it passes. */
   failedLoginWindowMs: number;
+  /**
+   * scrypt runs at once, all kinds together (logins, decoys, registrations, rotations) (2):
+   * leaves CPU for the event loop and the commit worker, so remembered credentials stay fast.
+   */
+  scryptConcurrency: number;
+  /** scrypt runs waiting in all (64, ~2 s of work at logN 15); more get RESOURCE_EXHAUSTED AUTH_BUSY. */
+  scryptQueueLimit: number;
+  /** scrypt runs waiting from one source address (8), so one address cannot fill the queue. */
+  scryptQueuePerSource: number;
+  /**
+   * Registrations per second per source address, sustained (1; 0 = unlimited). A wrong
+   * registration token costs 10 registrations: guessing is 10 times slower than registering.
+   */
+  registrationRatePerSourcePerSec: number;
+  /** Registrations one source address may make at once before the rate applies (10). */
+  registrationBurstPerSource: number;
   /** PEM certificate and key files; when both are set the hub serves TLS. */
   tlsCertPath?: string;
   tlsKeyPath?: string;
@@ -65,8 +90,14 @@ export const DEFAULT_CONFIG: HubConfig = {
   merchantPushRatePerSec: 0,
   maxStreamsPerReceiver: 8,
   maxFailedLogins: 10,
+  maxFailedLoginsPerSource: 100,
   failedLoginWindowMs: 60_000,
   logLevel: 'info',
+  scryptConcurrency: 2,
+  scryptQueueLimit: 64,
+  scryptQueuePerSource: 8,
+  registrationRatePerSourcePerSec: 1,
+  registrationBurstPerSource: 10,
   insecureBenchSkipPasswordCheck: false,
 };
 
@@ -125,6 +156,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'merchantPushRatePerSec', flag: 'merchant-push-rate', env: 'PUSHHUB_MERCHANT_PUSH_RATE', kind: int(0, 10_000_000, 'pushes/s'), doc: 'pushes per second per merchant, burst 2 s worth; 0 = unlimited' },
   { key: 'maxStreamsPerReceiver', flag: 'max-streams-per-receiver', env: 'PUSHHUB_MAX_STREAMS_PER_RECEIVER', kind: int(1, 10_000, 'streams'), doc: 'concurrent Subscribe streams per receiver' },
   { key: 'maxFailedLogins', flag: 'max-failed-logins', env: 'PUSHHUB_MAX_FAILED_LOGINS', kind: int(1, 1_000_000, 'attempts'), doc: 'failed logins per id inside the window before the id is throttled' },
+  { key: 'maxFailedLoginsPerSource', flag: 'max-failed-logins-per-source', env: 'PUSHHUB_MAX_FAILED_LOGINS_PER_SOURCE', kind: int(1, 10_000_000, 'attempts'), doc: 'failed logins from one source address, any ids, inside the window before that address is throttled' },
+  { key: 'scryptConcurrency', flag: 'scrypt-concurrency', env: 'PUSHHUB_SCRYPT_CONCURRENCY', kind: int(1, 64, 'runs'), doc: 'scrypt runs at once (logins, registrations, rotations); leaves CPU for the event loop and the commit worker' },
+  { key: 'scryptQueueLimit', flag: 'scrypt-queue-limit', env: 'PUSHHUB_SCRYPT_QUEUE_LIMIT', kind: int(1, 1_000_000, 'runs'), doc: 'scrypt runs waiting in all; more get RESOURCE_EXHAUSTED AUTH_BUSY' },
+  { key: 'scryptQueuePerSource', flag: 'scrypt-queue-per-source', env: 'PUSHHUB_SCRYPT_QUEUE_PER_SOURCE', kind: int(1, 1_000_000, 'runs'), doc: 'scrypt runs waiting from one source address, so one address cannot fill the queue' },
+  { key: 'registrationRatePerSourcePerSec', flag: 'registration-rate-per-source', env: 'PUSHHUB_REGISTRATION_RATE_PER_SOURCE', kind: int(0, 1_000_000, 'registrations/s'), doc: 'registrations per second per source address (a wrong token costs 10); 0 = unlimited' },
+  { key: 'registrationBurstPerSource', flag: 'registration-burst-per-source', env: 'PUSHHUB_REGISTRATION_BURST_PER_SOURCE', kind: int(1, 1_000_000, 'registrations'), doc: 'registrations one source address may make at once before the rate applies' },
   { key: 'failedLoginWindowMs', flag: 'failed-login-window-ms', env: 'PUSHHUB_FAILED_LOGIN_WINDOW_MS', kind: int(SECOND, DAY, 'ms'), doc: 'window for counting failed logins; the throttle lifts when it passes' },
   { key: 'defaultItemLifetimeMs', flag: 'item-lifetime-ms', env: 'PUSHHUB_ITEM_LIFETIME_MS', kind: int(SECOND, 3650 * DAY, 'ms'), doc: 'lifetime of an item pushed without valid_until' },
   { key: 'idempotencyWindowMs', flag: 'idempotency-window-ms', env: 'PUSHHUB_IDEMPOTENCY_WINDOW_MS', kind: int(SECOND, 365 * DAY, 'ms'), doc: 'how long a request_id is remembered for retries' },

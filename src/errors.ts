@@ -15,6 +15,12 @@ export const Reason = {
   TooManyStreams: 'TOO_MANY_STREAMS',
   PushRateExceeded: 'PUSH_RATE_EXCEEDED',
   LoginThrottled: 'LOGIN_THROTTLED',
+  /** The scrypt queue is full (logins, registrations, rotations); retry with backoff. */
+  AuthBusy: 'AUTH_BUSY',
+  /** Too many registrations (or wrong registration tokens) from one source address. */
+  RegistrationThrottled: 'REGISTRATION_THROTTLED',
+  /** Another RotatePassword for the account won; retry with the password that is current. */
+  RotationConflict: 'ROTATION_CONFLICT',
   RegistrationClosed: 'REGISTRATION_CLOSED',
   MetadataTooLarge: 'METADATA_TOO_LARGE',
   ShuttingDown: 'SHUTTING_DOWN',

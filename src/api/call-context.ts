@@ -10,6 +10,8 @@ import type { HubMetrics } from '../metrics.js';
 /** What the auth middleware adds to every authenticated call. */
 export interface AuthContext {
   account: Account;
+  /** The caller's source address (IP, no port), which throttles and the scrypt queue key on. */
+  source: string;
 }
 
 export type AuthedCallContext = CallContext & AuthContext;

@@ -26,7 +26,7 @@ const toSeq = (value: bigint, field: string): number => {
  */
 export function createPushHubService(hub: HubServices): PushHubServiceImplementation<AuthContext> {
   return {
-    async register(req) {
+    async register(req, { source }) {
       const role = req.role === Role.ROLE_MERCHANT ? 'merchant' : req.role === Role.ROLE_RECEIVER ? 'receiver' : undefined;
       if (!role) throw invalidArgument('role', 'must be ROLE_MERCHANT or ROLE_RECEIVER');
       const region = req.regionCode === '' ? '00' : req.regionCode;
@@ -36,7 +36,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
         throw invalidArgument('display_name', `at most ${LIMITS.displayNameChars} characters`);
       }
       checkText('registration_token', req.registrationToken);
-      return hub.registry.register(role, req.displayName, region, req.registrationToken);
+      return hub.registry.register(role, req.displayName, region, req.registrationToken, source);
     },
 
     async pushSpecific(req, { account }) {
@@ -98,8 +98,8 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
       }) as unknown as AsyncIterable<SubscribeResponse>;
     },
 
-    async rotatePassword(_req, { account }) {
-      return { password: await hub.registry.rotatePassword(account) };
+    async rotatePassword(_req, { account, source }) {
+      return { password: await hub.registry.rotatePassword(account, source) };
     },
   };
 }

@@ -32,7 +32,8 @@ export async function verifyPassword(hash: Buffer, password: string): Promise<bo
  */
 export class VerifiedCredentialCache {
   private readonly key = randomBytes(32);
-  private readonly verified = new Map<string, Buffer>();
+  /** Per id: the verified digest and the stored hash it was verified against. */
+  private readonly verified = new Map<string, { digest: Buffer; passwordHash: Buffer }>();
 
   constructor(private readonly maxEntries = 100_000) {}
 
@@ -40,17 +41,18 @@ export class VerifiedCredentialCache {
     return createHmac('sha256', this.key).update(id).update('\0').update(password).digest();
   }
 
-  matches(id: string, digest: Buffer): boolean {
+  /** The stored hash this pair was verified against, or undefined when the pair is not remembered. */
+  lookup(id: string, digest: Buffer): Buffer | undefined {
     const known = this.verified.get(id);
-    return known !== undefined && timingSafeEqual(known, digest);
+    return known !== undefined && timingSafeEqual(known.digest, digest) ? known.passwordHash : undefined;
   }
 
-  remember(id: string, digest: Buffer): void {
+  remember(id: string, digest: Buffer, passwordHash: Buffer): void {
     if (this.verified.size >= this.maxEntries && !this.verified.has(id)) {
       // Evict the oldest entry (Map keeps insertion order); it only costs a re-verification.
       this.verified.delete(this.verified.keys().next().value!);
     }
-    this.verified.set(id, digest);
+    this.verified.set(id, { digest, passwordHash });
   }
 
   forget(id: string): void {
@@ -58,58 +60,117 @@ export class VerifiedCredentialCache {
   }
 }
 
+interface AttemptEntry {
+  failures: number;
+  inFlight: number;
+  windowStartMs: number;
+}
+
 /**
- * Counts failed logins per id in a fixed window. Past the limit, further scrypt attempts for
- * that id are refused until the window passes; a pair already verified still gets in, so an
- * attacker cannot lock the real owner out.
+ * Counts failed attempts per key in a fixed window, plus (unless told otherwise) attempts
+ * still in flight: an attempt counts against the limit from the moment it starts, so 50
+ * concurrent guesses cannot all run scrypt before the first failure is recorded.
  */
-export class FailedLoginThrottle {
-  private readonly failures = new Map<string, { count: number; windowStartMs: number }>();
+export class AttemptCounter {
+  private readonly entries = new Map<string, AttemptEntry>();
 
   constructor(
-    private readonly maxFailures: number,
+    readonly maxFailures: number,
     private readonly windowMs: number,
     private readonly maxTracked = 100_000,
+    /** Whether attempts in flight count against the limit, or only completed failures. */
+    private readonly countInFlight = true,
   ) {}
 
-  isThrottled(id: string, nowMs: number): boolean {
-    const entry = this.failures.get(id);
-    if (!entry) return false;
-    if (nowMs - entry.windowStartMs >= this.windowMs) {
-      this.failures.delete(id);
-      return false;
+  private current(key: string, nowMs: number): AttemptEntry | undefined {
+    const entry = this.entries.get(key);
+    if (entry && nowMs - entry.windowStartMs >= this.windowMs) {
+      if (entry.inFlight === 0) {
+        this.entries.delete(key);
+        return undefined;
+      }
+      entry.failures = 0;
+      entry.windowStartMs = nowMs;
     }
-    return entry.count >= this.maxFailures;
+    return entry;
   }
 
-  recordFailure(id: string, nowMs: number): void {
-    const entry = this.failures.get(id);
-    if (!entry || nowMs - entry.windowStartMs >= this.windowMs) {
-      if (this.failures.size >= this.maxTracked) this.shed(nowMs);
-      this.failures.set(id, { count: 1, windowStartMs: nowMs });
-    } else {
-      entry.count++;
+  /** True when failures plus attempts in flight have reached the limit. */
+  isThrottled(key: string, nowMs: number): boolean {
+    const entry = this.current(key, nowMs);
+    return entry !== undefined && entry.failures + (this.countInFlight ? entry.inFlight : 0) >= this.maxFailures;
+  }
+
+  begin(key: string, nowMs: number): void {
+    let entry = this.current(key, nowMs);
+    if (!entry) {
+      if (this.entries.size >= this.maxTracked) this.shed(nowMs);
+      this.entries.set(key, (entry = { failures: 0, inFlight: 0, windowStartMs: nowMs }));
     }
+    entry.inFlight++;
+  }
+
+  /** Ends an attempt begun with begin(); a failure counts in the window, a success clears it when asked. */
+  end(key: string, outcome: 'failed' | 'succeeded' | 'not-run', nowMs: number, clearOnSuccess: boolean): void {
+    const entry = this.current(key, nowMs);
+    if (!entry) return;
+    entry.inFlight = Math.max(0, entry.inFlight - 1);
+    if (outcome === 'failed') entry.failures++;
+    if (outcome === 'succeeded' && clearOnSuccess) entry.failures = 0;
+    if (entry.failures === 0 && entry.inFlight === 0) this.entries.delete(key);
   }
 
   /**
-   * Bounds memory under a flood of ids. Drops expired and not-yet-throttled entries first, so
-   * a flood of junk ids cannot wipe the count of an id under attack; only if every tracked
-   * id is throttled are the oldest dropped.
+   * Bounds memory under a flood of keys. Drops expired and not-yet-throttled entries first, so
+   * a flood of junk keys cannot wipe the count of a key under attack; only if every tracked
+   * key is throttled are the oldest dropped.
    */
   private shed(nowMs: number): void {
     const target = this.maxTracked / 2;
-    for (const [id, entry] of this.failures) {
-      if (this.failures.size <= target) return;
-      if (nowMs - entry.windowStartMs >= this.windowMs || entry.count < this.maxFailures) this.failures.delete(id);
+    for (const [key, entry] of this.entries) {
+      if (this.entries.size <= target) return;
+      if (nowMs - entry.windowStartMs >= this.windowMs || entry.failures + (this.countInFlight ? entry.inFlight : 0) < this.maxFailures) this.entries.delete(key);
     }
-    for (const id of this.failures.keys()) {
-      if (this.failures.size <= target) return;
-      this.failures.delete(id);
+    for (const key of this.entries.keys()) {
+      if (this.entries.size <= target) return;
+      this.entries.delete(key);
     }
   }
+}
 
-  recordSuccess(id: string): void {
-    this.failures.delete(id);
+/**
+ * The login throttle. Failures are counted per (id, source address) and per source address,
+ * never per id alone: ids are printed in every delivered item, so a per-id limit would let
+ * anyone lock the owner out. An attacker is slowed at their own address; the owner, from
+ * another address, still gets in (and a verified pair never reaches the throttle at all).
+ */
+export class LoginThrottle {
+  private readonly perPair: AttemptCounter;
+  private readonly perSource: AttemptCounter;
+
+  constructor(maxPerPair: number, maxPerSource: number, windowMs: number, maxTracked = 100_000) {
+    this.perPair = new AttemptCounter(maxPerPair, windowMs, maxTracked);
+    // Per source only completed failures count: many owners behind one NAT may log in at once,
+    // and the scrypt queue's per-source share already bounds what one address has in flight.
+    this.perSource = new AttemptCounter(maxPerSource, windowMs, maxTracked, false);
+  }
+
+  /** Reserves an attempt, or says which limit refuses it (nothing is reserved then). */
+  tryBegin(id: string, source: string, nowMs: number): 'pair' | 'source' | undefined {
+    const pair = `${source}\0${id}`;
+    if (this.perPair.isThrottled(pair, nowMs)) return 'pair';
+    if (this.perSource.isThrottled(source, nowMs)) return 'source';
+    this.perPair.begin(pair, nowMs);
+    this.perSource.begin(source, nowMs);
+    return undefined;
+  }
+
+  /**
+   * Ends a reserved attempt. A success clears the pair's failures but not the source's: an
+   * attacker must not reset their address's count by logging into an account of their own.
+   */
+  finish(id: string, source: string, outcome: 'failed' | 'succeeded' | 'not-run', nowMs: number): void {
+    this.perPair.end(`${source}\0${id}`, outcome, nowMs, true);
+    this.perSource.end(source, outcome, nowMs, false);
   }
 }

@@ -2,20 +2,41 @@ import { Status } from 'nice-grpc';
 import type { HubConfig } from '../config.js';
 import { HubError, Reason } from '../errors.js';
 import type { AccountRole, HubStore } from '../store/types.js';
-import { FailedLoginThrottle, VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
-import { newAccountId, newPassword } from './ids.js';
+import { LoginThrottle, VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
+import { ACCOUNT_ID_PATTERN, newAccountId, newPassword } from './ids.js';
+import { RegistrationThrottle, WRONG_TOKEN_COST } from './registration-throttle.js';
+import { type ScryptQueue, createScryptQueue } from './scrypt-queue.js';
 
 export interface Account {
   id: string;
   role: AccountRole;
+  /**
+   * The stored hash the caller's password was verified against: RotatePassword replaces
+   * exactly this hash (compare-and-set), so a rotation that lost a race, or one made with a
+   * password another rotation already revoked, never reports a password that does not work.
+   * Absent only in the bench mode that skips the password check.
+   */
+  verifiedHash?: Buffer;
 }
 
 export interface Registry {
-  register(role: AccountRole, displayName: string, regionCode: string, token: string): Promise<{ id: string; password: string }>;
-  /** Resolves to the account, or throws UNAUTHENTICATED (same for unknown id and wrong password). */
-  authenticate(id: string, password: string): Promise<Account>;
-  /** Replaces the password; the old one stops working at once, and revocation watchers are told. */
-  rotatePassword(account: Account): Promise<string>;
+  /**
+   * Registers an account. `source` is the caller's address: registrations and wrong tokens
+   * are throttled per source (REGISTRATION_THROTTLED), and the hash waits in the scrypt queue.
+   */
+  register(role: AccountRole, displayName: string, regionCode: string, token: string, source: string): Promise<{ id: string; password: string }>;
+  /**
+   * Resolves to the account, or throws UNAUTHENTICATED (same for unknown id and wrong
+   * password; an id that is not an account id at all is refused before any scrypt work).
+   * Throttled per (id, source) and per source (LOGIN_THROTTLED), queued (AUTH_BUSY).
+   */
+  authenticate(id: string, password: string, source: string): Promise<Account>;
+  /**
+   * Replaces the password; the old one stops working at once, and revocation watchers are
+   * told. Compare-and-set on the hash the caller was verified against: of concurrent
+   * rotations one wins, the others get ABORTED (ROTATION_CONFLICT).
+   */
+  rotatePassword(account: Account, source: string): Promise<string>;
   /**
    * Calls `onRevoked` when the account's password is rotated, so calls authenticated with the
    * old password (open streams) can be ended. Returns the function that stops watching.
@@ -29,13 +50,25 @@ export interface Registry {
    * costs a full scrypt at the configured cost, like a known one.
    */
   readonly stats: { scryptVerifications: number; decoyVerifications: number; lastScryptCost: number };
+  /** The scrypt queue's state (tests check that a flood was refused, not queued without bound). */
+  readonly scryptQueue: ScryptQueue['stats'];
 }
 
 const UNAUTHENTICATED = () => new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: unknown id or wrong password');
+// The id format is public (every delivered item carries ids), so refusing a malformed id
+// early tells an attacker nothing, and it costs no scrypt.
+const MALFORMED_ID = () =>
+  new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: the id is not an account id (like M11-4829104729104829)');
 
 export function createRegistry(store: HubStore, config: HubConfig): Registry {
   const cache = new VerifiedCredentialCache();
-  const throttle = new FailedLoginThrottle(config.maxFailedLogins, config.failedLoginWindowMs);
+  const throttle = new LoginThrottle(config.maxFailedLogins, config.maxFailedLoginsPerSource, config.failedLoginWindowMs);
+  const registrations = new RegistrationThrottle(config.registrationRatePerSourcePerSec, config.registrationBurstPerSource);
+  const queue = createScryptQueue({
+    concurrency: config.scryptConcurrency,
+    maxQueued: config.scryptQueueLimit,
+    maxQueuedPerSource: config.scryptQueuePerSource,
+  });
   // Roles of accounts seen, so a cached credential needs no database read.
   const roles = new Map<string, AccountRole>();
   // Concurrent first pushes with the same credentials share one scrypt run.
@@ -48,38 +81,64 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
 
   const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
-  async function verifyWithScrypt(id: string, password: string, digest: Buffer): Promise<Account> {
-    const now = Date.now();
-    if (throttle.isThrottled(id, now)) {
-      throw new HubError(Status.RESOURCE_EXHAUSTED, Reason.LoginThrottled, `authorization: too many failed logins for this id; retry in ${Math.ceil(config.failedLoginWindowMs / 1000)} s`);
+  async function verifyWithScrypt(id: string, password: string, digest: Buffer, source: string): Promise<Account> {
+    const refused = throttle.tryBegin(id, source, Date.now());
+    if (refused) {
+      const what = refused === 'pair' ? 'for this id from this address' : 'from this address';
+      throw new HubError(
+        Status.RESOURCE_EXHAUSTED,
+        Reason.LoginThrottled,
+        `authorization: too many failed logins ${what}; retry in ${Math.ceil(config.failedLoginWindowMs / 1000)} s`,
+      );
     }
-    const account = store.getAccount(id);
-    const hash = account?.passwordHash ?? (await decoyHash);
-    const ok = await verifyPassword(hash, password);
-    stats.scryptVerifications++;
-    if (!account) stats.decoyVerifications++;
-    stats.lastScryptCost = scryptCostOf(hash);
-    // Re-read: a rotation during the scrypt run must not let the old password in.
-    const current = store.getAccount(id);
-    if (!account || !ok || !current || !current.passwordHash.equals(account.passwordHash)) {
-      throttle.recordFailure(id, Date.now());
-      throw UNAUTHENTICATED();
+    // The attempt counts against the throttle from here on, while it waits and while scrypt runs.
+    let outcome: 'failed' | 'succeeded' | 'not-run' = 'not-run';
+    try {
+      const { account, ok, hash } = await queue.run(source, 'authorization', async () => {
+        const account = store.getAccount(id);
+        const hash = account?.passwordHash ?? (await decoyHash);
+        const ok = await verifyPassword(hash, password);
+        return { account, ok, hash };
+      });
+      stats.scryptVerifications++;
+      if (!account) stats.decoyVerifications++;
+      stats.lastScryptCost = scryptCostOf(hash);
+      // Re-read: a rotation during the scrypt run must not let the old password in.
+      const current = store.getAccount(id);
+      if (!account || !ok || !current || !current.passwordHash.equals(account.passwordHash)) {
+        outcome = 'failed';
+        throw UNAUTHENTICATED();
+      }
+      outcome = 'succeeded';
+      roles.set(id, account.role);
+      cache.remember(id, digest, account.passwordHash);
+      return { id, role: account.role, verifiedHash: account.passwordHash };
+    } finally {
+      throttle.finish(id, source, outcome, Date.now());
     }
-    throttle.recordSuccess(id);
-    roles.set(id, account.role);
-    cache.remember(id, digest);
-    return { id, role: account.role };
   }
 
   return {
     stats,
-    async register(role, displayName, regionCode, token) {
+    scryptQueue: queue.stats,
+    async register(role, displayName, regionCode, token, source) {
+      registrations.check(source, Date.now());
       const required = role === 'merchant' ? config.merchantRegistrationToken : config.receiverRegistrationToken;
       if (required !== undefined && !secretsEqual(token, required)) {
+        registrations.charge(source, WRONG_TOKEN_COST, Date.now());
         throw new HubError(Status.PERMISSION_DENIED, Reason.RegistrationClosed, `registration_token: ${role} registration requires a valid token`);
       }
+      // Charged before the hash: concurrent registrations from one source cannot all pass the check.
+      registrations.charge(source, 1, Date.now());
       const password = newPassword();
-      const passwordHash = await hashPassword(password, config.scryptLogN);
+      let passwordHash: Buffer;
+      try {
+        passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
+      } catch (error) {
+        // Refused by a full queue (AUTH_BUSY): nothing was done, so the retry is not charged twice.
+        registrations.charge(source, -1, Date.now());
+        throw error;
+      }
       // 10^16 ids per region: a collision is astronomically rare, but retry rather than fail.
       for (let attempt = 0; attempt < 5; attempt++) {
         const id = newAccountId(role, regionCode);
@@ -91,22 +150,33 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
       throw new Error('could not allocate a unique account id');
     },
 
-    async authenticate(id, password) {
+    async authenticate(id, password, source) {
+      if (!ACCOUNT_ID_PATTERN.test(id)) throw MALFORMED_ID();
       const digest = cache.digest(id, password);
-      if (cache.matches(id, digest)) return { id, role: roles.get(id)! };
+      const verifiedHash = cache.lookup(id, digest);
+      if (verifiedHash) return { id, role: roles.get(id)!, verifiedHash };
       const key = digest.toString('base64');
       let pending = inFlight.get(key);
       if (!pending) {
-        pending = verifyWithScrypt(id, password, digest).finally(() => inFlight.delete(key));
+        pending = verifyWithScrypt(id, password, digest, source).finally(() => inFlight.delete(key));
         inFlight.set(key, pending);
       }
       return pending;
     },
 
-    async rotatePassword(account) {
+    async rotatePassword(account, source) {
+      const expected = account.verifiedHash ?? store.getAccount(account.id)?.passwordHash;
+      if (!expected) throw UNAUTHENTICATED();
       const password = newPassword();
-      const passwordHash = await hashPassword(password, config.scryptLogN);
-      store.updatePasswordHash(account.id, passwordHash);
+      const passwordHash = await queue.run(source, 'authorization', () => hashPassword(password, config.scryptLogN));
+      // Compare-and-set in the database, so it also holds across hub processes on one file.
+      if (!store.replacePasswordHash(account.id, expected, passwordHash)) {
+        throw new HubError(
+          Status.ABORTED,
+          Reason.RotationConflict,
+          'authorization: the password was rotated by another call meanwhile; authenticate with the current password and retry',
+        );
+      }
       cache.forget(account.id);
       for (const onRevoked of revocationWatchers.get(account.id) ?? []) onRevoked();
       return password;

@@ -59,6 +59,12 @@ export interface HubStore {
   insertAccount(account: AccountRecord): boolean;
   getAccount(id: string): AccountRecord | undefined;
   updatePasswordHash(id: string, passwordHash: Buffer): boolean;
+  /**
+   * Compare-and-set: replaces the hash only while it still equals `expected`, atomically in
+   * the database (so it holds across hub processes on one database). False when another
+   * rotation got there first, or the account does not exist.
+   */
+  replacePasswordHash(id: string, expected: Buffer, next: Buffer): boolean;
   isReceiver(id: string): boolean;
 
   /** Highest sequence ever assigned (survives purges, so sequences are never reused). */

@@ -91,10 +91,19 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'pushhub-offers-bench-'));
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
-  const hub = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--db', join(dir, 'hub.db'), '--address', address, '--scrypt-log-n', '4'], {
-    cwd: REPO,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const hub = spawn(
+    process.execPath,
+    [
+      ...['--import', 'tsx', 'src/main.ts', '--db', join(dir, 'hub.db'), '--address', address, '--scrypt-log-n', '4'],
+      // It registers its receivers through Register, 64 at once from 127.0.0.1: no per-source
+      // registration limit, and room for all of them in the scrypt queue.
+      ...['--registration-rate-per-source', '0', '--scrypt-queue-per-source', '1000', '--scrypt-queue-limit', '1000'],
+    ],
+    {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   try {
     await waitForPort(port);
     const channel = createChannel(address);

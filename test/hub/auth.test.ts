@@ -64,4 +64,45 @@ describe('credentials', () => {
     }
     assert.equal(stats.scryptVerifications - before, 3);
   });
+
+  it('the Basic scheme name is case-insensitive (RFC 7617)', async () => {
+    const merchant = await t.register('merchant');
+    const client = t.client();
+    const encoded = Buffer.from(`${merchant.id}:${merchant.password}`).toString('base64');
+    for (const scheme of ['basic', 'BASIC', 'bAsIc']) {
+      const reply = await client.pushPublic({ info }, { metadata: Metadata({ authorization: `${scheme} ${encoded}` }) });
+      assert.ok(reply.itemId, scheme);
+    }
+  });
+
+  it('two authorization headers are UNAUTHENTICATED naming the header, even when one is valid', async () => {
+    const merchant = await t.register('merchant');
+    const client = t.client();
+    const valid = `Basic ${Buffer.from(`${merchant.id}:${merchant.password}`).toString('base64')}`;
+    for (const pair of [
+      [valid, valid],
+      [valid, 'Basic bm90OnZhbGlk'],
+    ]) {
+      const metadata = Metadata();
+      for (const value of pair) metadata.append('authorization', value);
+      await assert.rejects(
+        client.pushPublic({ info }, { metadata }),
+        (e: ClientError) => e.code === Status.UNAUTHENTICATED && /^authorization: sent 2 times/.test(e.details),
+      );
+    }
+  });
+
+  it('an id that is not an account id is refused before any scrypt work', async () => {
+    const client = t.client();
+    const stats = t.hub.context.registry.stats;
+    const before = stats.scryptVerifications;
+    for (const id of ['not-even-an-id', 'M00-123', 'X00-0000000000000000', 'm00-0000000000000000', `M00-${'1'.repeat(16)}\n`]) {
+      await assert.rejects(
+        client.pushPublic({ info }, { metadata: basicAuth({ id, password: 'whatever' }) }),
+        (e: ClientError) => e.code === Status.UNAUTHENTICATED && /^authorization: the id is not an account id/.test(e.details),
+        JSON.stringify(id),
+      );
+    }
+    assert.equal(stats.scryptVerifications, before, 'no scrypt ran for a malformed id');
+  });
 });

@@ -121,7 +121,8 @@ describe('auth matrix: every RPC x every kind of caller', function () {
       '',
       'Basic',
       'Basic ',
-      'basic ' + Buffer.from(`${id}:${c.merchant.password}`).toString('base64'),
+      // The scheme name is case-insensitive (RFC 7617), but it needs its space.
+      'Basic' + Buffer.from(`${id}:${c.merchant.password}`).toString('base64'),
       'Basic !!!!',
       'Basic ' + Buffer.from('no-colon-here').toString('base64'),
       'Basic ' + Buffer.from(`${id}:`).toString('base64'),

@@ -92,4 +92,29 @@ describe('password rotation', function () {
     await renewed.close();
     await other.close();
   });
+
+  it('concurrent rotations never answer OK with a password that does not work: one wins, the others get ABORTED', async () => {
+    const merchant = await hub.register('merchant');
+    assert.equal((await listAs(client, merchant)).code, Status.OK);
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        let password: string | undefined;
+        const outcome = await outcomeOf(async (o) => {
+          password = (await client.rotatePassword({}, { ...o, metadata: basicAuth(merchant) })).password;
+        });
+        return { ...outcome, password };
+      }),
+    );
+    const won = outcomes.filter((o) => o.code === Status.OK);
+    assert.equal(won.length, 1, outcomes.map((o) => o.reason ?? 'OK').join(' '));
+    for (const lost of outcomes.filter((o) => o.code !== Status.OK)) {
+      assert.equal(Status[lost.code], 'ABORTED');
+      assert.equal(lost.reason, 'ROTATION_CONFLICT');
+      assert.match(lost.details, /^authorization: the password was rotated by another call meanwhile/);
+    }
+    for (const { password } of won) {
+      assert.equal((await listAs(hub.client(), { id: merchant.id, password: password! })).code, Status.OK, 'every OK password works');
+    }
+    assert.equal((await listAs(client, merchant)).code, Status.UNAUTHENTICATED, 'the old password is revoked');
+  });
 });

@@ -1,6 +1,8 @@
+import http2 from 'node:http2';
+import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ClientError, Metadata, Status } from 'nice-grpc';
-import { PushHubServiceDefinition } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
+import { PushHubServiceDefinition, RegisterRequest, RegisterResponse, Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { REASON_TRAILER } from '../../src/middleware/error-status.js';
 import type { Credentials, HubClient } from '../support/hub.js';
 
@@ -123,3 +125,85 @@ export class RawClient {
 }
 
 export const basicHeader = ({ id, password }: Credentials) => `Basic ${Buffer.from(`${id}:${password}`).toString('base64')}`;
+
+/**
+ * A gRPC client whose connection comes from a chosen loopback address (all of 127.0.0.0/8 is
+ * loopback), so a test can play an attacker and an owner on different source addresses.
+ * grpc-js cannot bind a local address, so this speaks gRPC over node's http2 itself: unary
+ * calls only, each message framed as a 5-byte prefix (not compressed, big-endian length)
+ * followed by the protobuf bytes.
+ */
+export class SourceClient {
+  private readonly session: http2.ClientHttp2Session;
+
+  constructor(hubAddress: string, readonly localAddress: string) {
+    const [host, port] = [hubAddress.slice(0, hubAddress.lastIndexOf(':')), Number(hubAddress.slice(hubAddress.lastIndexOf(':') + 1))];
+    this.session = http2.connect(`http://${hubAddress}`, {
+      createConnection: () => net.connect({ host, port, localAddress }),
+    });
+    this.session.on('error', () => {}); // surfaced per call as UNAVAILABLE
+  }
+
+  /** One unary call; resolves with its status, message, reason trailer and response bytes. */
+  unary(method: string, body: Uint8Array, metadata: Record<string, string> = {}): Promise<CallOutcome & { body?: Buffer }> {
+    return new Promise((resolve) => {
+      const frame = Buffer.alloc(5 + body.length);
+      frame.writeUInt32BE(body.length, 1);
+      Buffer.from(body).copy(frame, 5);
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = this.session.request({
+          ':method': 'POST',
+          ':path': METHOD_PATH(method),
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          'grpc-timeout': '10S',
+          ...metadata,
+        });
+      } catch (error) {
+        resolve({ code: Status.UNAVAILABLE, details: String(error), reason: undefined });
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let headers: http2.IncomingHttpHeaders = {};
+      const finish = (trailers: http2.IncomingHttpHeaders) => {
+        const all = { ...headers, ...trailers };
+        const code = Number(all['grpc-status'] ?? Status.UNKNOWN) as Status;
+        const details = decodeURIComponent(String(all['grpc-message'] ?? ''));
+        const reason = all[REASON_TRAILER] === undefined ? undefined : String(all[REASON_TRAILER]);
+        const data = Buffer.concat(chunks);
+        resolve({ code, details, reason, body: code === Status.OK && data.length >= 5 ? data.subarray(5, 5 + data.readUInt32BE(1)) : undefined });
+      };
+      let trailers: http2.IncomingHttpHeaders | undefined;
+      stream.on('response', (h) => (headers = h));
+      stream.on('trailers', (t) => (trailers = t));
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => finish(trailers ?? {}));
+      stream.on('error', (error) => resolve({ code: Status.UNAVAILABLE, details: String(error), reason: undefined }));
+      stream.end(frame);
+    });
+  }
+
+  /** Register from this source address. */
+  async register(role: 'merchant' | 'receiver', registrationToken = ''): Promise<CallOutcome & { credentials?: Credentials }> {
+    const request = RegisterRequest.encode({
+      role: role === 'merchant' ? Role.ROLE_MERCHANT : Role.ROLE_RECEIVER,
+      displayName: `from ${this.localAddress}`,
+      regionCode: '',
+      registrationToken,
+    }).finish();
+    const outcome = await this.unary('Register', request);
+    if (!outcome.body) return outcome;
+    const { id, password } = RegisterResponse.decode(outcome.body);
+    return { ...outcome, credentials: { id, password } };
+  }
+
+  /** ListItems (default request) as `credentials`, from this source address: a cheap authenticated call. */
+  listItems(credentials: Credentials): Promise<CallOutcome> {
+    return this.unary('ListItems', new Uint8Array(0), { authorization: basicHeader(credentials) });
+  }
+
+  close(): void {
+    this.session.close();
+  }
+}

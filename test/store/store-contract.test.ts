@@ -44,6 +44,15 @@ function describeStoreContract(name: string, open: () => { store: HubStore; clea
       assert.equal(store.getAccount('R00-9999999999999999'), undefined);
     });
 
+    it('replaces a password hash only while it still equals the expected one (compare-and-set)', () => {
+      const account = { id: 'M00-0000000000000007', role: 'merchant' as const, displayName: 'm', passwordHash: Buffer.from('h1'), createdAtMs: 1 };
+      store.insertAccount(account);
+      assert.equal(store.replacePasswordHash(account.id, Buffer.from('h1'), Buffer.from('h2')), true);
+      assert.equal(store.replacePasswordHash(account.id, Buffer.from('h1'), Buffer.from('h3')), false, 'a stale expected hash loses');
+      assert.deepEqual(store.getAccount(account.id)!.passwordHash, Buffer.from('h2'));
+      assert.equal(store.replacePasswordHash('M00-9999999999999999', Buffer.from('h2'), Buffer.from('h3')), false);
+    });
+
     it('reads a receiver\'s own and public changes after a cursor, ascending, unexpired', () => {
       store.transaction(() => {
         store.insertChange(change(1));

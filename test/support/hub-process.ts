@@ -18,6 +18,12 @@ export function freePort(): Promise<number> {
 }
 
 /**
+ * Torture and soak register hundreds of accounts at once from 127.0.0.1: no per-source
+ * registration limit, and room in the scrypt queue for all of them (logN 4 hashes are quick).
+ */
+const HARNESS_ARGS = ['--registration-rate-per-source', '0', '--scrypt-queue-limit', '100000', '--scrypt-queue-per-source', '100000'];
+
+/**
  * The hub as a real child process (`node --import tsx src/main.ts`), as `npm start` runs it,
  * so SIGKILL is a real crash: no finally blocks, no shutdown hooks, the OS closes the files.
  */
@@ -49,7 +55,7 @@ export class HubProcess {
   spawn(): void {
     const child = spawn(
       process.execPath,
-      [...this.entry, '--db', this.dbPath, '--address', this.address, '--scrypt-log-n', '4', ...this.extraArgs],
+      [...this.entry, '--db', this.dbPath, '--address', this.address, '--scrypt-log-n', '4', ...HARNESS_ARGS, ...this.extraArgs],
       { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     this.child = child;

@@ -14,7 +14,11 @@ export interface Credentials {
   password: string;
 }
 
-/** Test settings: tiny scrypt cost, short heartbeat; everything else as in production. */
+/**
+ * Test settings: tiny scrypt cost, short heartbeat, no per-source registration limit (every
+ * test client registers from 127.0.0.1; the limit's own tests set it); everything else as in
+ * production.
+ */
 export function testConfig(dir: string, overrides: Partial<HubConfig> = {}): HubConfig {
   return {
     ...DEFAULT_CONFIG,
@@ -22,6 +26,7 @@ export function testConfig(dir: string, overrides: Partial<HubConfig> = {}): Hub
     dbPath: join(dir, 'hub.db'),
     scryptLogN: 4,
     heartbeatIntervalMs: 1000,
+    registrationRatePerSourcePerSec: 0,
     ...overrides,
   };
 }

@@ -59,6 +59,7 @@ export function openSqliteStore(path: string): HubStore {
   );
   const getAccount = db.prepare('SELECT id, role, display_name, password_hash, created_at_ms FROM accounts WHERE id = ?');
   const updatePassword = db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ?');
+  const replacePassword = db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ? AND password_hash = ?');
   const isReceiver = db.prepare("SELECT 1 FROM accounts WHERE id = ? AND role = 'receiver'").pluck();
   const getHead = db.prepare("SELECT value FROM meta WHERE name = 'head_seq'").pluck();
   const setHead = db.prepare("UPDATE meta SET value = ? WHERE name = 'head_seq'");
@@ -131,6 +132,7 @@ export function openSqliteStore(path: string): HubStore {
       };
     },
     updatePasswordHash: (id, hash) => updatePassword.run(hash, id).changes === 1,
+    replacePasswordHash: (id, expected, next) => replacePassword.run(next, id, expected).changes === 1,
     isReceiver: (id) => isReceiver.get(id) !== undefined,
 
     headSequence: () => getHead.get() as number,

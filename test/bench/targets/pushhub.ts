@@ -70,6 +70,12 @@ export const pushhubTarget: BenchTarget = {
       `127.0.0.1:${port}`,
       '--scrypt-log-n',
       String(PRODUCTION_LOG_N),
+      // Every bench receiver logs in from 127.0.0.1 at once: room for all of them in the
+      // scrypt queue (the per-source share would refuse most with AUTH_BUSY).
+      '--scrypt-queue-limit',
+      '1000000',
+      '--scrypt-queue-per-source',
+      '1000000',
       ...(options.bypassAuth ? ['--insecure-bench-skip-password-check'] : []),
     ];
     const child = spawnWithUlimit(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });

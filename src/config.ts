@@ -14,6 +14,30 @@ export interface HubConfig {
   heartbeatIntervalMs: number;
   /** Events a subscriber may have queued before its stream is ended with RESOURCE_EXHAUSTED. */
   subscriberBufferLimit: number;
+  /**
+   * Bytes of encoded events a subscriber may have queued (1 MiB), checked with
+   * subscriberBufferLimit: a stream that stops reading holds at most this much live data.
+   */
+  subscriberBufferBytes: number;
+  /**
+   * A Subscribe stream whose client accepts no data for this long is reset, in ms (60 s).
+   * The stream's memory is then freed; a healthy client reads at least every heartbeat.
+   */
+  subscriberStallTimeoutMs: number;
+  /** Open TCP connections the hub accepts; past it new ones are refused at accept (10,000). */
+  maxConnections: number;
+  /** A connection that has not sent the HTTP/2 preface within this time is closed, in ms (10 s). */
+  handshakeTimeoutMs: number;
+  /** A connection with no open call for this long is closed with GOAWAY, in ms (5 min). */
+  connectionIdleTimeoutMs: number;
+  /** Concurrent streams on one HTTP/2 connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreamsPerConnection: number;
+  /**
+   * Concurrent unauthenticated streams (Health/Watch, reflection) in total and per source
+   * address; past either, RESOURCE_EXHAUSTED. Nobody anonymous can hold unbounded memory.
+   */
+  maxAnonymousStreams: number;
+  maxAnonymousStreamsPerSource: number;
   /** How long a request_id is remembered for idempotent retries, in ms (24 h). */
   idempotencyWindowMs: number;
   /** How often expired items, tombstones and old request ids are purged, in ms (1 min). */
@@ -51,6 +75,14 @@ export const DEFAULT_CONFIG: HubConfig = {
   defaultItemLifetimeMs: 30 * 24 * 3600 * 1000,
   heartbeatIntervalMs: 30_000,
   subscriberBufferLimit: 10_000,
+  subscriberBufferBytes: 1024 * 1024,
+  subscriberStallTimeoutMs: 60_000,
+  maxConnections: 10_000,
+  handshakeTimeoutMs: 10_000,
+  connectionIdleTimeoutMs: 5 * 60_000,
+  maxStreamsPerConnection: 1000,
+  maxAnonymousStreams: 1000,
+  maxAnonymousStreamsPerSource: 32,
   idempotencyWindowMs: 24 * 3600 * 1000,
   purgeIntervalMs: 60_000,
   maxMessageBytes: 64 * 1024,
@@ -81,6 +113,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
       'max-failed-logins': { type: 'string' },
       'subscriber-buffer-limit': { type: 'string' },
       'failed-login-window-ms': { type: 'string' },
+      'subscriber-buffer-bytes': { type: 'string' },
+      'subscriber-stall-timeout-ms': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'handshake-timeout-ms': { type: 'string' },
+      'connection-idle-timeout-ms': { type: 'string' },
+      'max-streams-per-connection': { type: 'string' },
+      'max-anonymous-streams': { type: 'string' },
+      'max-anonymous-streams-per-source': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'insecure-bench-skip-password-check': { type: 'boolean' },
@@ -113,6 +153,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
     subscriberBufferLimit: num(pick(values['subscriber-buffer-limit'], 'PUSHHUB_SUBSCRIBER_BUFFER_LIMIT'), DEFAULT_CONFIG.subscriberBufferLimit, 'subscriber-buffer-limit'),
     maxFailedLogins: num(pick(values['max-failed-logins'], 'PUSHHUB_MAX_FAILED_LOGINS'), DEFAULT_CONFIG.maxFailedLogins, 'max-failed-logins'),
     failedLoginWindowMs: num(pick(values['failed-login-window-ms'], 'PUSHHUB_FAILED_LOGIN_WINDOW_MS'), DEFAULT_CONFIG.failedLoginWindowMs, 'failed-login-window-ms'),
+    subscriberBufferBytes: num(pick(values['subscriber-buffer-bytes'], 'PUSHHUB_SUBSCRIBER_BUFFER_BYTES'), DEFAULT_CONFIG.subscriberBufferBytes, 'subscriber-buffer-bytes'),
+    subscriberStallTimeoutMs: num(pick(values['subscriber-stall-timeout-ms'], 'PUSHHUB_SUBSCRIBER_STALL_TIMEOUT_MS'), DEFAULT_CONFIG.subscriberStallTimeoutMs, 'subscriber-stall-timeout-ms'),
+    maxConnections: num(pick(values['max-connections'], 'PUSHHUB_MAX_CONNECTIONS'), DEFAULT_CONFIG.maxConnections, 'max-connections'),
+    handshakeTimeoutMs: num(pick(values['handshake-timeout-ms'], 'PUSHHUB_HANDSHAKE_TIMEOUT_MS'), DEFAULT_CONFIG.handshakeTimeoutMs, 'handshake-timeout-ms'),
+    connectionIdleTimeoutMs: num(pick(values['connection-idle-timeout-ms'], 'PUSHHUB_CONNECTION_IDLE_TIMEOUT_MS'), DEFAULT_CONFIG.connectionIdleTimeoutMs, 'connection-idle-timeout-ms'),
+    maxStreamsPerConnection: num(pick(values['max-streams-per-connection'], 'PUSHHUB_MAX_STREAMS_PER_CONNECTION'), DEFAULT_CONFIG.maxStreamsPerConnection, 'max-streams-per-connection'),
+    maxAnonymousStreams: num(pick(values['max-anonymous-streams'], 'PUSHHUB_MAX_ANONYMOUS_STREAMS'), DEFAULT_CONFIG.maxAnonymousStreams, 'max-anonymous-streams'),
+    maxAnonymousStreamsPerSource: num(pick(values['max-anonymous-streams-per-source'], 'PUSHHUB_MAX_ANONYMOUS_STREAMS_PER_SOURCE'), DEFAULT_CONFIG.maxAnonymousStreamsPerSource, 'max-anonymous-streams-per-source'),
     tlsCertPath,
     tlsKeyPath,
     // A flag only (no environment variable), so it cannot be switched on by accident.

@@ -1,5 +1,5 @@
 import type { HubConfig } from './config.js';
-import { type HubContext, createHubContext } from './context.js';
+import { type HubContext, type HubOverrides, createHubContext } from './context.js';
 import { shuttingDown } from './errors.js';
 import type { Logger } from './logger.js';
 import { type RunningServer, startServer } from './server.js';
@@ -17,7 +17,7 @@ export interface RunningHub extends RunningServer {
 const SHUTDOWN_GRACE_MS = 5_000;
 
 /** Builds the context and starts serving; the one entry used by main and by tests. */
-export async function startHub(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): Promise<RunningHub> {
+export async function startHub(config: HubConfig, overrides: HubOverrides = {}): Promise<RunningHub> {
   const context = createHubContext(config, overrides);
   let running: RunningServer;
   try {
@@ -28,6 +28,13 @@ export async function startHub(config: HubConfig, overrides: { logger?: Logger; 
     context.store.close();
     throw error;
   }
+  // Health follows storage: NOT_SERVING while writes fail (disk full, read-only), SERVING
+  // again once one succeeds, so load balancers stop sending pushes that cannot be stored.
+  const setHealth = (serving: boolean) => {
+    running.health.setStatus(serving ? 'healthy' : 'unhealthy');
+    running.health.setStatus(serving ? 'healthy' : 'unhealthy', 'pushhub.v1.PushHubService');
+  };
+  const unwatchStorage = context.commits.onWritableChange(setHealth);
   const host = config.address.slice(0, config.address.lastIndexOf(':'));
   let stopping: Promise<void> | undefined;
   return {
@@ -36,8 +43,8 @@ export async function startHub(config: HubConfig, overrides: { logger?: Logger; 
     address: `${host}:${running.port}`,
     stop() {
       stopping ??= (async () => {
-        running.health.setStatus('unhealthy');
-        running.health.setStatus('unhealthy', 'pushhub.v1.PushHubService');
+        unwatchStorage();
+        setHealth(false);
         context.stopTimers();
         // Streams end first (they would hold shutdown open), then unary calls drain: push
         // streams answer what they took and end; Subscribe streams end at once.

@@ -1,7 +1,7 @@
 import type { HubConfig } from './config.js';
 import { type HubContext, type HubOverrides, createHubContext } from './context.js';
 import { shuttingDown } from './errors.js';
-import type { Logger } from './logger.js';
+import { routeGrpcLogs } from './logger.js';
 import { type RunningServer, startServer } from './server.js';
 import type { HubStore } from './store/types.js';
 
@@ -19,6 +19,7 @@ const SHUTDOWN_GRACE_MS = 5_000;
 /** Builds the context and starts serving; the one entry used by main and by tests. */
 export async function startHub(config: HubConfig, overrides: HubOverrides = {}): Promise<RunningHub> {
   const context = createHubContext(config, overrides);
+  routeGrpcLogs(context.logger);
   let running: RunningServer;
   try {
     await context.commits.ready();

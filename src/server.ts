@@ -6,9 +6,12 @@ import { ServerReflection, ServerReflectionService } from 'nice-grpc-server-refl
 import { createPushHubService } from './api/service.js';
 import type { HubContext } from './context.js';
 import { PushHubServiceDefinition } from './gen/pushhub/v1/pushhub.js';
+import { anonymousStreamLimitMiddleware } from './middleware/anonymous-stream-limit.js';
 import { authMiddleware } from './middleware/auth.js';
+import { limitConnections } from './middleware/connection-limits.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
 import { malformedRequestMiddleware, metadataLimitMiddleware } from './middleware/request-guards.js';
+import { stallGuardInterceptor } from './middleware/stall-guard.js';
 import { pushHubWireDefinition } from './wire-definition.js';
 
 const PROTOSET_PATH = new URL('./gen/pushhub.binpb', import.meta.url);
@@ -21,17 +24,22 @@ const reflectionV1Alpha = Object.fromEntries(
   ]),
 ) as typeof ServerReflectionService;
 
-/** grpc-js channel options for many long-lived, mostly idle streams. */
-function channelOptions(maxMessageBytes: number) {
+/** grpc-js server options for many long-lived, mostly idle streams, and bounded abuse. */
+function serverOptions(hub: HubContext) {
+  const { config } = hub;
   return {
-    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': 4 * 1024 * 1024,
     // Detect dead peers at the HTTP/2 level too (the Subscribe heartbeat covers the app level).
     'grpc.keepalive_time_ms': 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-    'grpc.max_concurrent_streams': 1000,
+    'grpc.max_concurrent_streams': config.maxStreamsPerConnection,
+    // A connection with no call open is closed (GOAWAY): silent sessions do not pile up.
+    'grpc.max_connection_idle_ms': config.connectionIdleTimeoutMs,
+    // Streams whose client accepts no data are reset (see stall-guard.ts).
+    interceptors: [stallGuardInterceptor(config.subscriberStallTimeoutMs, hub.logger)],
   };
 }
 
@@ -39,26 +47,32 @@ export interface RunningServer {
   server: Server;
   port: number;
   health: HealthState;
+  /** Stops the connection limits' watcher (call on shutdown). */
+  unwatchConnections(): void;
 }
 
 /** Assembles middleware and services on a nice-grpc server and binds it. */
 export async function startServer(hub: HubContext): Promise<RunningServer> {
   const { config } = hub;
   // use() returns a new server: keep that one, it is the one with the middleware.
-  const server = createServer(channelOptions(config.maxMessageBytes)).use(errorStatusMiddleware(hub.logger));
+  const server = createServer(serverOptions(hub) as never).use(errorStatusMiddleware(hub.logger));
   server
     .with(metadataLimitMiddleware(config.maxMetadataBytes))
     .with(authMiddleware(hub.registry, { insecureBenchSkipPasswordCheck: config.insecureBenchSkipPasswordCheck }))
     .with(malformedRequestMiddleware())
     .add(pushHubWireDefinition, createPushHubService(hub) as never);
 
+  // Health and reflection need no credentials: their streams are capped in total and per source.
+  const anonymous = server.with(
+    anonymousStreamLimitMiddleware({ maxStreams: config.maxAnonymousStreams, maxStreamsPerSource: config.maxAnonymousStreamsPerSource }),
+  );
   const health = HealthState();
-  server.add(HealthDefinition, HealthServiceImpl(health));
+  anonymous.add(HealthDefinition, HealthServiceImpl(health));
 
   const protoset = readFileSync(PROTOSET_PATH);
   const reflection = ServerReflection(protoset, [PushHubServiceDefinition.fullName, 'grpc.health.v1.Health']);
-  server.add(ServerReflectionService, reflection);
-  server.add(reflectionV1Alpha, reflection);
+  anonymous.add(ServerReflectionService, reflection);
+  anonymous.add(reflectionV1Alpha, reflection);
 
   const credentials =
     config.tlsCertPath && config.tlsKeyPath
@@ -67,7 +81,12 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
         ])
       : ServerCredentials.createInsecure();
   const port = await server.listen(config.address, credentials);
+  const unwatchConnections = limitConnections(
+    port,
+    { maxConnections: config.maxConnections, handshakeTimeoutMs: config.handshakeTimeoutMs },
+    hub.logger,
+  );
   health.setStatus('healthy');
   health.setStatus('healthy', PushHubServiceDefinition.fullName);
-  return { server, port, health };
+  return { server, port, health, unwatchConnections };
 }

@@ -45,7 +45,6 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
     stop() {
       stopping ??= (async () => {
         unwatchStorage();
-        running.unwatchConnections();
         setHealth(false);
         context.stopTimers();
         // Streams end first (they would hold shutdown open), then unary calls drain: push

@@ -8,7 +8,7 @@ import type { HubContext } from './context.js';
 import { PushHubServiceDefinition } from './gen/pushhub/v1/pushhub.js';
 import { anonymousStreamLimitMiddleware } from './middleware/anonymous-stream-limit.js';
 import { authMiddleware } from './middleware/auth.js';
-import { limitConnections } from './middleware/connection-limits.js';
+import { listenWithConnectionLimits } from './middleware/connection-limits.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
 import { malformedRequestMiddleware, metadataLimitMiddleware } from './middleware/request-guards.js';
 import { stallGuardInterceptor } from './middleware/stall-guard.js';
@@ -47,8 +47,6 @@ export interface RunningServer {
   server: Server;
   port: number;
   health: HealthState;
-  /** Stops the connection limits' watcher (call on shutdown). */
-  unwatchConnections(): void;
 }
 
 /** Assembles middleware and services on a nice-grpc server and binds it. */
@@ -80,13 +78,12 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
           { cert_chain: readFileSync(config.tlsCertPath), private_key: readFileSync(config.tlsKeyPath) },
         ])
       : ServerCredentials.createInsecure();
-  const port = await server.listen(config.address, credentials);
-  const unwatchConnections = limitConnections(
-    port,
+  const port = await listenWithConnectionLimits(
+    () => server.listen(config.address, credentials),
     { maxConnections: config.maxConnections, handshakeTimeoutMs: config.handshakeTimeoutMs },
     hub.logger,
   );
   health.setStatus('healthy');
   health.setStatus('healthy', PushHubServiceDefinition.fullName);
-  return { server, port, health, unwatchConnections };
+  return { server, port, health };
 }

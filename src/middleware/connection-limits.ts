@@ -1,43 +1,57 @@
-import diagnosticsChannel from 'node:diagnostics_channel';
-import type { Server as NetServer, Socket } from 'node:net';
+import http2 from 'node:http2';
 import type { Logger } from '../logger.js';
 
-/** The HTTP/2 client preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") is 24 bytes. */
-const HTTP2_PREFACE_BYTES = 24;
-
 export interface ConnectionLimits {
-  /** Open TCP connections the listener accepts; past it the OS-level accept is closed at once. */
+  /** Open TCP connections the listener accepts; past it Node closes new ones at accept. */
   maxConnections: number;
-  /** A connection that has not sent the HTTP/2 preface within this time is destroyed, in ms. */
+  /** A connection whose client has not sent the HTTP/2 preface (its SETTINGS) in this time is destroyed, in ms. */
   handshakeTimeoutMs: number;
 }
 
 /**
- * Caps connections and closes silent ones on the listener bound to `port`.
+ * Runs `listen` (grpc-js's bind) and applies the limits to the http2 servers it creates.
  *
- * grpc-js has no option for either and keeps its http2 server private, so this uses Node's
- * documented `net.server.socket` diagnostics channel, which reports every accepted socket
- * (with `socket.server`, the listening server) after 'connection'. From the first socket on,
- * the listener's documented `maxConnections` makes Node refuse connections past the cap
- * before any HTTP/2 state exists for them. Returns the function that stops watching.
+ * grpc-js has no option for a connection cap or a handshake timeout and keeps its http2
+ * server private; it creates that server through `http2.createServer`/`createSecureServer`
+ * during bind, so those are wrapped for exactly that call to see it. On it, Node's documented
+ * `maxConnections` refuses connections past the cap before any HTTP/2 state exists, and each
+ * session that has not received the client's SETTINGS (the end of the preface) within the
+ * timeout is destroyed: a silent TCP connection holds nothing for long.
  */
-export function limitConnections(port: number, limits: ConnectionLimits, logger: Logger): () => void {
-  let capped: NetServer | undefined;
-  const onSocket = (message: unknown) => {
-    const socket = (message as { socket: Socket & { server?: NetServer } }).socket;
-    if (socket.localPort !== port) return;
-    if (!capped && socket.server && limits.maxConnections > 0) {
-      capped = socket.server;
-      capped.maxConnections = limits.maxConnections;
-    }
-    if (!(limits.handshakeTimeoutMs > 0)) return;
+export async function listenWithConnectionLimits<T>(listen: () => Promise<T>, limits: ConnectionLimits, logger: Logger): Promise<T> {
+  const { createServer, createSecureServer } = http2;
+  const captured: http2.Http2Server[] = [];
+  const capture =
+    <F extends (...args: never[]) => http2.Http2Server>(create: F) =>
+    (...args: Parameters<F>) => {
+      const server = create(...args);
+      captured.push(server);
+      return server;
+    };
+  const mutable = http2 as { createServer: unknown; createSecureServer: unknown };
+  mutable.createServer = capture(createServer as never);
+  mutable.createSecureServer = capture(createSecureServer as never);
+  try {
+    return await listen();
+  } finally {
+    mutable.createServer = createServer;
+    mutable.createSecureServer = createSecureServer;
+    for (const server of captured) applyLimits(server, limits, logger);
+  }
+}
+
+function applyLimits(server: http2.Http2Server, limits: ConnectionLimits, logger: Logger): void {
+  if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
+  if (!(limits.handshakeTimeoutMs > 0)) return;
+  server.on('session', (session: http2.ServerHttp2Session) => {
     const timer = setTimeout(() => {
-      if (socket.bytesRead >= HTTP2_PREFACE_BYTES || socket.destroyed) return;
-      logger.info('connection closed: no HTTP/2 preface', { peer: socket.remoteAddress, timeoutMs: limits.handshakeTimeoutMs });
-      socket.destroy();
+      logger.info('connection closed: no HTTP/2 preface', { peer: session.socket?.remoteAddress, timeoutMs: limits.handshakeTimeoutMs });
+      // session.destroy() alone leaves the TCP connection open when no preface arrived (the
+      // socket belongs to nghttp2 by then): reset the socket itself, then drop the session.
+      session.socket?.resetAndDestroy();
+      session.destroy();
     }, limits.handshakeTimeoutMs).unref();
-    socket.once('close', () => clearTimeout(timer));
-  };
-  diagnosticsChannel.subscribe('net.server.socket', onSocket);
-  return () => diagnosticsChannel.unsubscribe('net.server.socket', onSocket);
+    session.once('remoteSettings', () => clearTimeout(timer));
+    session.once('close', () => clearTimeout(timer));
+  });
 }

@@ -142,8 +142,13 @@ describe('resource limits', function () {
         await Promise.all(
           Array.from({ length: 100 }, (_, i) => client.pushPublic({ info: { key: '', title: `q${i}`, body, data: {} }, requestId: '' }, { metadata: basicAuth(merchant) })),
         );
+        // Bounded, so a hub without the byte limit fails here instead of hanging the run.
         const outcome = await outcomeOf(async () => {
-          for (;;) if ((await iterator.next()).done) return;
+          const deadline = Date.now() + 15_000;
+          for (;;) {
+            if ((await iterator.next()).done) return;
+            if (Date.now() > deadline) throw new Error('the stream was not ended');
+          }
         });
         assert.equal(statusName(outcome.code), 'RESOURCE_EXHAUSTED');
         assert.match(outcome.details, /more than 65536 bytes of undelivered events/);

@@ -80,6 +80,31 @@ describe('storage faults', function () {
         channel.close();
       }
     });
+
+    it('a database that turned read-only gets UNAVAILABLE (STORAGE_UNAVAILABLE) until it is writable again', async () => {
+      const channel = createChannel(hub.address);
+      try {
+        const client = createClient(PushHubServiceDefinition, channel);
+        const health = createClient(HealthDefinition, channel);
+        const merchant: Credentials = await client.register({ role: Role.ROLE_MERCHANT, displayName: 'm', regionCode: '', registrationToken: '' });
+        const push = (requestId: string) =>
+          outcomeOf((o) => client.pushPublic({ info: bigInfo(requestId), requestId }, { ...o, metadata: basicAuth(merchant) }));
+        // query_only makes every write on the commit worker's connection fail with SQLITE_READONLY.
+        await hub.context.commits.testPragma('query_only = 1');
+        const refused = await push('ro-1');
+        assert.equal(statusName(refused.code), 'UNAVAILABLE');
+        assert.equal(refused.reason, 'STORAGE_UNAVAILABLE');
+        assert.match(refused.details, /^storage: the database is read-only \(SQLITE_READONLY/);
+        assert.equal((await health.check({ service: '' })).status, HealthCheckResponse_ServingStatus.NOT_SERVING);
+        await hub.context.commits.testPragma('query_only = 0');
+        assert.equal((await push('ro-1')).code, Status.OK);
+        assert.equal((await health.check({ service: '' })).status, HealthCheckResponse_ServingStatus.SERVING);
+        const listed = await client.listItems({ receiverId: '', audience: 0, pageSize: 100, pageToken: '' }, { metadata: basicAuth(merchant) });
+        assert.deepEqual(listed.items.map((item) => item.info?.title), ['ro-1']);
+      } finally {
+        channel.close();
+      }
+    });
   });
 
   describe('a database the hub cannot write', () => {

@@ -159,6 +159,45 @@ describe('resource limits', function () {
     });
   });
 
+  describe('unauthenticated streams by source address', () => {
+    /** A raw Health/Watch stream from `localAddress`; resolves to its grpc-status (0 while open). */
+    const watchFrom = (address: string, localAddress: string) => {
+      const session = http2.connect(`http://${address}`, { localAddress } as http2.SecureClientSessionOptions);
+      session.on('error', () => {});
+      const stream = session.request({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Watch', 'content-type': 'application/grpc', te: 'trailers' });
+      stream.on('error', () => {});
+      stream.end(grpcFrame(new Uint8Array(0)));
+      const status = new Promise<number>((resolve) => {
+        stream.on('data', () => resolve(0)); // the first SERVING answer: the stream is open
+        stream.on('trailers', (trailers) => resolve(Number(trailers['grpc-status'])));
+        stream.on('response', (headers) => {
+          if (headers['grpc-status'] !== undefined) resolve(Number(headers['grpc-status']));
+        });
+      });
+      return { status, close: () => session.destroy() };
+    };
+
+    it('the per-source cap counts each address on its own; the total cap covers them all', async () => {
+      const hub = await TestHub.start({ maxAnonymousStreamsPerSource: 2, maxAnonymousStreams: 3 });
+      const open: { close(): void }[] = [];
+      try {
+        const watch = async (from: string) => {
+          const w = watchFrom(hub.address, from);
+          open.push(w);
+          return w.status;
+        };
+        assert.equal(await watch('127.0.0.1'), 0);
+        assert.equal(await watch('127.0.0.1'), 0);
+        assert.equal(await watch('127.0.0.1'), Status.RESOURCE_EXHAUSTED, 'a third from 127.0.0.1 is over its per-source cap');
+        assert.equal(await watch('127.0.0.2'), 0, 'another address has its own allowance');
+        assert.equal(await watch('127.0.0.3'), Status.RESOURCE_EXHAUSTED, 'three are open in total: over the total cap');
+      } finally {
+        for (const w of open) w.close();
+        await hub.stop();
+      }
+    });
+  });
+
   describe('connections', () => {
     it('a TCP connection that never sends the HTTP/2 preface is closed after the handshake timeout', async () => {
       const hub = await TestHub.start({ handshakeTimeoutMs: 300 });

@@ -3,7 +3,6 @@ import { type HubContext, type HubOverrides, createHubContext } from './context.
 import { shuttingDown } from './errors.js';
 import { routeGrpcLogs } from './logger.js';
 import { type RunningServer, startServer } from './server.js';
-import type { HubStore } from './store/types.js';
 
 export interface RunningHub extends RunningServer {
   context: HubContext;

@@ -14,6 +14,30 @@ export interface HubConfig {
   heartbeatIntervalMs: number;
   /** Events a subscriber may have queued before its stream is ended with RESOURCE_EXHAUSTED. */
   subscriberBufferLimit: number;
+  /**
+   * Bytes of encoded events a subscriber may have queued (1 MiB), checked with
+   * subscriberBufferLimit: a stream that stops reading holds at most this much live data.
+   */
+  subscriberBufferBytes: number;
+  /**
+   * A Subscribe stream whose client accepts no data for this long is reset, in ms (60 s).
+   * The stream's memory is then freed; a healthy client reads at least every heartbeat.
+   */
+  subscriberStallTimeoutMs: number;
+  /** Open TCP connections the hub accepts; past it new ones are refused at accept (10,000). */
+  maxConnections: number;
+  /** A connection that has not sent the HTTP/2 preface within this time is closed, in ms (10 s). */
+  handshakeTimeoutMs: number;
+  /** A connection with no open call for this long is closed with GOAWAY, in ms (5 min). */
+  connectionIdleTimeoutMs: number;
+  /** Concurrent streams on one HTTP/2 connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreamsPerConnection: number;
+  /**
+   * Concurrent unauthenticated streams (Health/Watch, reflection) in total and per source
+   * address; past either, RESOURCE_EXHAUSTED. Nobody anonymous can hold unbounded memory.
+   */
+  maxAnonymousStreams: number;
+  maxAnonymousStreamsPerSource: number;
   /** How long a request_id is remembered for idempotent retries, in ms (24 h). */
   idempotencyWindowMs: number;
   /** How often expired items, tombstones and old request ids are purged, in ms (1 min). */
@@ -83,6 +107,14 @@ export const DEFAULT_CONFIG: HubConfig = {
   defaultItemLifetimeMs: 30 * 24 * 3600 * 1000,
   heartbeatIntervalMs: 30_000,
   subscriberBufferLimit: 10_000,
+  subscriberBufferBytes: 1024 * 1024,
+  subscriberStallTimeoutMs: 60_000,
+  maxConnections: 10_000,
+  handshakeTimeoutMs: 10_000,
+  connectionIdleTimeoutMs: 5 * 60_000,
+  maxStreamsPerConnection: 1000,
+  maxAnonymousStreams: 1000,
+  maxAnonymousStreamsPerSource: 32,
   idempotencyWindowMs: 24 * 3600 * 1000,
   purgeIntervalMs: 60_000,
   maxMessageBytes: 64 * 1024,
@@ -153,6 +185,14 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'scryptLogN', flag: 'scrypt-log-n', env: 'PUSHHUB_SCRYPT_LOG_N', kind: int(1, 20), doc: 'scrypt cost as log2(N); 15 costs ~60 ms per hash, checked once per credential' },
   { key: 'heartbeatIntervalMs', flag: 'heartbeat-ms', env: 'PUSHHUB_HEARTBEAT_MS', kind: int(100, HOUR, 'ms'), doc: 'heartbeat interval on a quiet Subscribe stream' },
   { key: 'subscriberBufferLimit', flag: 'subscriber-buffer-limit', env: 'PUSHHUB_SUBSCRIBER_BUFFER_LIMIT', kind: int(1, 10_000_000, 'events'), doc: 'events queued for one subscriber before it is cut off as too slow' },
+  { key: 'subscriberBufferBytes', flag: 'subscriber-buffer-bytes', env: 'PUSHHUB_SUBSCRIBER_BUFFER_BYTES', kind: int(1024, 1024 * 1024 * 1024, 'bytes'), doc: 'bytes of events queued for one subscriber before it is cut off as too slow' },
+  { key: 'subscriberStallTimeoutMs', flag: 'subscriber-stall-timeout-ms', env: 'PUSHHUB_SUBSCRIBER_STALL_TIMEOUT_MS', kind: int(100, DAY, 'ms'), doc: 'a stream whose sends make no progress this long is reset (ENHANCE_YOUR_CALM)' },
+  { key: 'maxConnections', flag: 'max-connections', env: 'PUSHHUB_MAX_CONNECTIONS', kind: int(1, 10_000_000, 'connections'), doc: 'TCP connections at once; more are refused at accept' },
+  { key: 'handshakeTimeoutMs', flag: 'handshake-timeout-ms', env: 'PUSHHUB_HANDSHAKE_TIMEOUT_MS', kind: int(100, HOUR, 'ms'), doc: 'a connection that sends no HTTP/2 preface this long is closed' },
+  { key: 'connectionIdleTimeoutMs', flag: 'connection-idle-timeout-ms', env: 'PUSHHUB_CONNECTION_IDLE_TIMEOUT_MS', kind: int(SECOND, 30 * DAY, 'ms'), doc: 'a connection with no open call this long is closed (grpc.max_connection_idle_ms)' },
+  { key: 'maxStreamsPerConnection', flag: 'max-streams-per-connection', env: 'PUSHHUB_MAX_STREAMS_PER_CONNECTION', kind: int(1, 1_000_000, 'streams'), doc: 'concurrent calls on one HTTP/2 connection' },
+  { key: 'maxAnonymousStreams', flag: 'max-anonymous-streams', env: 'PUSHHUB_MAX_ANONYMOUS_STREAMS', kind: int(1, 10_000_000, 'streams'), doc: 'unauthenticated streaming calls (Health/Watch, reflection) at once, all sources' },
+  { key: 'maxAnonymousStreamsPerSource', flag: 'max-anonymous-streams-per-source', env: 'PUSHHUB_MAX_ANONYMOUS_STREAMS_PER_SOURCE', kind: int(1, 10_000_000, 'streams'), doc: 'unauthenticated streaming calls at once from one source address' },
   { key: 'merchantPushRatePerSec', flag: 'merchant-push-rate', env: 'PUSHHUB_MERCHANT_PUSH_RATE', kind: int(0, 10_000_000, 'pushes/s'), doc: 'pushes per second per merchant, burst 2 s worth; 0 = unlimited' },
   { key: 'maxStreamsPerReceiver', flag: 'max-streams-per-receiver', env: 'PUSHHUB_MAX_STREAMS_PER_RECEIVER', kind: int(1, 10_000, 'streams'), doc: 'concurrent Subscribe streams per receiver' },
   { key: 'maxFailedLogins', flag: 'max-failed-logins', env: 'PUSHHUB_MAX_FAILED_LOGINS', kind: int(1, 1_000_000, 'attempts'), doc: 'failed logins per id inside the window before the id is throttled' },

@@ -28,7 +28,14 @@ export interface HubContext extends HubServices {
  * The composition root: builds config-dependent parts once. Tests pass overrides (a temp
  * database, a tiny scrypt cost, a short heartbeat) through the same path as production.
  */
-export function createHubContext(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): HubContext {
+export interface HubOverrides {
+  logger?: Logger;
+  store?: HubStore;
+  /** Tests only: lets CommitQueue.testPragma reach the commit worker's connection. */
+  testHooks?: boolean;
+}
+
+export function createHubContext(config: HubConfig, overrides: HubOverrides = {}): HubContext {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const store = overrides.store ?? openStoreLogged(config.dbPath, logger);
   const fanout = new Fanout(config.heartbeatIntervalMs);
@@ -37,7 +44,7 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
   const committer =
     overrides.store || config.dbPath === ':memory:'
       ? inlineCommitter(store, config.idempotencyWindowMs)
-      : sqliteWorkerCommitter(config.dbPath, config.idempotencyWindowMs);
+      : sqliteWorkerCommitter(config.dbPath, config.idempotencyWindowMs, { testHooks: overrides.testHooks });
   const commits = new CommitQueue(store, fanout, committer);
   const registry = createRegistry(store, config);
   const metrics = config.metricsAddress

@@ -24,6 +24,9 @@ export const Reason = {
   RegistrationClosed: 'REGISTRATION_CLOSED',
   MetadataTooLarge: 'METADATA_TOO_LARGE',
   ShuttingDown: 'SHUTTING_DOWN',
+  SubscriberStalled: 'SUBSCRIBER_STALLED',
+  StorageUnavailable: 'STORAGE_UNAVAILABLE',
+  TooManyAnonymousStreams: 'TOO_MANY_ANONYMOUS_STREAMS',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
@@ -44,3 +47,6 @@ export const invalidArgument = (field: string, problem: string) =>
 
 export const shuttingDown = () =>
   new HubError(Status.UNAVAILABLE, Reason.ShuttingDown, 'hub is shutting down; reconnect and resume from your last sequence');
+
+export const storageUnavailable = (problem: string) =>
+  new HubError(Status.UNAVAILABLE, Reason.StorageUnavailable, `storage: ${problem}; nothing was stored, retry later with the same request_id`);

@@ -1,10 +1,9 @@
 import type { HubConfig } from './config.js';
-import { type HubContext, createHubContext } from './context.js';
+import { type HubContext, type HubOverrides, createHubContext } from './context.js';
 import { shuttingDown } from './errors.js';
-import type { Logger } from './logger.js';
+import { routeGrpcLogs } from './logger.js';
 import { type MetricsServer, serveMetrics } from './metrics.js';
 import { type RunningServer, startServer } from './server.js';
-import type { HubStore } from './store/types.js';
 
 export interface RunningHub extends RunningServer {
   context: HubContext;
@@ -20,8 +19,9 @@ export interface RunningHub extends RunningServer {
 const SHUTDOWN_GRACE_MS = 5_000;
 
 /** Builds the context and starts serving; the one entry used by main and by tests. */
-export async function startHub(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): Promise<RunningHub> {
+export async function startHub(config: HubConfig, overrides: HubOverrides = {}): Promise<RunningHub> {
   const context = createHubContext(config, overrides);
+  routeGrpcLogs(context.logger);
   let running: RunningServer | undefined;
   let metricsServer: MetricsServer | undefined;
   try {
@@ -35,6 +35,13 @@ export async function startHub(config: HubConfig, overrides: { logger?: Logger; 
     context.store.close();
     throw error;
   }
+  // Health follows storage: NOT_SERVING while writes fail (disk full, read-only), SERVING
+  // again once one succeeds, so load balancers stop sending pushes that cannot be stored.
+  const setHealth = (serving: boolean) => {
+    running.health.setStatus(serving ? 'healthy' : 'unhealthy');
+    running.health.setStatus(serving ? 'healthy' : 'unhealthy', 'pushhub.v1.PushHubService');
+  };
+  const unwatchStorage = context.commits.onWritableChange(setHealth);
   const host = config.address.slice(0, config.address.lastIndexOf(':'));
   let stopping: Promise<void> | undefined;
   return {
@@ -44,8 +51,8 @@ export async function startHub(config: HubConfig, overrides: { logger?: Logger; 
     metricsAddress: metricsServer?.address,
     stop() {
       stopping ??= (async () => {
-        running.health.setStatus('unhealthy');
-        running.health.setStatus('unhealthy', 'pushhub.v1.PushHubService');
+        unwatchStorage();
+        setHealth(false);
         context.stopTimers();
         // Streams end first (they would hold shutdown open), then unary calls drain: push
         // streams answer what they took and end; Subscribe streams end at once.

@@ -1,3 +1,5 @@
+import { inspect } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import type { LogLevel } from './config.js';
 
@@ -73,3 +75,24 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 const nothing = () => {};
 /** Logs nothing (tests); no pino instance behind it. */
 export const silentLogger: Logger = { debug: nothing, info: nothing, warn: nothing, error: nothing };
+/**
+ * Removes credentials from a log line: everything after an `authorization` key (grpc-js
+ * prints rejected metadata whole, e.g. "Failed to add metadata entry authorization:
+ * Basic\t<b64>") and any `Basic`/`Bearer` token wherever it appears.
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/(authorization["']?\s*[:=]\s*)[^\n]*/gi, '$1[redacted]')
+    .replace(/\b(basic|bearer)(\s+)[A-Za-z0-9+/=_.~-]+/gi, '$1$2[redacted]');
+}
+
+/**
+ * Routes grpc-js's own log lines (at ERROR verbosity) through `logger`, redacted. grpc-js
+ * has one process-wide logger, so the last hub started owns it.
+ */
+export function routeGrpcLogs(logger: Logger): void {
+  const forward = (level: 'info' | 'error') => (...args: unknown[]) =>
+    logger[level]('grpc-js', { detail: redactSecrets(args.map((a) => (typeof a === 'string' ? a : inspect(a))).join(' ')) });
+  grpc.setLogger({ error: forward('error'), info: forward('info'), debug: forward('info') });
+  grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
+}

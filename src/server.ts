@@ -6,11 +6,14 @@ import { ServerReflection, ServerReflectionService } from 'nice-grpc-server-refl
 import { createPushHubService } from './api/service.js';
 import type { HubContext } from './context.js';
 import { PushHubServiceDefinition } from '../sdk/src/gen/pushhub/v1/pushhub.js';
-import { authMiddleware } from './middleware/auth.js';
+import { createWireDefinition } from '../sdk/src/wire-definition.js';
 import { grpcMetricsMiddleware } from './metrics.js';
+import { anonymousStreamLimitMiddleware } from './middleware/anonymous-stream-limit.js';
+import { authMiddleware } from './middleware/auth.js';
+import { listenWithConnectionLimits } from './middleware/connection-limits.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
 import { decodeOrMark, malformedRequestMiddleware, metadataLimitMiddleware } from './middleware/request-guards.js';
-import { createWireDefinition } from '../sdk/src/wire-definition.js';
+import { stallGuardInterceptor } from './middleware/stall-guard.js';
 
 const PROTOSET_PATH = new URL('./gen/pushhub.binpb', import.meta.url);
 
@@ -34,10 +37,11 @@ const reflectionV1Alpha = Object.fromEntries(
   ]),
 ) as typeof ServerReflectionService;
 
-/** grpc-js channel options for many long-lived, mostly idle streams. */
-function channelOptions(maxMessageBytes: number) {
+/** grpc-js server options for many long-lived, mostly idle streams, and bounded abuse. */
+function serverOptions(hub: HubContext) {
+  const { config } = hub;
   return {
-    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': 4 * 1024 * 1024,
     // Detect dead peers at the HTTP/2 level too (the Subscribe heartbeat covers the app level).
     'grpc.keepalive_time_ms': 60_000,
@@ -45,7 +49,11 @@ function channelOptions(maxMessageBytes: number) {
     'grpc.keepalive_permit_without_calls': 1,
     // grpc-js keeps per-message channelz counters and timestamps unless this is off.
     'grpc.enable_channelz': 0,
-    'grpc.max_concurrent_streams': 1000,
+    'grpc.max_concurrent_streams': config.maxStreamsPerConnection,
+    // A connection with no call open is closed (GOAWAY): silent sessions do not pile up.
+    'grpc.max_connection_idle_ms': config.connectionIdleTimeoutMs,
+    // Streams whose client accepts no data are reset (see stall-guard.ts).
+    interceptors: [stallGuardInterceptor(config.subscriberStallTimeoutMs, hub.logger)],
   };
 }
 
@@ -59,7 +67,7 @@ export interface RunningServer {
 export async function startServer(hub: HubContext): Promise<RunningServer> {
   const { config } = hub;
   // use() returns a new server: keep that one, it is the one with the middleware.
-  const base = createServer(channelOptions(config.maxMessageBytes));
+  const base = createServer(serverOptions(hub) as never);
   // Per-RPC metrics sit outside the error middleware, so they see the final status code.
   const server = (hub.metrics ? base.use(grpcMetricsMiddleware()).use(hub.metrics.middleware) : base).use(
     errorStatusMiddleware(hub.logger, hub.metrics),
@@ -70,13 +78,17 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
     .with(malformedRequestMiddleware())
     .add(pushHubWireDefinition, createPushHubService(hub) as never);
 
+  // Health and reflection need no credentials: their streams are capped in total and per source.
+  const anonymous = server.with(
+    anonymousStreamLimitMiddleware({ maxStreams: config.maxAnonymousStreams, maxStreamsPerSource: config.maxAnonymousStreamsPerSource }),
+  );
   const health = HealthState();
-  server.add(HealthDefinition, HealthServiceImpl(health));
+  anonymous.add(HealthDefinition, HealthServiceImpl(health));
 
   const protoset = readFileSync(PROTOSET_PATH);
   const reflection = ServerReflection(protoset, [PushHubServiceDefinition.fullName, 'grpc.health.v1.Health']);
-  server.add(ServerReflectionService, reflection);
-  server.add(reflectionV1Alpha, reflection);
+  anonymous.add(ServerReflectionService, reflection);
+  anonymous.add(reflectionV1Alpha, reflection);
 
   const credentials =
     config.tlsCertPath && config.tlsKeyPath
@@ -84,7 +96,11 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
           { cert_chain: readFileSync(config.tlsCertPath), private_key: readFileSync(config.tlsKeyPath) },
         ])
       : ServerCredentials.createInsecure();
-  const port = await server.listen(config.address, credentials);
+  const port = await listenWithConnectionLimits(
+    () => server.listen(config.address, credentials),
+    { maxConnections: config.maxConnections, handshakeTimeoutMs: config.handshakeTimeoutMs },
+    hub.logger,
+  );
   health.setStatus('healthy');
   health.setStatus('healthy', PushHubServiceDefinition.fullName);
   return { server, port, health };

@@ -94,6 +94,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
         commits: hub.commits,
         heartbeatIntervalMs: hub.config.heartbeatIntervalMs,
         subscriberBufferLimit: hub.config.subscriberBufferLimit,
+        subscriberBufferBytes: hub.config.subscriberBufferBytes,
         maxStreamsPerReceiver: hub.config.maxStreamsPerReceiver,
       }) as unknown as AsyncIterable<SubscribeResponse>;
     },

@@ -1,4 +1,4 @@
-import { HubError } from '../errors.js';
+import { HubError, storageUnavailable } from '../errors.js';
 import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import type { ChangeRecord, HubStore } from '../store/types.js';
 import { applyBatch } from './apply-batch.js';
@@ -48,6 +48,27 @@ export interface BatchCommitter {
   /** Deletes expired changes and old request ids on the writer's connection; rows removed. */
   purge(nowMs: number, requestCutoffMs: number): Promise<number>;
   close(): Promise<void>;
+  /** Tests only: runs a pragma on the writer's connection (e.g. max_page_count: a full disk). */
+  testPragma?(statement: string): Promise<number>;
+}
+
+/**
+ * SQLite result codes that mean the storage (not the request, not the code) failed: the disk
+ * is full, the file went read-only, or I/O failed. Extended codes (SQLITE_IOERR_WRITE,
+ * SQLITE_READONLY_DBMOVED, ...) share their primary code's prefix.
+ */
+const STORAGE_FAULTS = ['SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_PROTOCOL'];
+
+/** A retryable UNAVAILABLE (reason STORAGE_UNAVAILABLE) for a storage fault; undefined otherwise. */
+export function classifyStorageFault(error: unknown): HubError | undefined {
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code !== 'string' || !STORAGE_FAULTS.some((fault) => code === fault || code.startsWith(`${fault}_`))) return undefined;
+  const problem =
+    code.startsWith('SQLITE_FULL') ? 'the disk is full' :
+    code.startsWith('SQLITE_READONLY') ? 'the database is read-only' :
+    code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') ? 'the database is locked' :
+    'the database cannot be written';
+  return storageUnavailable(`${problem} (${code})`);
 }
 
 /** Commits on the calling thread through the hub's own store (in-memory stores, tests). */
@@ -86,6 +107,9 @@ export class CommitQueue {
   readonly stats = { transactions: 0, writes: 0 };
   /** Called once per committed batch (metrics); unset costs nothing. */
   onBatchCommitted?: (size: number, startedAtMs: number, oldestAtMs: number, published: readonly ChangeRecord[]) => void;
+  /** False from a write that failed on storage until one succeeds (health follows it). */
+  private writable = true;
+  private readonly writableListeners = new Set<(writable: boolean) => void>();
 
   constructor(
     store: HubStore,
@@ -124,8 +148,39 @@ export class CommitQueue {
   }
 
   /** Purges through the committer, so the purge never contends with a commit for the write lock. */
-  purge(nowMs: number, requestCutoffMs: number): Promise<number> {
-    return this.committer.purge(nowMs, requestCutoffMs);
+  async purge(nowMs: number, requestCutoffMs: number): Promise<number> {
+    try {
+      const removed = await this.committer.purge(nowMs, requestCutoffMs);
+      this.setWritable(true);
+      return removed;
+    } catch (error) {
+      const fault = classifyStorageFault(error);
+      if (fault) this.setWritable(false);
+      throw fault ?? error;
+    }
+  }
+
+  /** Whether the last write reached storage; false while the disk is full or read-only. */
+  get storageWritable(): boolean {
+    return this.writable;
+  }
+
+  /** Calls listener whenever storageWritable changes; returns the unsubscribe function. */
+  onWritableChange(listener: (writable: boolean) => void): () => void {
+    this.writableListeners.add(listener);
+    return () => this.writableListeners.delete(listener);
+  }
+
+  /** Tests only: see BatchCommitter.testPragma. */
+  testPragma(statement: string): Promise<number> {
+    if (!this.committer.testPragma) throw new Error('this committer has no test hooks');
+    return this.committer.testPragma(statement);
+  }
+
+  private setWritable(writable: boolean): void {
+    if (writable === this.writable) return;
+    this.writable = writable;
+    for (const listener of this.writableListeners) listener(writable);
   }
 
   /** Stops the committer; call after drained(). */
@@ -145,11 +200,16 @@ export class CommitQueue {
       );
     } catch (error) {
       // The transaction rolled back: nothing in this batch was stored, so nothing is acked.
-      for (const { reject } of batch) reject(error as Error);
+      // A storage fault is retryable (UNAVAILABLE, STORAGE_UNAVAILABLE) and marks the hub
+      // NOT_SERVING until a write succeeds; anything else stays an internal error.
+      const fault = classifyStorageFault(error);
+      if (fault) this.setWritable(false);
+      for (const { reject } of batch) reject(fault ?? (error as Error));
       this.afterFlush();
       return;
     }
     this.head = result.head;
+    this.setWritable(true);
     this.stats.transactions++;
     this.stats.writes += batch.length;
     this.onBatchCommitted?.(batch.length, startedAt, batch[0]!.at, result.published);

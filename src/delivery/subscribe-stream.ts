@@ -12,11 +12,56 @@ export interface SubscribeDeps {
   commits: CommitQueue;
   heartbeatIntervalMs: number;
   subscriberBufferLimit: number;
+  subscriberBufferBytes: number;
   maxStreamsPerReceiver: number;
 }
 
-/** Rows read per backlog query: large enough for fast catch-up, small enough not to stall the loop. */
-const BACKLOG_PAGE = 2048;
+// --- Backlog paging (bytes, not rows) ---------------------------------------------------
+/** Most rows read per backlog query: large enough for fast catch-up, small enough not to stall the loop. */
+const BACKLOG_PAGE_ROWS = 2048;
+/**
+ * Most frame bytes one backlog page holds (256 KiB). A stream whose client stops reading is
+ * suspended with its page in memory: 2,048 maximum-size rows would be ~25 MB per stream.
+ */
+const BACKLOG_PAGE_BYTES = 256 * 1024;
+/** Rows asked for before frame sizes are known, and the fewest ever asked for. */
+const BACKLOG_MIN_ROWS = 16;
+
+interface BacklogPage {
+  frames: Uint8Array[];
+  /** Sequence of the last frame kept; the next page reads after it. */
+  lastSeq: number;
+  /** Every change up to head has been read. */
+  done: boolean;
+}
+
+/**
+ * Reads up to `rows` changes after cursor and keeps at most BACKLOG_PAGE_BYTES of them (at
+ * least one) that are at or below head. Only the kept frames outlive this call.
+ */
+function readBacklogPage(deps: SubscribeDeps, receiverId: string, cursor: number, head: number, rows: number, snapshot: boolean): BacklogPage {
+  const page = deps.store.readChanges(receiverId, cursor, Date.now(), rows, snapshot);
+  const frames: Uint8Array[] = [];
+  let bytes = 0;
+  let lastSeq = cursor;
+  for (const change of page) {
+    // Rows above head are committed but not yet published: they reach the stream live.
+    if (change.seq > head) return { frames, lastSeq, done: true };
+    if (frames.length > 0 && bytes + change.frame.byteLength > BACKLOG_PAGE_BYTES) return { frames, lastSeq, done: false };
+    frames.push(change.frame);
+    bytes += change.frame.byteLength;
+    lastSeq = change.seq;
+  }
+  return { frames, lastSeq, done: page.length < rows };
+}
+
+/** Rows for the next page: what fits BACKLOG_PAGE_BYTES at the last page's mean frame size. */
+function nextPageRows(page: BacklogPage): number {
+  if (page.frames.length === 0) return BACKLOG_MIN_ROWS;
+  const mean = page.frames.reduce((sum, frame) => sum + frame.byteLength, 0) / page.frames.length;
+  return Math.max(BACKLOG_MIN_ROWS, Math.min(BACKLOG_PAGE_ROWS, Math.floor(BACKLOG_PAGE_BYTES / Math.max(1, mean))));
+}
+// --- end backlog paging ------------------------------------------------------------------
 
 /**
  * A receiver's stream of encoded SubscribeResponse frames: the backlog after the cursor (the
@@ -51,7 +96,7 @@ export async function* streamChanges(
       `after_sequence: ${afterSeq} is beyond the newest sequence ${deps.commits.headSequence}`,
     );
   }
-  const subscription = new Subscription(receiverId, deps.subscriberBufferLimit);
+  const subscription = new Subscription(receiverId, deps.subscriberBufferLimit, deps.subscriberBufferBytes);
   // One listener per stream, not per wait: a cancelled stream fails its queue, which ends
   // the wait below with the signal's reason.
   const onAbort = () => subscription.fail((signal.reason as Error | undefined) ?? new Error('aborted'));
@@ -62,22 +107,21 @@ export async function* streamChanges(
   try {
     let cursor = afterSeq;
     const snapshot = afterSeq === 0;
+    let rows = BACKLOG_MIN_ROWS;
     for (;;) {
       // Head and page are read in the same tick. Rows above head are committed (the commit
       // worker's transaction is visible to this connection) but not yet published: they
       // reach this stream live, so the backlog stops at head.
       const head = deps.commits.headSequence;
-      const page = deps.store.readChanges(receiverId, cursor, Date.now(), BACKLOG_PAGE, snapshot);
-      let published = page.length;
-      while (published > 0 && page[published - 1]!.seq > head) published--;
-      for (let i = 0; i < published; i++) {
-        const full = batch.add(page[i]!.frame);
+      const page = readBacklogPage(deps, receiverId, cursor, head, rows, snapshot);
+      for (const frame of page.frames) {
+        const full = batch.add(frame);
         if (full) {
           yield full;
           subscription.wrote();
         }
       }
-      if (page.length < BACKLOG_PAGE || published < page.length) {
+      if (page.done) {
         // Everything up to head that this receiver can see has been sent.
         cursor = Math.max(cursor, head);
         break;
@@ -87,7 +131,8 @@ export async function* streamChanges(
         yield rest;
         subscription.wrote();
       }
-      cursor = page[page.length - 1]!.seq;
+      cursor = page.lastSeq;
+      rows = nextPageRows(page);
     }
     const last = batch.add(encodeCaughtUpFrame(cursor));
     if (last) yield last;

@@ -7,8 +7,10 @@ const HEARTBEAT: readonly ChangeRecord[] = Object.freeze([]);
 
 /**
  * One open Subscribe stream's live queue. Fan-out only appends (never waits), so a receiver
- * that stops reading can slow nobody else; past `limit` queued changes the stream is failed
- * with RESOURCE_EXHAUSTED and the receiver resumes from its cursor.
+ * that stops reading can slow nobody else; past `limit` queued changes or `maxBytes` queued
+ * frame bytes the stream is failed with RESOURCE_EXHAUSTED and the receiver resumes from its
+ * cursor. The byte bound is what keeps memory in check: 10,000 maximum-size items would be
+ * over 100 MB for one stream.
  *
  * An idle stream holds no timer of its own: the fan-out's one heartbeat ticker calls
  * `tick()` on every stream, and a stream that was not written for two ticks is due a
@@ -16,6 +18,7 @@ const HEARTBEAT: readonly ChangeRecord[] = Object.freeze([]);
  */
 export class Subscription {
   private queue: ChangeRecord[] = [];
+  private queuedBytes = 0;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
   private quietTicks = 0;
@@ -24,27 +27,26 @@ export class Subscription {
   constructor(
     readonly receiverId: string,
     private readonly limit: number,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
   ) {}
 
   offer(change: ChangeRecord): void {
     if (this.failure) return;
-    if (this.queue.length >= this.limit) {
-      this.fail(
-        new HubError(
-          Status.RESOURCE_EXHAUSTED,
-          Reason.SubscriberTooSlow,
-          `subscribe: more than ${this.limit} undelivered events; resume from your last sequence`,
-        ),
-      );
+    const bytes = change.frame.byteLength;
+    if (this.queue.length >= this.limit || this.queuedBytes + bytes > this.maxBytes) {
+      const over = this.queue.length >= this.limit ? `more than ${this.limit} undelivered events` : `more than ${this.maxBytes} bytes of undelivered events`;
+      this.fail(new HubError(Status.RESOURCE_EXHAUSTED, Reason.SubscriberTooSlow, `subscribe: ${over}; resume from your last sequence`));
       return;
     }
     this.queue.push(change);
+    this.queuedBytes += bytes;
     if (this.queue.length === 1) this.wakeUp();
   }
 
   fail(error: Error): void {
     this.failure ??= error;
     this.queue = [];
+    this.queuedBytes = 0;
     this.wakeUp();
   }
 
@@ -73,6 +75,7 @@ export class Subscription {
     if (this.queue.length === 0) return HEARTBEAT;
     const taken = this.queue;
     this.queue = [];
+    this.queuedBytes = 0;
     return taken;
   }
 

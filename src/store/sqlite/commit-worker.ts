@@ -9,13 +9,14 @@ import { openSqliteStore } from './sqlite-store.js';
  * in one synchronous=FULL transaction, so the fsync never blocks the hub's event loop. See
  * worker-committer.ts for the protocol.
  */
-const { dbPath, idempotencyWindowMs } = workerData as { dbPath: string; idempotencyWindowMs: number };
+const { dbPath, idempotencyWindowMs, testHooks } = workerData as { dbPath: string; idempotencyWindowMs: number; testHooks?: boolean };
 const store = openSqliteStore(dbPath);
 parentPort!.postMessage({ ready: true });
 
 type Request =
   | { id: number; ops: WriteOp[]; head: number; nowMs: number }
   | { id: number; purge: { nowMs: number; requestCutoffMs: number } }
+  | { id: number; testPragma: string }
   | { close: true };
 
 parentPort!.on('message', (m: Request) => {
@@ -25,6 +26,12 @@ parentPort!.on('message', (m: Request) => {
     return;
   }
   try {
+    // Tests only (testHooks): e.g. max_page_count on this connection simulates a full disk.
+    if ('testPragma' in m) {
+      if (!testHooks) throw new Error('test hooks are off');
+      parentPort!.postMessage({ id: m.id, ok: true, removed: Number(store.pragma(m.testPragma, { simple: true }) ?? 0) });
+      return;
+    }
     if ('purge' in m) {
       parentPort!.postMessage({ id: m.id, ok: true, removed: store.purge(m.purge.nowMs, m.purge.requestCutoffMs) });
       return;
@@ -37,6 +44,9 @@ parentPort!.on('message', (m: Request) => {
     for (const change of result.published) buffers.add(change.frame.buffer as ArrayBuffer);
     parentPort!.postMessage({ id: m.id, ok: true, outcomes, published: result.published, head: result.head }, [...buffers]);
   } catch (error) {
-    parentPort!.postMessage({ id: m.id, ok: false, message: String((error as Error)?.message ?? error) });
+    // The SQLite code (SQLITE_FULL, SQLITE_READONLY, ...) travels with the message, so the
+    // commit queue can tell a storage fault from a bug.
+    const code = (error as { code?: unknown })?.code;
+    parentPort!.postMessage({ id: m.id, ok: false, message: String((error as Error)?.message ?? error), code: typeof code === 'string' ? code : undefined });
   }
 });

@@ -40,18 +40,48 @@ const toChange = (row: ChangeRow): ChangeRecord => ({
 
 const CHANGE_COLUMNS = 'seq, kind, item_id, merchant_id, receiver_id, item_key, frame, pushed_at_ms, valid_until_ms';
 
+/** The SQLite store, plus raw pragmas for the commit worker's test hooks. */
+export type SqliteStore = HubStore & { pragma: Database.Database['pragma'] };
+
+/**
+ * Opens the database and proves it is writable (a write inside a rolled-back transaction):
+ * a hub that would fail every push later refuses to start now, naming the path and why.
+ */
+function openWritable(path: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec("UPDATE meta SET value = value WHERE name = 'head_seq'");
+    } finally {
+      db.exec('ROLLBACK');
+    }
+    return db;
+  } catch (error) {
+    db?.close();
+    // Errors without a code (a newer schema version) already say what to do: keep them.
+    if (typeof (error as { code?: unknown })?.code !== 'string') throw error;
+    const code = (error as { code: string }).code;
+    const message = (error as Error)?.message ?? String(error);
+    // fs errors start with their code already (EEXIST: ...); SQLite's do not.
+    const why = message.startsWith(`${code}:`) ? message : `${code}: ${message}`;
+    throw new Error(`database ${path}: cannot open it for writing (${why})`, { cause: error });
+  }
+}
+
 /**
  * Opens (creating if needed) the SQLite database at path and migrates it. WAL with
  * synchronous=FULL: a commit is durable against power loss once transaction() returns.
  */
-export function openSqliteStore(path: string): HubStore {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  migrate(db);
+export function openSqliteStore(path: string): SqliteStore {
+  const db = openWritable(path);
 
   // Prepared once; each sits next to the method that uses it.
   const insertAccount = db.prepare(
@@ -179,6 +209,7 @@ export function openSqliteStore(path: string): HubStore {
       return db.transaction(() => purgeChanges.run(nowMs).changes + purgeRequests.run(requestCutoffMs).changes).immediate();
     },
     close: () => db.close(),
+    pragma: db.pragma.bind(db) as Database.Database['pragma'],
   };
 }
 

@@ -4,7 +4,7 @@ import { HubError } from '../../errors.js';
 import type { ChangeRecord } from '../types.js';
 
 type BatchReply = { outcomes: (WriteAck | { hubError: { code: number; reason: string; message: string } })[]; published: ChangeRecord[]; head: number };
-type Reply = ({ id: number; ok: true } & (BatchReply | { removed: number })) | { id: number; ok: false; message: string };
+type Reply = ({ id: number; ok: true } & (BatchReply | { removed: number })) | { id: number; ok: false; message: string; code?: string };
 
 /** Same file kind as this module: .ts when run from source (under tsx), .js when compiled. */
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -20,14 +20,14 @@ const WORKER_BOOT = FROM_SOURCE
  * synchronous=FULL fsync, so pushes keep arriving and form the next, larger batch. The
  * commit queue sends one batch at a time, so commits stay in order.
  */
-export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: number): BatchCommitter {
+export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: number, options: { testHooks?: boolean } = {}): BatchCommitter {
   let worker: Worker | undefined;
   let nextId = 1;
   const waiting = new Map<number, { resolve: (reply: Reply & { ok: true }) => void; reject: (e: Error) => void }>();
   let ready: Promise<void> = Promise.resolve();
 
   const start = (): Worker => {
-    const w = new Worker(WORKER_BOOT, { eval: true, workerData: { dbPath, idempotencyWindowMs } });
+    const w = new Worker(WORKER_BOOT, { eval: true, workerData: { dbPath, idempotencyWindowMs, testHooks: options.testHooks === true } });
     w.unref();
     let markReady!: () => void;
     ready = new Promise((resolve) => (markReady = resolve));
@@ -38,7 +38,8 @@ export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: numbe
       if (!entry) return;
       waiting.delete(reply.id);
       if (waiting.size === 0) w.unref();
-      if (!reply.ok) return entry.reject(new Error(reply.message));
+      // Keep the SQLite code (error.code, as better-sqlite3 sets it) for fault classification.
+      if (!reply.ok) return entry.reject(Object.assign(new Error(reply.message), { code: reply.code }));
       entry.resolve(reply);
     });
     // A crashed worker fails what it held; the next batch starts a new one (nothing was acked).
@@ -83,6 +84,9 @@ export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: numbe
     // Runs in the worker too, between batches: the hub's event loop never waits for the write lock.
     async purge(nowMs, requestCutoffMs) {
       return ((await request({ purge: { nowMs, requestCutoffMs } })) as { removed: number }).removed;
+    },
+    async testPragma(statement) {
+      return ((await request({ testPragma: statement })) as { removed: number }).removed;
     },
     async close() {
       const w = worker;

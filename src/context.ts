@@ -112,16 +112,23 @@ function openStoreLogged(path: string, logger: Logger): HubStore {
   return store;
 }
 
-/** "--db PATH: cannot open the database: REASON", naming what is wrong where we can tell. */
+/**
+ * "--db PATH: cannot open it for writing: REASON", naming what is wrong where we can tell.
+ * Failures that are not about opening (a schema newer than this hub) keep their own words.
+ */
 export function describeOpenFailure(path: string, error: unknown): string {
   const message = String((error as Error)?.message ?? error);
-  let cause = message;
+  // The store's own wording: "database PATH: cannot open it for writing (CODE: reason)".
+  const inner = /cannot open it for writing \((.*)\)$/s.exec(message)?.[1];
+  if (inner === undefined && typeof (error as { code?: unknown })?.code !== 'string') return `--db ${path}: ${message}`;
+  const reason = inner ?? message;
+  let cause = reason;
   try {
-    if (existsSync(path) && statSync(path).isDirectory()) cause = 'it is a directory';
-    else if (existsSync(dirname(path)) && !statSync(dirname(path)).isDirectory()) cause = `${dirname(path)} is not a directory`;
-    else if ((error as NodeJS.ErrnoException)?.code === 'EACCES') cause = `permission denied (${message})`;
+    if (existsSync(path) && statSync(path).isDirectory()) cause = `it is a directory (${reason})`;
+    else if (existsSync(dirname(path)) && !statSync(dirname(path)).isDirectory()) cause = `${dirname(path)} is not a directory (${reason})`;
+    else if ((error as NodeJS.ErrnoException)?.code === 'EACCES') cause = `permission denied (${reason})`;
   } catch {
-    // The checks above only refine the message; SQLite's own words stand otherwise.
+    // The checks above only refine the message; the store's own words stand otherwise.
   }
-  return `--db ${path}: cannot open the database: ${cause}`;
+  return `--db ${path}: cannot open it for writing: ${cause}`;
 }

@@ -68,7 +68,7 @@ describe('the hub process', function () {
 
   it('a database path that cannot be opened is reported with the path and the reason', async () => {
     const hub = new HubProcess(dir, await freePort()); // a directory, not a file
-    await assert.rejects(hub.start(), (error: Error) => error.message.includes(`--db ${dir}: cannot open the database: it is a directory`));
+    await assert.rejects(hub.start(), (error: Error) => error.message.includes(`--db ${dir}: cannot open it for writing: it is a directory`));
   });
 
   it('SIGTERM under load logs stopped, exits 0 and closes the database cleanly with every acked push in it', async () => {

@@ -51,13 +51,17 @@ export async function* streamChanges(
   deps.fanout.attach(subscription);
   try {
     let cursor = afterSeq;
-    const snapshot = afterSeq === 0;
+    // A snapshot (cursor 0) skips tombstones the receiver has no use for: those committed
+    // before it started are for items it will never be sent. A withdrawal committed while
+    // the snapshot is being read may be for an item of a page already sent, so from the
+    // starting head on, tombstones are read like on a resume.
+    const tombstonesAfter = afterSeq === 0 ? deps.commits.headSequence : afterSeq;
     for (;;) {
       // Head and page are read in the same tick. Rows above head are committed (the commit
       // worker's transaction is visible to this connection) but not yet published: they
       // reach this stream live, so the backlog stops at head.
       const head = deps.commits.headSequence;
-      const page = deps.store.readChanges(receiverId, cursor, Date.now(), BACKLOG_PAGE, snapshot);
+      const page = deps.store.readChanges(receiverId, cursor, Date.now(), BACKLOG_PAGE, tombstonesAfter);
       let published = page.length;
       while (published > 0 && page[published - 1]!.seq > head) published--;
       for (let i = 0; i < published; i++) yield page[i]!.frame;

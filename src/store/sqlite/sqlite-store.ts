@@ -84,13 +84,7 @@ export function openSqliteStore(path: string): HubStore {
   // Two index range scans merged by seq: the receiver's own changes and the public ones.
   const readChanges = db.prepare(
     `SELECT ${CHANGE_COLUMNS} FROM changes
-     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ?
-     ORDER BY seq LIMIT ?`,
-  );
-  // A snapshot (cursor 0) needs no tombstones: the receiver holds nothing to remove.
-  const readItems = db.prepare(
-    `SELECT ${CHANGE_COLUMNS} FROM changes
-     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ? AND kind = 1
+     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ? AND (kind = 1 OR seq > ?)
      ORDER BY seq LIMIT ?`,
   );
   const listAll = db.prepare(
@@ -160,9 +154,8 @@ export function openSqliteStore(path: string): HubStore {
       saveRequest.run(merchantId, requestId, record.itemId, record.seq, record.createdAtMs);
     },
 
-    readChanges(receiverId, afterSeq, nowMs, limit, itemsOnly) {
-      const statement = itemsOnly ? readItems : readChanges;
-      return (statement.all(receiverId, afterSeq, nowMs, limit) as ChangeRow[]).map(toChange);
+    readChanges(receiverId, afterSeq, nowMs, limit, tombstonesAfterSeq) {
+      return (readChanges.all(receiverId, afterSeq, nowMs, tombstonesAfterSeq, limit) as ChangeRow[]).map(toChange);
     },
     listItems(merchantId, receiverId, afterSeq, nowMs, limit) {
       const rows = (

@@ -14,8 +14,11 @@ export type OfferKind = 'discount' | 'points' | 'voucher' | 'none';
 export type StoreChange =
   /** An item was added; `replaced` is the item it replaced (same merchant, audience, key), if any. */
   | { type: 'added'; item: Item; replaced?: Item }
-  /** An item was removed: withdrawn by its merchant, or past its valid_until. */
-  | { type: 'removed'; item: Item; cause: 'withdrawn' | 'expired' };
+  /**
+   * An item was removed: withdrawn by its merchant, past its valid_until, or replaced by a
+   * newer item with the same key (the newer one is `added` next, unless it has already ended).
+   */
+  | { type: 'removed'; item: Item; cause: 'withdrawn' | 'expired' | 'replaced' };
 
 /** Options of ReceiverStore.sync. */
 export interface SyncOptions {
@@ -283,7 +286,8 @@ export class ReceiverStore extends EventEmitter<ReceiverStoreEvents> {
           }
         }
         for (const item of removed) s.deleteById.run(item.itemId);
-        return removed.map((item) => ({ type: 'removed', item, cause: 'withdrawn' }));
+        const cause = w.replaced ? 'replaced' : 'withdrawn';
+        return removed.map((item) => ({ type: 'removed', item, cause }));
       }
     }
   }

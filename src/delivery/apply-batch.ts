@@ -29,15 +29,43 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
     return ack;
   };
 
+  /**
+   * Removes a live item from the log and writes its tombstone at a new sequence. The
+   * tombstone is kept until the item would have expired: by then every receiver drops it
+   * anyway, and until then a receiver resuming from any cursor that saw the item learns it
+   * is gone, whatever happened after (a replacing item may itself end first).
+   */
+  const tombstone = (item: ChangeRecord, replaced: boolean): ChangeRecord => {
+    store.deleteChange(item.seq);
+    const seq = nextSeq();
+    const change: ChangeRecord = {
+      seq,
+      kind: ChangeKind.Withdrawal,
+      itemId: item.itemId,
+      merchantId: item.merchantId,
+      receiverId: item.receiverId,
+      itemKey: item.itemKey,
+      frame: encodeWithdrawalFrame({ ...item, seq, replaced }),
+      pushedAtMs: nowMs,
+      validUntilMs: item.validUntilMs,
+    };
+    store.insertChange(change);
+    published.push(change);
+    return change;
+  };
+
   const applyPush = (op: PushOp): WriteAck => {
     const replayed = replay(op.merchantId, op.requestId);
     if (replayed) return replayed;
     const itemKey = op.info.key;
     if (itemKey !== '') {
-      // Replace by key: the older item leaves the log, so a new subscriber never sees it;
-      // current subscribers replace it by (merchant, audience, key) when the new one arrives.
+      // Replace by key: the older item leaves the log with a tombstone (replaced = true) at
+      // its own sequence, then the new item follows. A snapshot never sees the older item;
+      // a receiver that held it drops it even if the new one has ended before it resumes.
       const older = store.findItemByKey({ merchantId: op.merchantId, receiverId: op.receiverId, itemKey });
-      if (older) store.deleteChange(older.seq);
+      // An older item that has already ended needs no tombstone: every receiver drops it.
+      if (older && older.validUntilMs <= nowMs) store.deleteChange(older.seq);
+      else if (older) tombstone(older, true);
     }
     const seq = nextSeq();
     const itemId = newItemId(seq);
@@ -69,22 +97,7 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
       const what = op.itemId !== '' ? `item_id: no live item ${op.itemId}` : `key: no live item with key "${op.key}"`;
       throw new HubError(Status.NOT_FOUND, Reason.ItemNotFound, `${what} among this merchant's items`);
     }
-    store.deleteChange(item.seq);
-    const seq = nextSeq();
-    const tombstone: ChangeRecord = {
-      seq,
-      kind: ChangeKind.Withdrawal,
-      itemId: item.itemId,
-      merchantId: item.merchantId,
-      receiverId: item.receiverId,
-      itemKey: item.itemKey,
-      frame: encodeWithdrawalFrame({ ...item, seq }),
-      pushedAtMs: nowMs,
-      // Kept until the item would have expired: by then every receiver drops it anyway.
-      validUntilMs: item.validUntilMs,
-    };
-    store.insertChange(tombstone);
-    published.push(tombstone);
+    const { seq } = tombstone(item, false);
     return remember(op.merchantId, op.requestId, { itemId: item.itemId, seq });
   };
 

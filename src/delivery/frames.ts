@@ -62,6 +62,8 @@ export function encodeWithdrawalFrame(w: {
   merchantId: string;
   receiverId: string;
   itemKey: string;
+  /** The item left because a newer item with the same key replaced it. */
+  replaced?: boolean;
 }): Uint8Array {
   return encodeFrame({
     event: {
@@ -72,6 +74,7 @@ export function encodeWithdrawalFrame(w: {
         merchantId: w.merchantId,
         audience: audienceOf(w.receiverId),
         key: w.itemKey,
+        replaced: w.replaced ?? false,
       },
     },
   });

@@ -93,4 +93,53 @@ describe('receiver state stays right', () => {
     assert.equal(model.items.has(withdrawn.itemId), false);
     assert.equal(model.items.size, ids.length - 1);
   });
+
+  /** Reads a Subscribe stream from a cursor up to caught_up into the model. */
+  const resume = async (receiver: Credentials, model: ModelReceiver): Promise<SubscribeResponse[]> => {
+    const abort = new AbortController();
+    const seen: SubscribeResponse[] = [];
+    const stream = client.subscribe({ afterSequence: model.cursor }, { metadata: basicAuth(receiver), signal: abort.signal });
+    try {
+      for await (const event of stream) {
+        seen.push(event);
+        model.apply(event);
+        if (event.event?.$case === 'caughtUp') break;
+      }
+    } finally {
+      abort.abort();
+    }
+    return seen;
+  };
+
+  for (const ending of ['withdrawn', 'expired'] as const) {
+    it(`an item replaced while the receiver was offline leaves it on resume, also when the newer one was ${ending}`, async () => {
+      const receiver = await t.register('receiver');
+      const model = new ModelReceiver();
+      const a = await client.pushSpecific({ receiverId: receiver.id, info: { key: 'points', title: 'A: 10 points' } }, asMerchant());
+      await resume(receiver, model);
+      assert.deepEqual([...model.items.keys()], [a.itemId]);
+
+      // Offline: A is replaced by B, then B ends.
+      const soon = new Date(Date.now() + 300);
+      const b = await client.pushSpecific(
+        { receiverId: receiver.id, info: { key: 'points', title: 'B: 20 points', validUntil: ending === 'expired' ? soon : undefined } },
+        asMerchant(),
+      );
+      if (ending === 'withdrawn') await client.withdraw({ itemId: b.itemId, requestId: '' }, asMerchant());
+      else while (Date.now() <= soon.getTime()) await new Promise((r) => setTimeout(r, 50));
+
+      const seen = await resume(receiver, model);
+      assert.deepEqual([...model.items.keys()], [], 'the receiver holds neither A nor B');
+      const tombstone = seen.find((e) => e.event?.$case === 'withdrawal' && e.event.value.itemId === a.itemId);
+      assert.ok(tombstone?.event?.$case === 'withdrawal', 'A\'s tombstone is sent');
+      assert.equal(tombstone.event.value.replaced, true, 'A\'s tombstone says replaced');
+      assert.ok(tombstone.event.value.sequence < b.sequence, 'the tombstone precedes B');
+
+      // A new receiver state from 0 agrees: nothing live, and no stray tombstones.
+      const fresh = new ModelReceiver();
+      const snapshot = await resume(receiver, fresh);
+      assert.deepEqual([...fresh.items.keys()], []);
+      assert.deepEqual(snapshot.map((e) => e.event?.$case), ['caughtUp']);
+    });
+  }
 });

@@ -370,6 +370,12 @@ export interface Withdrawal {
   audience: Audience;
   /** The withdrawn item's key (empty if it had none). */
   key: string;
+  /**
+   * True when the item was replaced by a newer item with the same key; the newer item
+   * follows unless it has already ended. Sent so that a receiver that was offline while the
+   * newer item came and went still drops the older one.
+   */
+  replaced: boolean;
 }
 
 /** CaughtUp marks the end of the backlog. */
@@ -2776,7 +2782,7 @@ export const Item: MessageFns<Item> = {
 };
 
 function createBaseWithdrawal(): Withdrawal {
-  return { itemId: "", sequence: 0n, merchantId: "", audience: 0, key: "" };
+  return { itemId: "", sequence: 0n, merchantId: "", audience: 0, key: "", replaced: false };
 }
 
 export const Withdrawal: MessageFns<Withdrawal> = {
@@ -2798,6 +2804,9 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     }
     if (message.key !== "") {
       writer.uint32(42).string(message.key);
+    }
+    if (message.replaced !== false) {
+      writer.uint32(48).bool(message.replaced);
     }
     return writer;
   },
@@ -2855,6 +2864,14 @@ export const Withdrawal: MessageFns<Withdrawal> = {
             message.key = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.replaced = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2882,6 +2899,7 @@ export const Withdrawal: MessageFns<Withdrawal> = {
         : "",
       audience: isSet(object.audience) ? audienceFromJSON(object.audience) : 0,
       key: isSet(object.key) ? globalThis.String(object.key) : "",
+      replaced: isSet(object.replaced) ? globalThis.Boolean(object.replaced) : false,
     };
   },
 
@@ -2902,6 +2920,9 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     if (message.key !== "") {
       obj.key = message.key;
     }
+    if (message.replaced !== false) {
+      obj.replaced = message.replaced;
+    }
     return obj;
   },
 
@@ -2915,6 +2936,7 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     message.merchantId = object.merchantId ?? "";
     message.audience = object.audience ?? 0;
     message.key = object.key ?? "";
+    message.replaced = object.replaced ?? false;
     return message;
   },
 };

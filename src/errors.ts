@@ -18,6 +18,10 @@ export const Reason = {
   RegistrationClosed: 'REGISTRATION_CLOSED',
   MetadataTooLarge: 'METADATA_TOO_LARGE',
   ShuttingDown: 'SHUTTING_DOWN',
+  /** A request_id already used, inside the idempotency window, for a request with other content. */
+  RequestIdReused: 'REQUEST_ID_REUSED',
+  /** The merchant already has as many live public items as the hub allows. */
+  PublicItemLimit: 'PUBLIC_ITEM_LIMIT',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -79,6 +79,9 @@ export function checkServiceInfo(
   checkText(`${field}.title`, info.title);
   checkText(`${field}.body`, info.body);
   if (chars(info.key) > LIMITS.keyChars) throw invalidArgument(`${field}.key`, `at most ${LIMITS.keyChars} characters`);
+  // An item must show something: one without a title is a blank entry on every receiver.
+  // Body, offer and data stay optional (a title alone is a complete message).
+  if (info.title.trim() === '') throw invalidArgument(`${field}.title`, 'required');
   if (chars(info.title) > LIMITS.titleChars) throw invalidArgument(`${field}.title`, `at most ${LIMITS.titleChars} characters`);
   if (utf8Bytes(info.body) > LIMITS.bodyBytes) throw invalidArgument(`${field}.body`, `at most ${LIMITS.bodyBytes} bytes (UTF-8)`);
 

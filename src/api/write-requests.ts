@@ -4,6 +4,7 @@ import type { PushPublicRequest, PushSpecificRequest, WithdrawRequest } from '..
 import { ITEM_ID_PATTERN } from '../registry/ids.js';
 import { PUBLIC_RECEIVER } from '../store/types.js';
 import type { HubServices } from './call-context.js';
+import { requestDigest } from './request-digest.js';
 import { checkItemKey, checkReceiverId, checkRequestId, checkServiceInfo, receiverNotFound } from './validate.js';
 
 /**
@@ -16,14 +17,17 @@ export function toSpecificPush(hub: HubServices, merchantId: string, req: PushSp
   const info = checkServiceInfo(`${prefix}info`, req.info, Date.now(), hub.config.defaultItemLifetimeMs);
   if (!hub.registry.isReceiver(req.receiverId)) throw receiverNotFound(`${prefix}receiver_id`, req.receiverId);
   hub.pushLimiter.take(merchantId);
-  return { kind: 'push', merchantId, receiverId: req.receiverId, info, requestId: req.requestId };
+  const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: req.receiverId, info: req.info });
+  return { kind: 'push', merchantId, receiverId: req.receiverId, info, requestId: req.requestId, requestDigest: digest };
 }
 
 export function toPublicPush(hub: HubServices, merchantId: string, req: PushPublicRequest, prefix = ''): PushOp {
   checkRequestId(`${prefix}request_id`, req.requestId);
   const info = checkServiceInfo(`${prefix}info`, req.info, Date.now(), hub.config.defaultItemLifetimeMs);
   hub.pushLimiter.take(merchantId);
-  return { kind: 'push', merchantId, receiverId: PUBLIC_RECEIVER, info, requestId: req.requestId };
+  // The digest covers the audience too: the same id for a public push after a specific one differs.
+  const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: PUBLIC_RECEIVER, info: req.info });
+  return { kind: 'push', merchantId, receiverId: PUBLIC_RECEIVER, info, requestId: req.requestId, requestDigest: digest };
 }
 
 export function toWithdraw(hub: HubServices, merchantId: string, req: WithdrawRequest, prefix = ''): WithdrawOp {
@@ -40,5 +44,7 @@ export function toWithdraw(hub: HubServices, merchantId: string, req: WithdrawRe
     key: req.key,
     receiverId: req.itemId === '' ? req.receiverId : '',
     requestId: req.requestId,
+    // Covers the target (item_id, or key and receiver_id), so another withdrawal is refused.
+    requestDigest: req.requestId === '' ? '' : requestDigest('withdraw', req),
   };
 }

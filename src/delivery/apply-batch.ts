@@ -16,16 +16,28 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
   const published: ChangeRecord[] = [];
   const nextSeq = () => ++head;
 
-  /** Returns the remembered ack of a repeated request id (AIP-155), if any. */
-  const replay = (merchantId: string, requestId: string): WriteAck | undefined => {
-    if (requestId === '') return undefined;
-    const earlier = store.findRequest(merchantId, requestId);
+  /**
+   * Returns the remembered ack of a repeated request id (AIP-155), if any. The same id with
+   * a different request is refused: answering it with the first request's result would
+   * tell the merchant a push or withdrawal happened that never did.
+   */
+  const replay = (op: WriteOp): WriteAck | undefined => {
+    if (op.requestId === '') return undefined;
+    const earlier = store.findRequest(op.merchantId, op.requestId);
     if (!earlier || nowMs - earlier.createdAtMs >= idempotencyWindowMs) return undefined;
+    if (earlier.digest !== '' && earlier.digest !== op.requestDigest) {
+      const hours = Math.round(idempotencyWindowMs / 3_600_000);
+      throw new HubError(
+        Status.INVALID_ARGUMENT,
+        Reason.RequestIdReused,
+        `request_id: already used within ${hours} h for a different request`,
+      );
+    }
     return { itemId: earlier.itemId, seq: earlier.seq };
   };
 
-  const remember = (merchantId: string, requestId: string, ack: WriteAck): WriteAck => {
-    if (requestId !== '') store.saveRequest(merchantId, requestId, { ...ack, createdAtMs: nowMs });
+  const remember = (op: WriteOp, ack: WriteAck): WriteAck => {
+    if (op.requestId !== '') store.saveRequest(op.merchantId, op.requestId, { ...ack, createdAtMs: nowMs, digest: op.requestDigest });
     return ack;
   };
 
@@ -55,7 +67,7 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
   };
 
   const applyPush = (op: PushOp): WriteAck => {
-    const replayed = replay(op.merchantId, op.requestId);
+    const replayed = replay(op);
     if (replayed) return replayed;
     const itemKey = op.info.key;
     if (itemKey !== '') {
@@ -82,11 +94,11 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
     };
     store.insertChange(change);
     published.push(change);
-    return remember(op.merchantId, op.requestId, { itemId, seq });
+    return remember(op, { itemId, seq });
   };
 
   const applyWithdraw = (op: WithdrawOp): WriteAck => {
-    const replayed = replay(op.merchantId, op.requestId);
+    const replayed = replay(op);
     if (replayed) return replayed;
     const item =
       op.itemId !== ''
@@ -98,7 +110,7 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
       throw new HubError(Status.NOT_FOUND, Reason.ItemNotFound, `${what} among this merchant's items`);
     }
     const { seq } = tombstone(item, false);
-    return remember(op.merchantId, op.requestId, { itemId: item.itemId, seq });
+    return remember(op, { itemId: item.itemId, seq });
   };
 
   for (const op of ops) {

@@ -11,6 +11,8 @@ export interface PushOp {
   receiverId: string;
   info: ServiceInfo;
   requestId: string;
+  /** Digest of the request without its request_id (see api/request-digest.ts); '' without a request_id. */
+  requestDigest: string;
 }
 
 /** A validated withdrawal, by item id or by (receiverId, key). */
@@ -21,6 +23,8 @@ export interface WithdrawOp {
   key: string;
   receiverId: string;
   requestId: string;
+  /** Digest of the request without its request_id; '' without a request_id. */
+  requestDigest: string;
 }
 
 export type WriteOp = PushOp | WithdrawOp;

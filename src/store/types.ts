@@ -44,6 +44,8 @@ export interface RequestRecord {
   itemId: string;
   seq: number;
   createdAtMs: number;
+  /** sha256 (hex) of the request without its request_id; '' for records of older hubs. */
+  digest: string;
 }
 
 export interface ItemLocator {

@@ -102,12 +102,12 @@ function describeStoreContract(name: string, open: () => { store: HubStore; clea
 
     it('remembers request ids and purges old ones and expired changes', () => {
       store.transaction(() => {
-        store.saveRequest('M00-0000000000000001', 'r1', { itemId: 'I1', seq: 1, createdAtMs: 100 });
+        store.saveRequest('M00-0000000000000001', 'r1', { itemId: 'I1', seq: 1, createdAtMs: 100, digest: 'abc' });
         store.insertChange(change(1, { validUntilMs: 200 }));
         store.insertChange(change(2, { validUntilMs: 5000 }));
         store.setHeadSequence(2);
       });
-      assert.deepEqual(store.findRequest('M00-0000000000000001', 'r1'), { itemId: 'I1', seq: 1, createdAtMs: 100 });
+      assert.deepEqual(store.findRequest('M00-0000000000000001', 'r1'), { itemId: 'I1', seq: 1, createdAtMs: 100, digest: 'abc' });
       assert.equal(store.findRequest('M00-0000000000000002', 'r1'), undefined);
       assert.equal(store.purge(1000, 150), 2);
       assert.equal(store.findRequest('M00-0000000000000001', 'r1'), undefined);

@@ -60,6 +60,12 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX items_by_id;
   CREATE INDEX legacy_items_by_id ON changes (item_id) WHERE kind = 1 AND substr(item_id, 18, 1) >= '8';
   `,
+  // 3: a request id remembers a digest of its request, so reusing the id for a different
+  // request is refused instead of answered with the first request's result. Rows written
+  // before have no digest ('') and replay as before until they age out (24 h).
+  `
+  ALTER TABLE requests ADD COLUMN digest TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 export class DatabaseTooNewError extends Error {

@@ -76,10 +76,10 @@ export function openSqliteStore(path: string): HubStore {
   );
   const deleteChange = db.prepare('DELETE FROM changes WHERE seq = ?');
   const findRequest = db.prepare(
-    'SELECT item_id, seq, created_at_ms FROM requests WHERE merchant_id = ? AND request_id = ?',
+    'SELECT item_id, seq, created_at_ms, digest FROM requests WHERE merchant_id = ? AND request_id = ?',
   );
   const saveRequest = db.prepare(
-    'INSERT OR REPLACE INTO requests (merchant_id, request_id, item_id, seq, created_at_ms) VALUES (?, ?, ?, ?, ?)',
+    'INSERT OR REPLACE INTO requests (merchant_id, request_id, item_id, seq, created_at_ms, digest) VALUES (?, ?, ?, ?, ?, ?)',
   );
   // Two index range scans merged by seq: the receiver's own changes and the public ones.
   const readChanges = db.prepare(
@@ -146,12 +146,12 @@ export function openSqliteStore(path: string): HubStore {
 
     findRequest(merchantId, requestId): RequestRecord | undefined {
       const row = findRequest.get(merchantId, requestId) as
-        | { item_id: string; seq: number; created_at_ms: number }
+        | { item_id: string; seq: number; created_at_ms: number; digest: string }
         | undefined;
-      return row && { itemId: row.item_id, seq: row.seq, createdAtMs: row.created_at_ms };
+      return row && { itemId: row.item_id, seq: row.seq, createdAtMs: row.created_at_ms, digest: row.digest };
     },
     saveRequest(merchantId, requestId, record) {
-      saveRequest.run(merchantId, requestId, record.itemId, record.seq, record.createdAtMs);
+      saveRequest.run(merchantId, requestId, record.itemId, record.seq, record.createdAtMs, record.digest);
     },
 
     readChanges(receiverId, afterSeq, nowMs, limit, tombstonesAfterSeq) {

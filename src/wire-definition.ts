@@ -1,4 +1,5 @@
 import { PushHubServiceDefinition, SubscribeResponse } from './gen/pushhub/v1/pushhub.js';
+import { recordValidUntil } from './api/wire-timestamps.js';
 import { decodeOrMark } from './middleware/request-guards.js';
 
 /** grpc-js copies the serialized message with Buffer#copy; wrap (never copy) plain Uint8Arrays. */
@@ -17,6 +18,8 @@ export const pushHubWireDefinition = Object.fromEntries(
     const requestType = method.requestType as { encode(m: unknown): { finish(): Uint8Array }; decode(b: Uint8Array): unknown };
     const responseType = method.responseType as typeof requestType;
     const framesAlreadyEncoded = method.responseType === SubscribeResponse;
+    // Pushes keep valid_until as sent, for range checks and an exact round trip (see wire-timestamps.ts).
+    const recordTimestamps = (recordValidUntil as Record<string, (bytes: Uint8Array, decoded: never) => void>)[key];
     return [
       key,
       {
@@ -24,7 +27,11 @@ export const pushHubWireDefinition = Object.fromEntries(
         requestStream: method.requestStream,
         responseStream: method.responseStream,
         // Undecodable bytes become a marker the request guard answers with INVALID_ARGUMENT.
-        requestDeserialize: decodeOrMark((bytes: Uint8Array) => requestType.decode(bytes)),
+        requestDeserialize: decodeOrMark((bytes: Uint8Array) => {
+          const decoded = requestType.decode(bytes);
+          recordTimestamps?.(bytes, decoded as never);
+          return decoded;
+        }),
         requestSerialize: (value: unknown) => asBuffer(requestType.encode(value).finish()),
         responseDeserialize: (bytes: Uint8Array) => responseType.decode(bytes),
         responseSerialize: framesAlreadyEncoded

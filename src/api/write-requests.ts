@@ -1,11 +1,18 @@
 import { invalidArgument } from '../errors.js';
 import type { PushOp, WithdrawOp } from '../delivery/commit-queue.js';
-import type { PushPublicRequest, PushSpecificRequest, WithdrawRequest } from '../gen/pushhub/v1/pushhub.js';
+import type { PushPublicRequest, PushSpecificRequest, ServiceInfo, WithdrawRequest } from '../gen/pushhub/v1/pushhub.js';
 import { ITEM_ID_PATTERN } from '../registry/ids.js';
 import { PUBLIC_RECEIVER } from '../store/types.js';
 import type { HubServices } from './call-context.js';
 import { requestDigest } from './request-digest.js';
+import { wireValidUntil } from './wire-timestamps.js';
 import { checkItemKey, checkReceiverId, checkRequestId, checkServiceInfo, receiverNotFound } from './validate.js';
+
+/** Sub-millisecond nanos of valid_until, which the Date in info drops (see PushOp.validUntilNanos). */
+const exactNanos = (info: ServiceInfo | undefined): { validUntilNanos?: number } => {
+  const wire = info && wireValidUntil(info);
+  return wire && wire.nanos % 1_000_000 !== 0 ? { validUntilNanos: wire.nanos } : {};
+};
 
 /**
  * Request -> validated write op, shared by the unary RPCs and PushStream. `prefix` names the
@@ -18,7 +25,7 @@ export function toSpecificPush(hub: HubServices, merchantId: string, req: PushSp
   if (!hub.registry.isReceiver(req.receiverId)) throw receiverNotFound(`${prefix}receiver_id`, req.receiverId);
   hub.pushLimiter.take(merchantId);
   const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: req.receiverId, info: req.info });
-  return { kind: 'push', merchantId, receiverId: req.receiverId, info, requestId: req.requestId, requestDigest: digest };
+  return { kind: 'push', merchantId, receiverId: req.receiverId, info, requestId: req.requestId, requestDigest: digest, ...exactNanos(req.info) };
 }
 
 export function toPublicPush(hub: HubServices, merchantId: string, req: PushPublicRequest, prefix = ''): PushOp {
@@ -27,7 +34,7 @@ export function toPublicPush(hub: HubServices, merchantId: string, req: PushPubl
   hub.pushLimiter.take(merchantId);
   // The digest covers the audience too: the same id for a public push after a specific one differs.
   const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: PUBLIC_RECEIVER, info: req.info });
-  return { kind: 'push', merchantId, receiverId: PUBLIC_RECEIVER, info, requestId: req.requestId, requestDigest: digest };
+  return { kind: 'push', merchantId, receiverId: PUBLIC_RECEIVER, info, requestId: req.requestId, requestDigest: digest, ...exactNanos(req.info) };
 }
 
 export function toWithdraw(hub: HubServices, merchantId: string, req: WithdrawRequest, prefix = ''): WithdrawOp {

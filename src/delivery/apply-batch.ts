@@ -88,7 +88,7 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
       merchantId: op.merchantId,
       receiverId: op.receiverId,
       itemKey,
-      frame: encodeItemFrame({ itemId, seq, merchantId: op.merchantId, receiverId: op.receiverId, info: op.info, pushedAtMs: nowMs }),
+      frame: encodeItemFrame({ itemId, seq, merchantId: op.merchantId, receiverId: op.receiverId, info: op.info, pushedAtMs: nowMs, validUntilNanos: op.validUntilNanos }),
       pushedAtMs: nowMs,
       validUntilMs: op.info.validUntil!.getTime(),
     };

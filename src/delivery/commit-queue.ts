@@ -13,6 +13,11 @@ export interface PushOp {
   requestId: string;
   /** Digest of the request without its request_id (see api/request-digest.ts); '' without a request_id. */
   requestDigest: string;
+  /**
+   * valid_until's nanos as sent, when they have a sub-millisecond part that info.validUntil
+   * (a Date) cannot hold; the frame then carries them exactly.
+   */
+  validUntilNanos?: number;
 }
 
 /** A validated withdrawal, by item id or by (receiverId, key). */

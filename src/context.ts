@@ -22,7 +22,16 @@ export interface HubContext extends HubServices {
  * The composition root: builds config-dependent parts once. Tests pass overrides (a temp
  * database, a tiny scrypt cost, a short heartbeat) through the same path as production.
  */
-export function createHubContext(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): HubContext {
+/** What tests may replace in the composition root. */
+export interface HubOverrides {
+  logger?: Logger;
+  store?: HubStore;
+  /** The clock for item validity (see HubServices.now); default Date.now. */
+  now?: () => number;
+}
+
+export function createHubContext(config: HubConfig, overrides: HubOverrides = {}): HubContext {
+  const now = overrides.now ?? Date.now;
   const logger = overrides.logger ?? createLogger();
   const store = overrides.store ?? openSqliteStore(config.dbPath);
   const fanout = new Fanout();
@@ -32,11 +41,11 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
     overrides.store || config.dbPath === ':memory:'
       ? inlineCommitter(store, config.idempotencyWindowMs)
       : sqliteWorkerCommitter(config.dbPath, config.idempotencyWindowMs);
-  const commits = new CommitQueue(store, fanout, committer);
+  const commits = new CommitQueue(store, fanout, committer, now);
   const registry = createRegistry(store, config);
 
   const purgeTimer = setInterval(() => {
-    const nowMs = Date.now();
+    const nowMs = now();
     commits.purge(nowMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
       logger.error('purge failed', { error: String(error) });
     });
@@ -53,6 +62,7 @@ export function createHubContext(config: HubConfig, overrides: { logger?: Logger
     registry,
     commits,
     fanout,
+    now,
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
     shutdownSignal: shutdown.signal,
     stopTimers: () => clearInterval(purgeTimer),

@@ -1,9 +1,8 @@
 import type { HubConfig } from './config.js';
-import { type HubContext, createHubContext } from './context.js';
+import { type HubContext, type HubOverrides, createHubContext } from './context.js';
 import { shuttingDown } from './errors.js';
 import type { Logger } from './logger.js';
 import { type RunningServer, startServer } from './server.js';
-import type { HubStore } from './store/types.js';
 
 export interface RunningHub extends RunningServer {
   context: HubContext;
@@ -17,7 +16,7 @@ export interface RunningHub extends RunningServer {
 const SHUTDOWN_GRACE_MS = 5_000;
 
 /** Builds the context and starts serving; the one entry used by main and by tests. */
-export async function startHub(config: HubConfig, overrides: { logger?: Logger; store?: HubStore } = {}): Promise<RunningHub> {
+export async function startHub(config: HubConfig, overrides: HubOverrides = {}): Promise<RunningHub> {
   const context = createHubContext(config, overrides);
   let running: RunningServer;
   try {

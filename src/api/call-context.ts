@@ -21,6 +21,11 @@ export interface HubServices {
   commits: CommitQueue;
   fanout: Fanout;
   pushLimiter: PushRateLimiter;
+  /**
+   * The clock items live by (ms since the epoch): validation, commits, backlog reads, the
+   * live filter and purge all read it. Date.now outside tests, which inject their own.
+   */
+  now: () => number;
   /** Aborted when the hub starts shutting down: push streams stop taking pushes. */
   shutdownSignal: AbortSignal;
 }

@@ -21,7 +21,7 @@ const exactNanos = (info: ServiceInfo | undefined): { validUntilNanos?: number }
 export function toSpecificPush(hub: HubServices, merchantId: string, req: PushSpecificRequest, prefix = ''): PushOp {
   checkReceiverId(`${prefix}receiver_id`, req.receiverId);
   checkRequestId(`${prefix}request_id`, req.requestId);
-  const info = checkServiceInfo(`${prefix}info`, req.info, Date.now(), hub.config.defaultItemLifetimeMs);
+  const info = checkServiceInfo(`${prefix}info`, req.info, hub.now(), hub.config.defaultItemLifetimeMs);
   if (!hub.registry.isReceiver(req.receiverId)) throw receiverNotFound(`${prefix}receiver_id`, req.receiverId);
   hub.pushLimiter.take(merchantId);
   const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: req.receiverId, info: req.info });
@@ -30,7 +30,7 @@ export function toSpecificPush(hub: HubServices, merchantId: string, req: PushSp
 
 export function toPublicPush(hub: HubServices, merchantId: string, req: PushPublicRequest, prefix = ''): PushOp {
   checkRequestId(`${prefix}request_id`, req.requestId);
-  const info = checkServiceInfo(`${prefix}info`, req.info, Date.now(), hub.config.defaultItemLifetimeMs);
+  const info = checkServiceInfo(`${prefix}info`, req.info, hub.now(), hub.config.defaultItemLifetimeMs);
   hub.pushLimiter.take(merchantId);
   // The digest covers the audience too: the same id for a public push after a specific one differs.
   const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: PUBLIC_RECEIVER, info: req.info });

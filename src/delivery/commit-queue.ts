@@ -96,6 +96,8 @@ export class CommitQueue {
     store: HubStore,
     private readonly fanout: Fanout,
     private readonly committer: BatchCommitter,
+    /** The clock a batch is committed at (item validity, request id age). */
+    private readonly now: () => number = Date.now,
     private readonly maxBatch = 4096,
   ) {
     this.head = store.headSequence();
@@ -145,7 +147,7 @@ export class CommitQueue {
       result = await this.committer.commit(
         batch.map((p) => p.op),
         this.head,
-        Date.now(),
+        this.now(),
       );
     } catch (error) {
       // The transaction rolled back: nothing in this batch was stored, so nothing is acked.

@@ -13,6 +13,8 @@ export interface SubscribeDeps {
   heartbeatIntervalMs: number;
   subscriberBufferLimit: number;
   maxStreamsPerReceiver: number;
+  /** The clock items live by (HubServices.now). */
+  now: () => number;
 }
 
 /** Rows read per backlog query: large enough for fast catch-up, small enough not to stall the loop. */
@@ -61,7 +63,7 @@ export async function* streamChanges(
       // worker's transaction is visible to this connection) but not yet published: they
       // reach this stream live, so the backlog stops at head.
       const head = deps.commits.headSequence;
-      const page = deps.store.readChanges(receiverId, cursor, Date.now(), BACKLOG_PAGE, tombstonesAfter);
+      const page = deps.store.readChanges(receiverId, cursor, deps.now(), BACKLOG_PAGE, tombstonesAfter);
       let published = page.length;
       while (published > 0 && page[published - 1]!.seq > head) published--;
       for (let i = 0; i < published; i++) yield page[i]!.frame;
@@ -80,7 +82,7 @@ export async function* streamChanges(
         yield encodeHeartbeatFrame(cursor, deps.heartbeatIntervalMs);
         continue;
       }
-      const nowMs = Date.now();
+      const nowMs = deps.now();
       for (const change of changes) {
         if (change.seq <= cursor) continue;
         cursor = change.seq;

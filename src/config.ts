@@ -26,8 +26,19 @@ export interface HubConfig {
   merchantRegistrationToken?: string;
   /** When set, registering a receiver requires this token. Default: open registration. */
   receiverRegistrationToken?: string;
-  /** Pushes per second one merchant may make (token bucket, burst = 2 s worth); 0 = unlimited. */
+  /**
+   * Pushes (and withdrawals) per second one merchant may make (token bucket, burst = 2 s
+   * worth); 0 = unlimited. Default 1,000/s: far above any real merchant's steady rate, and it
+   * keeps one merchant (registration is open by default) from filling the disk or the log.
+   */
   merchantPushRatePerSec: number;
+  /**
+   * Live public items one merchant may have; a public push past it gets RESOURCE_EXHAUSTED
+   * (PUBLIC_ITEM_LIMIT); replacing one by key does not count twice. 0 = unlimited. Default
+   * 1,000: every receiver's snapshot holds every merchant's public items, so this bounds
+   * what one merchant adds to it (at most 1,000 items of ~12.5 KiB each, ~12 MiB).
+   */
+  maxPublicItemsPerMerchant: number;
   /** Concurrent Subscribe streams per receiver; more get RESOURCE_EXHAUSTED. */
   maxStreamsPerReceiver: number;
   /** Failed logins per id inside failedLoginWindowMs before further attempts are throttled. */
@@ -55,7 +66,8 @@ export const DEFAULT_CONFIG: HubConfig = {
   purgeIntervalMs: 60_000,
   maxMessageBytes: 64 * 1024,
   maxMetadataBytes: 16 * 1024,
-  merchantPushRatePerSec: 0,
+  merchantPushRatePerSec: 1000,
+  maxPublicItemsPerMerchant: 1000,
   maxStreamsPerReceiver: 8,
   maxFailedLogins: 10,
   failedLoginWindowMs: 60_000,
@@ -77,6 +89,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
       'merchant-registration-token': { type: 'string' },
       'receiver-registration-token': { type: 'string' },
       'merchant-push-rate': { type: 'string' },
+      'max-public-items-per-merchant': { type: 'string' },
       'max-streams-per-receiver': { type: 'string' },
       'max-failed-logins': { type: 'string' },
       'subscriber-buffer-limit': { type: 'string' },
@@ -109,6 +122,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
     merchantRegistrationToken: pick(values['merchant-registration-token'], 'PUSHHUB_MERCHANT_REGISTRATION_TOKEN'),
     receiverRegistrationToken: pick(values['receiver-registration-token'], 'PUSHHUB_RECEIVER_REGISTRATION_TOKEN'),
     merchantPushRatePerSec: num(pick(values['merchant-push-rate'], 'PUSHHUB_MERCHANT_PUSH_RATE'), DEFAULT_CONFIG.merchantPushRatePerSec, 'merchant-push-rate'),
+    maxPublicItemsPerMerchant: num(pick(values['max-public-items-per-merchant'], 'PUSHHUB_MAX_PUBLIC_ITEMS_PER_MERCHANT'), DEFAULT_CONFIG.maxPublicItemsPerMerchant, 'max-public-items-per-merchant'),
     maxStreamsPerReceiver: num(pick(values['max-streams-per-receiver'], 'PUSHHUB_MAX_STREAMS_PER_RECEIVER'), DEFAULT_CONFIG.maxStreamsPerReceiver, 'max-streams-per-receiver'),
     subscriberBufferLimit: num(pick(values['subscriber-buffer-limit'], 'PUSHHUB_SUBSCRIBER_BUFFER_LIMIT'), DEFAULT_CONFIG.subscriberBufferLimit, 'subscriber-buffer-limit'),
     maxFailedLogins: num(pick(values['max-failed-logins'], 'PUSHHUB_MAX_FAILED_LOGINS'), DEFAULT_CONFIG.maxFailedLogins, 'max-failed-logins'),

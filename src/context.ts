@@ -37,10 +37,11 @@ export function createHubContext(config: HubConfig, overrides: HubOverrides = {}
   const fanout = new Fanout();
   // A file database commits in a worker thread (fsync off the event loop); an injected or
   // in-memory store commits inline, through the store itself.
+  const limits = { idempotencyWindowMs: config.idempotencyWindowMs, maxPublicItemsPerMerchant: config.maxPublicItemsPerMerchant };
   const committer =
     overrides.store || config.dbPath === ':memory:'
-      ? inlineCommitter(store, config.idempotencyWindowMs)
-      : sqliteWorkerCommitter(config.dbPath, config.idempotencyWindowMs);
+      ? inlineCommitter(store, limits)
+      : sqliteWorkerCommitter(config.dbPath, limits);
   const commits = new CommitQueue(store, fanout, committer, now);
   const registry = createRegistry(store, config);
 

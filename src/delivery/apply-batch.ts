@@ -1,9 +1,17 @@
 import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../errors.js';
 import { newItemId } from '../registry/ids.js';
-import { ChangeKind, type ChangeRecord, type HubStore } from '../store/types.js';
+import { ChangeKind, type ChangeRecord, type HubStore, PUBLIC_RECEIVER } from '../store/types.js';
 import type { BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from './commit-queue.js';
 import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
+
+/** Per-batch rules from the config, the same on every committer. */
+export interface BatchLimits {
+  /** How long a request_id is remembered, in ms. */
+  idempotencyWindowMs: number;
+  /** Live public items per merchant; 0 = unlimited. */
+  maxPublicItemsPerMerchant: number;
+}
 
 /**
  * Applies a batch of writes to the store; the caller runs it inside one transaction (on the
@@ -11,8 +19,19 @@ import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
  * checks run before any write of that op, so the rest of the batch stands. Anything else is
  * thrown and rolls the whole transaction back.
  */
-export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: number, nowMs: number, idempotencyWindowMs: number): BatchResult {
+export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: number, nowMs: number, limits: BatchLimits): BatchResult {
+  const { idempotencyWindowMs, maxPublicItemsPerMerchant } = limits;
   const outcomes: (WriteAck | HubError)[] = [];
+  /** Live public items per merchant, counted once per batch and kept current by its writes. */
+  const publicItems = new Map<string, number>();
+  const publicCount = (merchantId: string): number => {
+    let n = publicItems.get(merchantId);
+    if (n === undefined) publicItems.set(merchantId, (n = store.countPublicItems(merchantId, nowMs)));
+    return n;
+  };
+  const addPublic = (merchantId: string, delta: number) => {
+    if (maxPublicItemsPerMerchant > 0) publicItems.set(merchantId, publicCount(merchantId) + delta);
+  };
   const published: ChangeRecord[] = [];
   const nextSeq = () => ++head;
 
@@ -70,11 +89,24 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
     const replayed = replay(op);
     if (replayed) return replayed;
     const itemKey = op.info.key;
+    let older: ChangeRecord | undefined;
     if (itemKey !== '') {
       // Replace by key: the older item leaves the log with a tombstone (replaced = true) at
       // its own sequence, then the new item follows. A snapshot never sees the older item;
       // a receiver that held it drops it even if the new one has ended before it resumes.
-      const older = store.findItemByKey({ merchantId: op.merchantId, receiverId: op.receiverId, itemKey });
+      older = store.findItemByKey({ merchantId: op.merchantId, receiverId: op.receiverId, itemKey });
+    }
+    const replacesLive = older !== undefined && older.validUntilMs > nowMs;
+    const isPublic = op.receiverId === PUBLIC_RECEIVER;
+    // Counted inside the commit, so concurrent pushes cannot pass the cap together.
+    if (isPublic && !replacesLive && maxPublicItemsPerMerchant > 0 && publicCount(op.merchantId) >= maxPublicItemsPerMerchant) {
+      throw new HubError(
+        Status.RESOURCE_EXHAUSTED,
+        Reason.PublicItemLimit,
+        `info: this merchant already has ${maxPublicItemsPerMerchant} live public items (max public items per merchant); withdraw or replace one, or wait for one to expire`,
+      );
+    }
+    if (older) {
       // An older item that has already ended needs no tombstone: every receiver drops it.
       if (older && older.validUntilMs <= nowMs) store.deleteChange(older.seq);
       else if (older) tombstone(older, true);
@@ -94,6 +126,7 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
     };
     store.insertChange(change);
     published.push(change);
+    if (isPublic && !replacesLive) addPublic(op.merchantId, 1);
     return remember(op, { itemId, seq });
   };
 
@@ -110,6 +143,7 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
       throw new HubError(Status.NOT_FOUND, Reason.ItemNotFound, `${what} among this merchant's items`);
     }
     const { seq } = tombstone(item, false);
+    if (item.receiverId === PUBLIC_RECEIVER) addPublic(item.merchantId, -1);
     return remember(op, { itemId: item.itemId, seq });
   };
 

@@ -1,7 +1,7 @@
 import { HubError } from '../errors.js';
 import type { ServiceInfo } from '../gen/pushhub/v1/pushhub.js';
 import type { ChangeRecord, HubStore } from '../store/types.js';
-import { applyBatch } from './apply-batch.js';
+import { type BatchLimits, applyBatch } from './apply-batch.js';
 import type { Fanout } from './fanout.js';
 
 /** A validated push: receiverId is PUBLIC_RECEIVER for a public push; info.validUntil is set. */
@@ -60,10 +60,10 @@ export interface BatchCommitter {
 }
 
 /** Commits on the calling thread through the hub's own store (in-memory stores, tests). */
-export function inlineCommitter(store: HubStore, idempotencyWindowMs: number): BatchCommitter {
+export function inlineCommitter(store: HubStore, limits: BatchLimits): BatchCommitter {
   return {
     ready: async () => {},
-    commit: async (ops, head, nowMs) => store.transaction(() => applyBatch(store, ops, head, nowMs, idempotencyWindowMs)),
+    commit: async (ops, head, nowMs) => store.transaction(() => applyBatch(store, ops, head, nowMs, limits)),
     purge: async (nowMs, requestCutoffMs) => store.purge(nowMs, requestCutoffMs),
     close: async () => {},
   };

@@ -84,6 +84,8 @@ export interface HubStore {
    * while later ones may withdraw an item of a page already sent.
    */
   readChanges(receiverId: string, afterSeq: number, nowMs: number, limit: number, tombstonesAfterSeq: number): ChangeRecord[];
+  /** How many live (unexpired) public items a merchant has. */
+  countPublicItems(merchantId: string, nowMs: number): number;
   /** A merchant's live items after a sequence, ascending, optionally for one receiver id. */
   listItems(merchantId: string, receiverId: string | undefined, afterSeq: number, nowMs: number, limit: number): ChangeRecord[];
 

@@ -91,7 +91,7 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'pushhub-offers-bench-'));
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
-  const hub = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--db', join(dir, 'hub.db'), '--address', address, '--scrypt-log-n', '4'], {
+  const hub = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--db', join(dir, 'hub.db'), '--address', address, '--scrypt-log-n', '4', '--merchant-push-rate', '0', '--max-public-items-per-merchant', '0'], {
     cwd: REPO,
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -45,7 +45,9 @@ export class HubProcess {
   spawn(): void {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/main.ts', '--db', this.dbPath, '--address', this.address, '--scrypt-log-n', '4', ...this.extraArgs],
+      ['--import', 'tsx', 'src/main.ts', '--db', this.dbPath, '--address', this.address, '--scrypt-log-n', '4',
+        // Torture, soak and reliability runs push in bulk: no rate or public item cap unless asked.
+        '--merchant-push-rate', '0', '--max-public-items-per-merchant', '0', ...this.extraArgs],
       { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     this.child = child;

@@ -14,7 +14,11 @@ export interface Credentials {
   password: string;
 }
 
-/** Test settings: tiny scrypt cost, short heartbeat; everything else as in production. */
+/**
+ * Test settings: tiny scrypt cost, short heartbeat, and no push rate or public item cap
+ * (tests push in bulk; the limits have their own tests, which set them); everything else
+ * as in production.
+ */
 export function testConfig(dir: string, overrides: Partial<HubConfig> = {}): HubConfig {
   return {
     ...DEFAULT_CONFIG,
@@ -22,6 +26,8 @@ export function testConfig(dir: string, overrides: Partial<HubConfig> = {}): Hub
     dbPath: join(dir, 'hub.db'),
     scryptLogN: 4,
     heartbeatIntervalMs: 1000,
+    merchantPushRatePerSec: 0,
+    maxPublicItemsPerMerchant: 0,
     ...overrides,
   };
 }

@@ -65,6 +65,8 @@ export const MIGRATIONS: readonly string[] = [
   // before have no digest ('') and replay as before until they age out (24 h).
   `
   ALTER TABLE requests ADD COLUMN digest TEXT NOT NULL DEFAULT '';
+  -- The per-merchant cap on live public items counts them inside each commit.
+  CREATE INDEX public_items_by_merchant ON changes (merchant_id, valid_until_ms) WHERE kind = 1 AND receiver_id = '';
   `,
 ];
 

@@ -95,6 +95,10 @@ export function openSqliteStore(path: string): HubStore {
     `SELECT ${CHANGE_COLUMNS} FROM changes
      WHERE receiver_id = ? AND merchant_id = ? AND kind = 1 AND seq > ? AND valid_until_ms > ? ORDER BY seq LIMIT ?`,
   );
+  // Same predicate as the partial index public_items_by_merchant (migration 3).
+  const countPublic = db
+    .prepare("SELECT COUNT(*) FROM changes WHERE merchant_id = ? AND valid_until_ms > ? AND kind = 1 AND receiver_id = ''")
+    .pluck();
   const purgeChanges = db.prepare('DELETE FROM changes WHERE valid_until_ms <= ?');
   const purgeRequests = db.prepare('DELETE FROM requests WHERE created_at_ms < ?');
 
@@ -157,6 +161,7 @@ export function openSqliteStore(path: string): HubStore {
     readChanges(receiverId, afterSeq, nowMs, limit, tombstonesAfterSeq) {
       return (readChanges.all(receiverId, afterSeq, nowMs, tombstonesAfterSeq, limit) as ChangeRow[]).map(toChange);
     },
+    countPublicItems: (merchantId, nowMs) => countPublic.get(merchantId, nowMs) as number,
     listItems(merchantId, receiverId, afterSeq, nowMs, limit) {
       const rows = (
         receiverId === undefined

@@ -70,6 +70,11 @@ export const pushhubTarget: BenchTarget = {
       `127.0.0.1:${port}`,
       '--scrypt-log-n',
       String(PRODUCTION_LOG_N),
+      // The bench measures the hub's capacity, not its per-merchant limits.
+      '--merchant-push-rate',
+      '0',
+      '--max-public-items-per-merchant',
+      '0',
       ...(options.bypassAuth ? ['--insecure-bench-skip-password-check'] : []),
     ];
     const child = spawnWithUlimit(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -1,39 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Item, SubscribeResponse } from '../../src/gen/pushhub/v1/pushhub.js';
+import { ModelReceiver } from '../support/model-receiver.js';
 import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
-
-/**
- * What a receiver holds after applying a stream of events the way the SDK's store does:
- * an item replaces the live one with the same (merchant, audience, key); a withdrawal
- * removes the item by id.
- */
-export class ModelReceiver {
-  readonly items = new Map<string, Item>();
-  cursor = 0n;
-
-  apply(event: SubscribeResponse): void {
-    const e = event.event;
-    if (e?.$case === 'item') {
-      const item = e.value;
-      if (item.sequence <= this.cursor) return;
-      if (item.info!.key !== '') {
-        for (const [id, held] of this.items) {
-          if (held.merchantId === item.merchantId && held.audience === item.audience && held.info!.key === item.info!.key) {
-            this.items.delete(id);
-          }
-        }
-      }
-      this.items.set(item.itemId, item);
-      this.cursor = item.sequence;
-    } else if (e?.$case === 'withdrawal') {
-      if (e.value.sequence <= this.cursor) return;
-      this.items.delete(e.value.itemId);
-      this.cursor = e.value.sequence;
-    } else if (e?.$case === 'caughtUp') {
-      if (e.value.sequence > this.cursor) this.cursor = e.value.sequence;
-    }
-  }
-}
 
 describe('receiver state stays right', () => {
   let t: TestHub;

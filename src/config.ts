@@ -50,8 +50,19 @@ export interface HubConfig {
   merchantRegistrationToken?: string;
   /** When set, registering a receiver requires this token. Default: open registration. */
   receiverRegistrationToken?: string;
-  /** Pushes per second one merchant may make (token bucket, burst = 2 s worth); 0 = unlimited. */
+  /**
+   * Pushes (and withdrawals) per second one merchant may make (token bucket, burst = 2 s
+   * worth); 0 = unlimited. Default 1,000/s: far above any real merchant's steady rate, and it
+   * keeps one merchant (registration is open by default) from filling the disk or the log.
+   */
   merchantPushRatePerSec: number;
+  /**
+   * Live public items one merchant may have; a public push past it gets RESOURCE_EXHAUSTED
+   * (PUBLIC_ITEM_LIMIT); replacing one by key does not count twice. 0 = unlimited. Default
+   * 1,000: every receiver's snapshot holds every merchant's public items, so this bounds
+   * what one merchant adds to it (at most 1,000 items of ~12.5 KiB each, ~12 MiB).
+   */
+  maxPublicItemsPerMerchant: number;
   /** Concurrent Subscribe streams per receiver; more get RESOURCE_EXHAUSTED. */
   maxStreamsPerReceiver: number;
   /**
@@ -119,7 +130,8 @@ export const DEFAULT_CONFIG: HubConfig = {
   purgeIntervalMs: 60_000,
   maxMessageBytes: 64 * 1024,
   maxMetadataBytes: 16 * 1024,
-  merchantPushRatePerSec: 0,
+  merchantPushRatePerSec: 1000,
+  maxPublicItemsPerMerchant: 1000,
   maxStreamsPerReceiver: 8,
   maxFailedLogins: 10,
   maxFailedLoginsPerSource: 100,
@@ -194,6 +206,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'maxAnonymousStreams', flag: 'max-anonymous-streams', env: 'PUSHHUB_MAX_ANONYMOUS_STREAMS', kind: int(1, 10_000_000, 'streams'), doc: 'unauthenticated streaming calls (Health/Watch, reflection) at once, all sources' },
   { key: 'maxAnonymousStreamsPerSource', flag: 'max-anonymous-streams-per-source', env: 'PUSHHUB_MAX_ANONYMOUS_STREAMS_PER_SOURCE', kind: int(1, 10_000_000, 'streams'), doc: 'unauthenticated streaming calls at once from one source address' },
   { key: 'merchantPushRatePerSec', flag: 'merchant-push-rate', env: 'PUSHHUB_MERCHANT_PUSH_RATE', kind: int(0, 10_000_000, 'pushes/s'), doc: 'pushes per second per merchant, burst 2 s worth; 0 = unlimited' },
+  { key: 'maxPublicItemsPerMerchant', flag: 'max-public-items-per-merchant', env: 'PUSHHUB_MAX_PUBLIC_ITEMS_PER_MERCHANT', kind: int(0, 10_000_000, 'items'), doc: 'live public items per merchant (bounds every new receiver\'s snapshot); 0 = unlimited' },
   { key: 'maxStreamsPerReceiver', flag: 'max-streams-per-receiver', env: 'PUSHHUB_MAX_STREAMS_PER_RECEIVER', kind: int(1, 10_000, 'streams'), doc: 'concurrent Subscribe streams per receiver' },
   { key: 'maxFailedLogins', flag: 'max-failed-logins', env: 'PUSHHUB_MAX_FAILED_LOGINS', kind: int(1, 1_000_000, 'attempts'), doc: 'failed logins per id inside the window before the id is throttled' },
   { key: 'maxFailedLoginsPerSource', flag: 'max-failed-logins-per-source', env: 'PUSHHUB_MAX_FAILED_LOGINS_PER_SOURCE', kind: int(1, 10_000_000, 'attempts'), doc: 'failed logins from one source address, any ids, inside the window before that address is throttled' },

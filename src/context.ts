@@ -28,24 +28,29 @@ export interface HubContext extends HubServices {
  * The composition root: builds config-dependent parts once. Tests pass overrides (a temp
  * database, a tiny scrypt cost, a short heartbeat) through the same path as production.
  */
+/** What tests may replace in the composition root. */
 export interface HubOverrides {
   logger?: Logger;
   store?: HubStore;
+  /** The clock for item validity (see HubServices.now); default Date.now. */
+  now?: () => number;
   /** Tests only: lets CommitQueue.testPragma reach the commit worker's connection. */
   testHooks?: boolean;
 }
 
 export function createHubContext(config: HubConfig, overrides: HubOverrides = {}): HubContext {
+  const now = overrides.now ?? Date.now;
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const store = overrides.store ?? openStoreLogged(config.dbPath, logger);
   const fanout = new Fanout(config.heartbeatIntervalMs);
   // A file database commits in a worker thread (fsync off the event loop); an injected or
   // in-memory store commits inline, through the store itself.
+  const limits = { idempotencyWindowMs: config.idempotencyWindowMs, maxPublicItemsPerMerchant: config.maxPublicItemsPerMerchant };
   const committer =
     overrides.store || config.dbPath === ':memory:'
-      ? inlineCommitter(store, config.idempotencyWindowMs)
-      : sqliteWorkerCommitter(config.dbPath, config.idempotencyWindowMs, { testHooks: overrides.testHooks });
-  const commits = new CommitQueue(store, fanout, committer);
+      ? inlineCommitter(store, limits)
+      : sqliteWorkerCommitter(config.dbPath, limits, { testHooks: overrides.testHooks });
+  const commits = new CommitQueue(store, fanout, committer, now);
   const registry = createRegistry(store, config);
   const metrics = config.metricsAddress
     ? createHubMetrics({
@@ -58,7 +63,7 @@ export function createHubContext(config: HubConfig, overrides: HubOverrides = {}
   if (metrics) commits.onBatchCommitted = (...batch) => metrics.batchCommitted(...batch);
 
   const purgeTimer = setInterval(() => {
-    const nowMs = Date.now();
+    const nowMs = now();
     commits.purge(nowMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
       logger.error('purge failed', { error: String(error) });
     });
@@ -76,6 +81,7 @@ export function createHubContext(config: HubConfig, overrides: HubOverrides = {}
     commits,
     fanout,
     metrics,
+    now,
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
     shutdownSignal: shutdown.signal,
     stopTimers: () => clearInterval(purgeTimer),

@@ -27,6 +27,10 @@ export const Reason = {
   SubscriberStalled: 'SUBSCRIBER_STALLED',
   StorageUnavailable: 'STORAGE_UNAVAILABLE',
   TooManyAnonymousStreams: 'TOO_MANY_ANONYMOUS_STREAMS',
+  /** A request_id already used, inside the idempotency window, for a request with other content. */
+  RequestIdReused: 'REQUEST_ID_REUSED',
+  /** The merchant already has as many live public items as the hub allows. */
+  PublicItemLimit: 'PUBLIC_ITEM_LIMIT',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -7,6 +7,7 @@ import { createPushHubService } from './api/service.js';
 import type { HubContext } from './context.js';
 import { PushHubServiceDefinition } from '../sdk/src/gen/pushhub/v1/pushhub.js';
 import { createWireDefinition } from '../sdk/src/wire-definition.js';
+import { recordingWireTimestamps } from './api/wire-timestamps.js';
 import { grpcMetricsMiddleware } from './metrics.js';
 import { anonymousStreamLimitMiddleware } from './middleware/anonymous-stream-limit.js';
 import { authMiddleware } from './middleware/auth.js';
@@ -24,7 +25,7 @@ const PROTOSET_PATH = new URL('./gen/pushhub.binpb', import.meta.url);
  * stream it goes to.
  */
 const pushHubWireDefinition = createWireDefinition({
-  wrapRequestDecoder: decodeOrMark,
+  wrapRequestDecoder: (decode, method) => decodeOrMark(recordingWireTimestamps(decode, method)),
   preEncodedSubscribeFrames: true,
   fromPartial: false,
 });

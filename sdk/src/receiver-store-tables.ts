@@ -10,7 +10,11 @@ export type StoreChange =
   /** An item was added; `replaced` is the item it replaced (same merchant, audience, key), if any. */
   | { type: 'added'; item: Item; replaced?: Item }
   /** An item was removed: withdrawn by its merchant, or past its valid_until. */
-  | { type: 'removed'; item: Item; cause: 'withdrawn' | 'expired' };
+  /**
+   * An item was removed: withdrawn by its merchant, past its valid_until, or replaced by a
+   * newer item with the same key (the newer one is `added` next, unless it has already ended).
+   */
+  | { type: 'removed'; item: Item; cause: 'withdrawn' | 'expired' | 'replaced' };
 
 /** Schema migrations, applied in order; the index + 1 is the schema version (PRAGMA user_version). */
 export const STORE_MIGRATIONS: readonly string[] = [
@@ -122,7 +126,7 @@ export function createStoreTables(db: Database.Database) {
         }
         for (const item of removed) {
           s.deleteById.run(item.itemId);
-          changes.push({ type: 'removed', item, cause: 'withdrawn' });
+          changes.push({ type: 'removed', item, cause: w.replaced ? 'replaced' : 'withdrawn' });
         }
         return w.sequence;
       }

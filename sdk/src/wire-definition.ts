@@ -45,7 +45,7 @@ export interface WireOptions {
    * Wraps each request decoder. The server passes one that returns a marker for
    * undecodable bytes instead of throwing (grpc-js would answer a throw with INTERNAL).
    */
-  wrapRequestDecoder?: (decode: (bytes: Uint8Array) => unknown) => (bytes: Uint8Array) => unknown;
+  wrapRequestDecoder?: (decode: (bytes: Uint8Array) => unknown, method: string) => (bytes: Uint8Array) => unknown;
   /**
    * Subscribe responses are written as already-encoded bytes: each change is encoded once at
    * commit, and a batch is the byte concatenation of such frames (server side).
@@ -78,7 +78,7 @@ export function createWireDefinition(options: WireOptions = {}): typeof PushHubS
           // queued, and a request is the concatenation of such one-entry requests.
           requestSerialize: (value: unknown) =>
             value instanceof Uint8Array ? asBuffer(value) : encodeWith(requestType, value, fromPartial),
-          requestDeserialize: wrap((bytes: Uint8Array) => requestType.decode(bytes)),
+          requestDeserialize: wrap((bytes: Uint8Array) => requestType.decode(bytes), key),
           responseSerialize: preEncoded ? asBuffer : (value: unknown) => encodeWith(responseType, value, fromPartial),
           responseDeserialize: (bytes: Uint8Array) => responseType.decode(bytes),
           options: method.options,

@@ -26,6 +26,11 @@ export interface HubServices {
   pushLimiter: PushRateLimiter;
   /** Set when metrics are served (--metrics-address). */
   metrics?: HubMetrics;
+  /**
+   * The clock items live by (ms since the epoch): validation, commits, backlog reads, the
+   * live filter and purge all read it. Date.now outside tests, which inject their own.
+   */
+  now: () => number;
   /** Aborted when the hub starts shutting down: push streams stop taking pushes. */
   shutdownSignal: AbortSignal;
 }

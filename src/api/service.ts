@@ -15,6 +15,9 @@ import { LIMITS, checkReceiverId, checkText, parsePageToken } from './validate.j
 import { toPublicPush, toSpecificPush, toWithdraw } from './write-requests.js';
 import { pushStream } from './push-stream.js';
 
+/** Bytes of item frames in one ListItems page: well under grpc-js's 4 MiB send limit. */
+export const LIST_PAGE_BYTES = 1024 * 1024;
+
 const toSeq = (value: bigint, field: string): number => {
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(field, 'out of range');
   return Number(value);
@@ -73,16 +76,35 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
       } else if (req.audience === Audience.AUDIENCE_PUBLIC) {
         receiverId = PUBLIC_RECEIVER;
       }
-      const rows = hub.store.listItems(account.id, receiverId, after, Date.now(), pageSize + 1);
-      const page = rows.slice(0, pageSize);
-      const filtered =
-        req.audience === Audience.AUDIENCE_SPECIFIC ? page.filter((row) => row.receiverId !== PUBLIC_RECEIVER) : page;
-      const items = filtered.map((row) => {
-        const event = SubscribeResponse.decode(row.frame).events[0]?.event;
-        if (event?.$case !== 'item') throw new Error(`change ${row.seq} holds no item frame`);
-        return event.value;
-      });
-      const nextPageToken = rows.length > pageSize ? Buffer.from(String(page[page.length - 1]!.seq)).toString('base64url') : '';
+      // A page ends at page_size items or LIST_PAGE_BYTES of frames, whichever comes first
+      // (a page of maximum-size items would otherwise pass grpc-js's 4 MiB send limit). Rows
+      // the audience filter drops do not end the page: the scan goes on, so a page that
+      // carries a next token always has items.
+      const nowMs = hub.now();
+      const items = [];
+      let bytes = 0;
+      let scanned = after;
+      let more = false;
+      scan: for (;;) {
+        const rows = hub.store.listItems(account.id, receiverId, scanned, nowMs, pageSize);
+        for (const row of rows) {
+          if (req.audience === Audience.AUDIENCE_SPECIFIC && row.receiverId === PUBLIC_RECEIVER) {
+            scanned = row.seq;
+            continue;
+          }
+          if (items.length >= pageSize || (items.length > 0 && bytes + row.frame.byteLength > LIST_PAGE_BYTES)) {
+            more = true;
+            break scan;
+          }
+          const event = SubscribeResponse.decode(row.frame).events[0]?.event;
+          if (event?.$case !== 'item') throw new Error(`change ${row.seq} holds no item frame`);
+          items.push(event.value);
+          bytes += row.frame.byteLength;
+          scanned = row.seq;
+        }
+        if (rows.length < pageSize) break;
+      }
+      const nextPageToken = more ? Buffer.from(String(scanned)).toString('base64url') : '';
       return { items, nextPageToken };
     },
 
@@ -96,6 +118,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
         subscriberBufferLimit: hub.config.subscriberBufferLimit,
         subscriberBufferBytes: hub.config.subscriberBufferBytes,
         maxStreamsPerReceiver: hub.config.maxStreamsPerReceiver,
+        now: hub.now,
       }) as unknown as AsyncIterable<SubscribeResponse>;
     },
 

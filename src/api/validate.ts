@@ -2,6 +2,7 @@ import { Status } from 'nice-grpc';
 import { HubError, Reason, invalidArgument } from '../errors.js';
 import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { ACCOUNT_ID_PATTERN } from '../registry/ids.js';
+import { type WireTimestamp, wireValidUntil } from './wire-timestamps.js';
 
 /** Limits on push content; each violation names its field. */
 export const LIMITS = {
@@ -13,6 +14,8 @@ export const LIMITS = {
   requestIdChars: 128,
   displayNameChars: 200,
   currencyChars: 3,
+  /** 9999-12-31T23:59:59Z, the largest Timestamp every JSON, Python and Go client can represent. */
+  maxTimestampSeconds: 253_402_300_799n,
 } as const;
 
 const chars = (s: string) => {
@@ -79,6 +82,9 @@ export function checkServiceInfo(
   checkText(`${field}.title`, info.title);
   checkText(`${field}.body`, info.body);
   if (chars(info.key) > LIMITS.keyChars) throw invalidArgument(`${field}.key`, `at most ${LIMITS.keyChars} characters`);
+  // An item must show something: one without a title is a blank entry on every receiver.
+  // Body, offer and data stay optional (a title alone is a complete message).
+  if (info.title.trim() === '') throw invalidArgument(`${field}.title`, 'required');
   if (chars(info.title) > LIMITS.titleChars) throw invalidArgument(`${field}.title`, `at most ${LIMITS.titleChars} characters`);
   if (utf8Bytes(info.body) > LIMITS.bodyBytes) throw invalidArgument(`${field}.body`, `at most ${LIMITS.bodyBytes} bytes (UTF-8)`);
 
@@ -106,12 +112,29 @@ export function checkServiceInfo(
   }
 
   let validUntil = info.validUntil;
+  const wire = wireValidUntil(info);
+  if (wire) {
+    checkTimestamp(`${field}.valid_until`, wire);
+    // The decoder's Date adds nanos/1e6 as a float, which rounds .999999999 up into the next
+    // second; the value as sent, truncated to the millisecond, is what the item lives by.
+    validUntil = new Date(Number(wire.seconds) * 1000 + Math.floor(wire.nanos / 1_000_000));
+  }
   if (validUntil === undefined) {
     validUntil = new Date(nowMs + defaultLifetimeMs);
   } else if (Number.isNaN(validUntil.getTime())) {
-    throw invalidArgument(`${field}.valid_until`, 'out of range');
+    throw invalidArgument(`${field}.valid_until`, 'out of range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z)');
+  } else if (validUntil.getTime() > Number(LIMITS.maxTimestampSeconds) * 1000 + 999) {
+    throw invalidArgument(`${field}.valid_until`, 'after 9999-12-31T23:59:59Z');
   } else if (validUntil.getTime() <= nowMs) {
     throw invalidArgument(`${field}.valid_until`, 'must be in the future');
   }
   return { ...info, validUntil };
+}
+
+/** A Timestamp as sent: nanos in [0, 999999999] and not after 9999-12-31T23:59:59.999999999Z. */
+function checkTimestamp(field: string, t: WireTimestamp): void {
+  if (!Number.isInteger(t.nanos) || t.nanos < 0 || t.nanos > 999_999_999) {
+    throw invalidArgument(field, `nanos must be 0 to 999999999, got ${t.nanos}`);
+  }
+  if (t.seconds > LIMITS.maxTimestampSeconds) throw invalidArgument(field, 'after 9999-12-31T23:59:59Z');
 }

@@ -1,10 +1,18 @@
 import { invalidArgument } from '../errors.js';
 import type { PushOp, WithdrawOp } from '../delivery/commit-queue.js';
-import type { PushPublicRequest, PushSpecificRequest, WithdrawRequest } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
+import type { PushPublicRequest, PushSpecificRequest, ServiceInfo, WithdrawRequest } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { ITEM_ID_PATTERN } from '../registry/ids.js';
 import { PUBLIC_RECEIVER } from '../store/types.js';
 import type { HubServices } from './call-context.js';
+import { requestDigest } from './request-digest.js';
+import { wireValidUntil } from './wire-timestamps.js';
 import { checkItemKey, checkReceiverId, checkRequestId, checkServiceInfo, receiverNotFound } from './validate.js';
+
+/** Sub-millisecond nanos of valid_until, which the Date in info drops (see PushOp.validUntilNanos). */
+const exactNanos = (info: ServiceInfo | undefined): { validUntilNanos?: number } => {
+  const wire = info && wireValidUntil(info);
+  return wire && wire.nanos % 1_000_000 !== 0 ? { validUntilNanos: wire.nanos } : {};
+};
 
 /**
  * Request -> validated write op, shared by the unary RPCs and PushStream. `prefix` names the
@@ -13,17 +21,20 @@ import { checkItemKey, checkReceiverId, checkRequestId, checkServiceInfo, receiv
 export function toSpecificPush(hub: HubServices, merchantId: string, req: PushSpecificRequest, prefix = ''): PushOp {
   checkReceiverId(`${prefix}receiver_id`, req.receiverId);
   checkRequestId(`${prefix}request_id`, req.requestId);
-  const info = checkServiceInfo(`${prefix}info`, req.info, Date.now(), hub.config.defaultItemLifetimeMs);
+  const info = checkServiceInfo(`${prefix}info`, req.info, hub.now(), hub.config.defaultItemLifetimeMs);
   if (!hub.registry.isReceiver(req.receiverId)) throw receiverNotFound(`${prefix}receiver_id`, req.receiverId);
   hub.pushLimiter.take(merchantId);
-  return { kind: 'push', merchantId, receiverId: req.receiverId, info, requestId: req.requestId };
+  const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: req.receiverId, info: req.info });
+  return { kind: 'push', merchantId, receiverId: req.receiverId, info, requestId: req.requestId, requestDigest: digest, ...exactNanos(req.info) };
 }
 
 export function toPublicPush(hub: HubServices, merchantId: string, req: PushPublicRequest, prefix = ''): PushOp {
   checkRequestId(`${prefix}request_id`, req.requestId);
-  const info = checkServiceInfo(`${prefix}info`, req.info, Date.now(), hub.config.defaultItemLifetimeMs);
+  const info = checkServiceInfo(`${prefix}info`, req.info, hub.now(), hub.config.defaultItemLifetimeMs);
   hub.pushLimiter.take(merchantId);
-  return { kind: 'push', merchantId, receiverId: PUBLIC_RECEIVER, info, requestId: req.requestId };
+  // The digest covers the audience too: the same id for a public push after a specific one differs.
+  const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: PUBLIC_RECEIVER, info: req.info });
+  return { kind: 'push', merchantId, receiverId: PUBLIC_RECEIVER, info, requestId: req.requestId, requestDigest: digest, ...exactNanos(req.info) };
 }
 
 export function toWithdraw(hub: HubServices, merchantId: string, req: WithdrawRequest, prefix = ''): WithdrawOp {
@@ -40,5 +51,7 @@ export function toWithdraw(hub: HubServices, merchantId: string, req: WithdrawRe
     key: req.key,
     receiverId: req.itemId === '' ? req.receiverId : '',
     requestId: req.requestId,
+    // Covers the target (item_id, or key and receiver_id), so another withdrawal is refused.
+    requestDigest: req.requestId === '' ? '' : requestDigest('withdraw', req),
   };
 }

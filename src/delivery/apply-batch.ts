@@ -1,9 +1,17 @@
 import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../errors.js';
 import { newItemId } from '../registry/ids.js';
-import { ChangeKind, type ChangeRecord, type HubStore } from '../store/types.js';
+import { ChangeKind, type ChangeRecord, type HubStore, PUBLIC_RECEIVER } from '../store/types.js';
 import type { BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from './commit-queue.js';
 import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
+
+/** Per-batch rules from the config, the same on every committer. */
+export interface BatchLimits {
+  /** How long a request_id is remembered, in ms. */
+  idempotencyWindowMs: number;
+  /** Live public items per merchant; 0 = unlimited. */
+  maxPublicItemsPerMerchant: number;
+}
 
 /**
  * Applies a batch of writes to the store; the caller runs it inside one transaction (on the
@@ -11,33 +19,97 @@ import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
  * checks run before any write of that op, so the rest of the batch stands. Anything else is
  * thrown and rolls the whole transaction back.
  */
-export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: number, nowMs: number, idempotencyWindowMs: number): BatchResult {
+export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: number, nowMs: number, limits: BatchLimits): BatchResult {
+  const { idempotencyWindowMs, maxPublicItemsPerMerchant } = limits;
   const outcomes: (WriteAck | HubError)[] = [];
+  /** Live public items per merchant, counted once per batch and kept current by its writes. */
+  const publicItems = new Map<string, number>();
+  const publicCount = (merchantId: string): number => {
+    let n = publicItems.get(merchantId);
+    if (n === undefined) publicItems.set(merchantId, (n = store.countPublicItems(merchantId, nowMs)));
+    return n;
+  };
+  const addPublic = (merchantId: string, delta: number) => {
+    if (maxPublicItemsPerMerchant > 0) publicItems.set(merchantId, publicCount(merchantId) + delta);
+  };
   const published: ChangeRecord[] = [];
   const nextSeq = () => ++head;
 
-  /** Returns the remembered ack of a repeated request id (AIP-155), if any. */
-  const replay = (merchantId: string, requestId: string): WriteAck | undefined => {
-    if (requestId === '') return undefined;
-    const earlier = store.findRequest(merchantId, requestId);
+  /**
+   * Returns the remembered ack of a repeated request id (AIP-155), if any. The same id with
+   * a different request is refused: answering it with the first request's result would
+   * tell the merchant a push or withdrawal happened that never did.
+   */
+  const replay = (op: WriteOp): WriteAck | undefined => {
+    if (op.requestId === '') return undefined;
+    const earlier = store.findRequest(op.merchantId, op.requestId);
     if (!earlier || nowMs - earlier.createdAtMs >= idempotencyWindowMs) return undefined;
+    if (earlier.digest !== '' && earlier.digest !== op.requestDigest) {
+      const hours = Math.round(idempotencyWindowMs / 3_600_000);
+      throw new HubError(
+        Status.INVALID_ARGUMENT,
+        Reason.RequestIdReused,
+        `request_id: already used within ${hours} h for a different request`,
+      );
+    }
     return { itemId: earlier.itemId, seq: earlier.seq };
   };
 
-  const remember = (merchantId: string, requestId: string, ack: WriteAck): WriteAck => {
-    if (requestId !== '') store.saveRequest(merchantId, requestId, { ...ack, createdAtMs: nowMs });
+  const remember = (op: WriteOp, ack: WriteAck): WriteAck => {
+    if (op.requestId !== '') store.saveRequest(op.merchantId, op.requestId, { ...ack, createdAtMs: nowMs, digest: op.requestDigest });
     return ack;
   };
 
+  /**
+   * Removes a live item from the log and writes its tombstone at a new sequence. The
+   * tombstone is kept until the item would have expired: by then every receiver drops it
+   * anyway, and until then a receiver resuming from any cursor that saw the item learns it
+   * is gone, whatever happened after (a replacing item may itself end first).
+   */
+  const tombstone = (item: ChangeRecord, replaced: boolean): ChangeRecord => {
+    store.deleteChange(item.seq);
+    const seq = nextSeq();
+    const change: ChangeRecord = {
+      seq,
+      kind: ChangeKind.Withdrawal,
+      itemId: item.itemId,
+      merchantId: item.merchantId,
+      receiverId: item.receiverId,
+      itemKey: item.itemKey,
+      frame: encodeWithdrawalFrame({ ...item, seq, replaced }),
+      pushedAtMs: nowMs,
+      validUntilMs: item.validUntilMs,
+    };
+    store.insertChange(change);
+    published.push(change);
+    return change;
+  };
+
   const applyPush = (op: PushOp): WriteAck => {
-    const replayed = replay(op.merchantId, op.requestId);
+    const replayed = replay(op);
     if (replayed) return replayed;
     const itemKey = op.info.key;
+    let older: ChangeRecord | undefined;
     if (itemKey !== '') {
-      // Replace by key: the older item leaves the log, so a new subscriber never sees it;
-      // current subscribers replace it by (merchant, audience, key) when the new one arrives.
-      const older = store.findItemByKey({ merchantId: op.merchantId, receiverId: op.receiverId, itemKey });
-      if (older) store.deleteChange(older.seq);
+      // Replace by key: the older item leaves the log with a tombstone (replaced = true) at
+      // its own sequence, then the new item follows. A snapshot never sees the older item;
+      // a receiver that held it drops it even if the new one has ended before it resumes.
+      older = store.findItemByKey({ merchantId: op.merchantId, receiverId: op.receiverId, itemKey });
+    }
+    const replacesLive = older !== undefined && older.validUntilMs > nowMs;
+    const isPublic = op.receiverId === PUBLIC_RECEIVER;
+    // Counted inside the commit, so concurrent pushes cannot pass the cap together.
+    if (isPublic && !replacesLive && maxPublicItemsPerMerchant > 0 && publicCount(op.merchantId) >= maxPublicItemsPerMerchant) {
+      throw new HubError(
+        Status.RESOURCE_EXHAUSTED,
+        Reason.PublicItemLimit,
+        `info: this merchant already has ${maxPublicItemsPerMerchant} live public items (max public items per merchant); withdraw or replace one, or wait for one to expire`,
+      );
+    }
+    if (older) {
+      // An older item that has already ended needs no tombstone: every receiver drops it.
+      if (older && older.validUntilMs <= nowMs) store.deleteChange(older.seq);
+      else if (older) tombstone(older, true);
     }
     const seq = nextSeq();
     const itemId = newItemId(seq);
@@ -48,17 +120,18 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
       merchantId: op.merchantId,
       receiverId: op.receiverId,
       itemKey,
-      frame: encodeItemFrame({ itemId, seq, merchantId: op.merchantId, receiverId: op.receiverId, info: op.info, pushedAtMs: nowMs }),
+      frame: encodeItemFrame({ itemId, seq, merchantId: op.merchantId, receiverId: op.receiverId, info: op.info, pushedAtMs: nowMs, validUntilNanos: op.validUntilNanos }),
       pushedAtMs: nowMs,
       validUntilMs: op.info.validUntil!.getTime(),
     };
     store.insertChange(change);
     published.push(change);
-    return remember(op.merchantId, op.requestId, { itemId, seq });
+    if (isPublic && !replacesLive) addPublic(op.merchantId, 1);
+    return remember(op, { itemId, seq });
   };
 
   const applyWithdraw = (op: WithdrawOp): WriteAck => {
-    const replayed = replay(op.merchantId, op.requestId);
+    const replayed = replay(op);
     if (replayed) return replayed;
     const item =
       op.itemId !== ''
@@ -69,23 +142,9 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
       const what = op.itemId !== '' ? `item_id: no live item ${op.itemId}` : `key: no live item with key "${op.key}"`;
       throw new HubError(Status.NOT_FOUND, Reason.ItemNotFound, `${what} among this merchant's items`);
     }
-    store.deleteChange(item.seq);
-    const seq = nextSeq();
-    const tombstone: ChangeRecord = {
-      seq,
-      kind: ChangeKind.Withdrawal,
-      itemId: item.itemId,
-      merchantId: item.merchantId,
-      receiverId: item.receiverId,
-      itemKey: item.itemKey,
-      frame: encodeWithdrawalFrame({ ...item, seq }),
-      pushedAtMs: nowMs,
-      // Kept until the item would have expired: by then every receiver drops it anyway.
-      validUntilMs: item.validUntilMs,
-    };
-    store.insertChange(tombstone);
-    published.push(tombstone);
-    return remember(op.merchantId, op.requestId, { itemId: item.itemId, seq });
+    const { seq } = tombstone(item, false);
+    if (item.receiverId === PUBLIC_RECEIVER) addPublic(item.merchantId, -1);
+    return remember(op, { itemId: item.itemId, seq });
   };
 
   for (const op of ops) {

@@ -1,7 +1,7 @@
 import { HubError, storageUnavailable } from '../errors.js';
 import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import type { ChangeRecord, HubStore } from '../store/types.js';
-import { applyBatch } from './apply-batch.js';
+import { type BatchLimits, applyBatch } from './apply-batch.js';
 import type { Fanout } from './fanout.js';
 
 /** A validated push: receiverId is PUBLIC_RECEIVER for a public push; info.validUntil is set. */
@@ -11,6 +11,13 @@ export interface PushOp {
   receiverId: string;
   info: ServiceInfo;
   requestId: string;
+  /** Digest of the request without its request_id (see api/request-digest.ts); '' without a request_id. */
+  requestDigest: string;
+  /**
+   * valid_until's nanos as sent, when they have a sub-millisecond part that info.validUntil
+   * (a Date) cannot hold; the frame then carries them exactly.
+   */
+  validUntilNanos?: number;
 }
 
 /** A validated withdrawal, by item id or by (receiverId, key). */
@@ -21,6 +28,8 @@ export interface WithdrawOp {
   key: string;
   receiverId: string;
   requestId: string;
+  /** Digest of the request without its request_id; '' without a request_id. */
+  requestDigest: string;
 }
 
 export type WriteOp = PushOp | WithdrawOp;
@@ -72,10 +81,10 @@ export function classifyStorageFault(error: unknown): HubError | undefined {
 }
 
 /** Commits on the calling thread through the hub's own store (in-memory stores, tests). */
-export function inlineCommitter(store: HubStore, idempotencyWindowMs: number): BatchCommitter {
+export function inlineCommitter(store: HubStore, limits: BatchLimits): BatchCommitter {
   return {
     ready: async () => {},
-    commit: async (ops, head, nowMs) => store.transaction(() => applyBatch(store, ops, head, nowMs, idempotencyWindowMs)),
+    commit: async (ops, head, nowMs) => store.transaction(() => applyBatch(store, ops, head, nowMs, limits)),
     purge: async (nowMs, requestCutoffMs) => store.purge(nowMs, requestCutoffMs),
     close: async () => {},
   };
@@ -115,6 +124,8 @@ export class CommitQueue {
     store: HubStore,
     private readonly fanout: Fanout,
     private readonly committer: BatchCommitter,
+    /** The clock a batch is committed at (item validity, request id age). */
+    private readonly now: () => number = Date.now,
     private readonly maxBatch = 4096,
   ) {
     this.head = store.headSequence();
@@ -196,7 +207,7 @@ export class CommitQueue {
       result = await this.committer.commit(
         batch.map((p) => p.op),
         this.head,
-        Date.now(),
+        this.now(),
       );
     } catch (error) {
       // The transaction rolled back: nothing in this batch was stored, so nothing is acked.

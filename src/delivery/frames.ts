@@ -1,7 +1,9 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { Timestamp } from '../../sdk/src/gen/google/protobuf/timestamp.js';
 import {
   Audience,
-  type ServiceInfo,
+  Item,
+  ServiceInfo,
   type SubscribeEvent,
   SubscribeResponse,
 } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
@@ -44,7 +46,10 @@ export function encodeItemFrame(item: {
   receiverId: string;
   info: ServiceInfo;
   pushedAtMs: number;
+  /** valid_until's exact nanos when they have a sub-millisecond part. */
+  validUntilNanos?: number;
 }): Uint8Array {
+  if (item.validUntilNanos !== undefined && item.info.validUntil) return encodeExactItemFrame(item, item.validUntilNanos);
   return encodeFrame({
     $case: 'item',
     value: {
@@ -57,6 +62,41 @@ export function encodeItemFrame(item: {
       receiverId: item.receiverId,
     },
   });
+}
+
+/**
+ * The generated encoder writes a Date, which holds milliseconds only. For a valid_until with
+ * finer nanos the frame is put together from parts (SubscribeResponse > SubscribeEvent > Item): the Item without info, then info without
+ * valid_until, then valid_until with the nanos as sent. Field order is free in protobuf, and
+ * every field still occurs once, so any decoder reads the same message.
+ */
+function encodeExactItemFrame(item: Parameters<typeof encodeItemFrame>[0], nanos: number): Uint8Array {
+  const ms = item.info.validUntil!.getTime();
+  const info = new BinaryWriter();
+  ServiceInfo.encode({ ...item.info, validUntil: undefined }, info);
+  info.uint32((4 << 3) | 2).fork();
+  Timestamp.encode({ seconds: BigInt(Math.floor(ms / 1000)), nanos }, info);
+  info.join();
+  const body = new BinaryWriter();
+  Item.encode(
+    {
+      itemId: item.itemId,
+      sequence: BigInt(item.seq),
+      merchantId: item.merchantId,
+      audience: audienceOf(item.receiverId),
+      info: undefined,
+      pushedAt: new Date(item.pushedAtMs),
+      receiverId: item.receiverId,
+    },
+    body,
+  );
+  body.uint32((5 << 3) | 2).bytes(info.finish());
+  // SubscribeEvent.item = 1, inside SubscribeResponse.events = 1.
+  const event = new BinaryWriter();
+  event.uint32((1 << 3) | 2).bytes(body.finish());
+  const frame = new BinaryWriter();
+  frame.uint32((1 << 3) | 2).bytes(event.finish());
+  return frame.finish();
 }
 
 export function encodeWithdrawalFrame(w: {

@@ -14,6 +14,8 @@ export interface SubscribeDeps {
   subscriberBufferLimit: number;
   subscriberBufferBytes: number;
   maxStreamsPerReceiver: number;
+  /** The clock items live by (HubServices.now). */
+  now: () => number;
 }
 
 // --- Backlog paging (bytes, not rows) ---------------------------------------------------
@@ -39,8 +41,8 @@ interface BacklogPage {
  * Reads up to `rows` changes after cursor and keeps at most BACKLOG_PAGE_BYTES of them (at
  * least one) that are at or below head. Only the kept frames outlive this call.
  */
-function readBacklogPage(deps: SubscribeDeps, receiverId: string, cursor: number, head: number, rows: number, snapshot: boolean): BacklogPage {
-  const page = deps.store.readChanges(receiverId, cursor, Date.now(), rows, snapshot);
+function readBacklogPage(deps: SubscribeDeps, receiverId: string, cursor: number, head: number, rows: number, tombstonesAfter: number): BacklogPage {
+  const page = deps.store.readChanges(receiverId, cursor, deps.now(), rows, tombstonesAfter);
   const frames: Uint8Array[] = [];
   let bytes = 0;
   let lastSeq = cursor;
@@ -106,14 +108,18 @@ export async function* streamChanges(
   const batch = new FrameBatch();
   try {
     let cursor = afterSeq;
-    const snapshot = afterSeq === 0;
+    // A snapshot (cursor 0) skips tombstones the receiver has no use for: those committed
+    // before it started are for items it will never be sent. A withdrawal committed while
+    // the snapshot is being read may be for an item of a page already sent, so from the
+    // starting head on, tombstones are read like on a resume.
+    const tombstonesAfter = afterSeq === 0 ? deps.commits.headSequence : afterSeq;
     let rows = BACKLOG_MIN_ROWS;
     for (;;) {
       // Head and page are read in the same tick. Rows above head are committed (the commit
       // worker's transaction is visible to this connection) but not yet published: they
       // reach this stream live, so the backlog stops at head.
       const head = deps.commits.headSequence;
-      const page = readBacklogPage(deps, receiverId, cursor, head, rows, snapshot);
+      const page = readBacklogPage(deps, receiverId, cursor, head, rows, tombstonesAfter);
       for (const frame of page.frames) {
         const full = batch.add(frame);
         if (full) {
@@ -148,7 +154,7 @@ export async function* streamChanges(
         yield encodeHeartbeatFrame(cursor, deps.heartbeatIntervalMs);
         continue;
       }
-      const nowMs = Date.now();
+      const nowMs = deps.now();
       for (const change of changes) {
         if (change.seq <= cursor) continue;
         cursor = change.seq;

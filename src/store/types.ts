@@ -44,6 +44,8 @@ export interface RequestRecord {
   itemId: string;
   seq: number;
   createdAtMs: number;
+  /** sha256 (hex) of the request without its request_id; '' for records of older hubs. */
+  digest: string;
 }
 
 export interface ItemLocator {
@@ -80,8 +82,16 @@ export interface HubStore {
   findRequest(merchantId: string, requestId: string): RequestRecord | undefined;
   saveRequest(merchantId: string, requestId: string, record: RequestRecord): void;
 
-  /** Changes visible to a receiver after a sequence, unexpired, ascending, at most limit. */
-  readChanges(receiverId: string, afterSeq: number, nowMs: number, limit: number, itemsOnly: boolean): ChangeRecord[];
+  /**
+   * Changes visible to a receiver after a sequence, unexpired, ascending, at most limit:
+   * every item, and the tombstones whose sequence is above tombstonesAfterSeq. A resume
+   * passes its cursor (it needs every tombstone); a snapshot passes the head at which it
+   * started, because tombstones at or below it are for items the snapshot never contains,
+   * while later ones may withdraw an item of a page already sent.
+   */
+  readChanges(receiverId: string, afterSeq: number, nowMs: number, limit: number, tombstonesAfterSeq: number): ChangeRecord[];
+  /** How many live (unexpired) public items a merchant has. */
+  countPublicItems(merchantId: string, nowMs: number): number;
   /** A merchant's live items after a sequence, ascending, optionally for one receiver id. */
   listItems(merchantId: string, receiverId: string | undefined, afterSeq: number, nowMs: number, limit: number): ChangeRecord[];
 

@@ -97,7 +97,7 @@ async function main() {
       ...['--import', 'tsx', 'src/main.ts', '--db', join(dir, 'hub.db'), '--address', address, '--scrypt-log-n', '4'],
       // It registers its receivers through Register, 64 at once from 127.0.0.1: no per-source
       // registration limit, and room for all of them in the scrypt queue.
-      ...['--registration-rate-per-source', '0', '--scrypt-queue-per-source', '1000', '--scrypt-queue-limit', '1000'],
+      ...['--merchant-push-rate', '0', '--max-public-items-per-merchant', '0', '--registration-rate-per-source', '0', '--scrypt-queue-per-source', '1000', '--scrypt-queue-limit', '1000'],
     ],
     {
       cwd: REPO,

@@ -41,6 +41,8 @@ describe('validation', () => {
     ['more than 4 KiB of data', (r) => ({ receiverId: r, info: { title: 't', data: heavyData } }), /^info\.data: at most 4096 bytes/],
     ['request id over 128 characters', (r) => ({ receiverId: r, info: { title: 't' }, requestId: 'r'.repeat(129) }), /^request_id: at most 128/],
     ['valid_until in the past', (r) => ({ receiverId: r, info: { title: 't', validUntil: new Date(1000) } }), /^info\.valid_until: must be in the future/],
+    ['no title (empty content)', (r) => ({ receiverId: r, info: {} }), /^info\.title: required/],
+    ['a blank title even with a body', (r) => ({ receiverId: r, info: { title: ' \t\n', body: 'b' } }), /^info\.title: required/],
     ['discount over 100 percent', (r) => ({ receiverId: r, info: { title: 't', offer: { $case: 'discount', value: { percentOff: 101 } } } }), /^info\.discount\.percent_off/],
   ];
 

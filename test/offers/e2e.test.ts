@@ -151,8 +151,17 @@ describe('offers: end to end through pushhub-offers to a real hub', () => {
     assert.equal(second.stdout, `pushed 3, unchanged ${offerCount - 2}, withdrawn 1 (3 receivers, ${records.length + 1} records)\n`);
     const eventsB = await catchUp(stores.get(b.id)!.store, stores.get(b.id)!.client);
     assert.deepEqual(
-      eventsB.map((e) => (e.type === 'item' ? `item ${e.item.info!.key}` : e.type === 'withdrawal' ? `withdrawal ${e.withdrawal.key}` : e.type)).sort(),
-      ['item offer:points', 'item offer:tier', 'item offer:visits:3', 'withdrawal offer:winback'],
+      eventsB
+        .map((e) =>
+          e.type === 'item'
+            ? `item ${e.item.info!.key}`
+            : e.type === 'withdrawal'
+              ? `withdrawal ${e.withdrawal.key}${e.withdrawal.replaced ? ' (replaced)' : ''}`
+              : e.type,
+        )
+        .sort(),
+      // The changed points offer replaces the old one by key: its tombstone comes first.
+      ['item offer:points', 'item offer:tier', 'item offer:visits:3', 'withdrawal offer:points (replaced)', 'withdrawal offer:winback'],
     );
     assert.deepEqual(offersIn(b.id), expectedB);
     for (const r of [a, c]) {

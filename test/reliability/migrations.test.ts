@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DatabaseTooNewError, MIGRATIONS, migrate } from '../../src/store/sqlite/migrations.js';
+import { applyBatch } from '../../src/delivery/apply-batch.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { HubProcess, freePort } from '../support/hub-process.js';
 
@@ -90,5 +91,28 @@ describe('database migrations', function () {
     const indexes = after.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'changes'").pluck().all();
     assert.ok(!indexes.includes('items_by_id') && indexes.includes('legacy_items_by_id'));
     after.close();
+  });
+
+  it('request ids remembered before migration 4 have no digest and still replay their first answer', () => {
+    const path = join(dir, 'hub.db');
+    const db = new Database(path);
+    migrate(db, MIGRATIONS.slice(0, 2));
+    db.prepare("INSERT INTO requests (merchant_id, request_id, item_id, seq, created_at_ms) VALUES ('M00-0000000000000001', 'r1', 'I1', 1, 5)").run();
+    db.close();
+
+    const store = openSqliteStore(path);
+    assert.deepEqual(store.findRequest('M00-0000000000000001', 'r1'), { itemId: 'I1', seq: 1, createdAtMs: 5, digest: '' });
+    // Any request with that id replays (the old behaviour) until the record ages out.
+    const result = store.transaction(() =>
+      applyBatch(
+        store,
+        [{ kind: 'withdraw', merchantId: 'M00-0000000000000001', itemId: 'I0000000000000009aaaaaaaaaaaaaaaa', key: '', receiverId: '', requestId: 'r1', requestDigest: 'ff' }],
+        1,
+        10,
+        { idempotencyWindowMs: 1000, maxPublicItemsPerMerchant: 0 },
+      ),
+    );
+    assert.deepEqual(result.outcomes, [{ itemId: 'I1', seq: 1 }]);
+    store.close();
   });
 });

@@ -94,9 +94,11 @@ describe('sdk: receiver daemon', function () {
         item: daemon.lines[0]!.item,
       });
       assert.equal((daemon.lines[0]!.item as { info: { title: string } }).info.title, 'Points: 10');
-      assert.equal((daemon.lines[1] as { change: string; replacedItemId: string }).replacedItemId, points.itemId);
-      await waitUntil(() => daemon.lines.length === 3, 'the removal line');
-      assert.deepEqual([daemon.lines[2]!.change, daemon.lines[2]!.itemId, daemon.lines[2]!.cause], ['removed', more.itemId, 'withdrawn']);
+      // The hub sends the replaced item's tombstone (replaced) before the newer item.
+      assert.deepEqual([daemon.lines[1]!.change, daemon.lines[1]!.itemId, daemon.lines[1]!.cause], ['removed', points.itemId, 'replaced']);
+      await waitUntil(() => daemon.lines.length === 4, 'the added and removal lines');
+      assert.deepEqual([daemon.lines[2]!.change, daemon.lines[2]!.itemId], ['added', more.itemId]);
+      assert.deepEqual([daemon.lines[3]!.change, daemon.lines[3]!.itemId, daemon.lines[3]!.cause], ['removed', more.itemId, 'withdrawn']);
     } finally {
       merchant.close();
     }

@@ -62,12 +62,13 @@ function describeStoreContract(name: string, open: () => { store: HubStore; clea
         store.insertChange(change(5, { kind: ChangeKind.Withdrawal }));
         store.setHeadSequence(5);
       });
-      const seqs = (after: number, itemsOnly = false) =>
-        store.readChanges('R00-0000000000000001', after, 1000, 100, itemsOnly).map((c) => c.seq);
+      const seqs = (after: number, tombstonesAfter = after) =>
+        store.readChanges('R00-0000000000000001', after, 1000, 100, tombstonesAfter).map((c) => c.seq);
       assert.deepEqual(seqs(0), [1, 3, 5]);
-      assert.deepEqual(seqs(0, true), [1, 3]);
+      assert.deepEqual(seqs(0, 5), [1, 3], 'a snapshot started at head 5 skips tombstones up to 5');
+      assert.deepEqual(seqs(0, 4), [1, 3, 5], 'a tombstone after the snapshot started is read');
       assert.deepEqual(seqs(1), [3, 5]);
-      assert.deepEqual(store.readChanges('R00-0000000000000001', 0, 1000, 2, false).map((c) => c.seq), [1, 3]);
+      assert.deepEqual(store.readChanges('R00-0000000000000001', 0, 1000, 2, 0).map((c) => c.seq), [1, 3]);
       assert.equal(store.headSequence(), 5);
     });
 
@@ -92,7 +93,7 @@ function describeStoreContract(name: string, open: () => { store: HubStore; clea
         store.insertChange(change(8, { itemId: newItemId(8) }));
       });
       assert.equal(store.findItemById(legacyId)?.seq, 7);
-      assert.equal(store.findItemById(store.readChanges('R00-0000000000000001', 7, 1000, 1, true)[0]!.itemId)?.seq, 8);
+      assert.equal(store.findItemById(store.readChanges('R00-0000000000000001', 7, 1000, 1, 8)[0]!.itemId)?.seq, 8);
       assert.equal(store.findItemById(newItemId(7)), undefined, 'another id with the same sequence');
     });
 
@@ -105,21 +106,21 @@ function describeStoreContract(name: string, open: () => { store: HubStore; clea
         }),
       );
       assert.equal(store.headSequence(), 0);
-      assert.deepEqual(store.readChanges('R00-0000000000000001', 0, 0, 10, false), []);
+      assert.deepEqual(store.readChanges('R00-0000000000000001', 0, 0, 10, 0), []);
     });
 
     it('remembers request ids and purges old ones and expired changes', () => {
       store.transaction(() => {
-        store.saveRequest('M00-0000000000000001', 'r1', { itemId: 'I1', seq: 1, createdAtMs: 100 });
+        store.saveRequest('M00-0000000000000001', 'r1', { itemId: 'I1', seq: 1, createdAtMs: 100, digest: 'abc' });
         store.insertChange(change(1, { validUntilMs: 200 }));
         store.insertChange(change(2, { validUntilMs: 5000 }));
         store.setHeadSequence(2);
       });
-      assert.deepEqual(store.findRequest('M00-0000000000000001', 'r1'), { itemId: 'I1', seq: 1, createdAtMs: 100 });
+      assert.deepEqual(store.findRequest('M00-0000000000000001', 'r1'), { itemId: 'I1', seq: 1, createdAtMs: 100, digest: 'abc' });
       assert.equal(store.findRequest('M00-0000000000000002', 'r1'), undefined);
       assert.equal(store.purge(1000, 150), 2);
       assert.equal(store.findRequest('M00-0000000000000001', 'r1'), undefined);
-      assert.deepEqual(store.readChanges('R00-0000000000000001', 0, 0, 10, false).map((c) => c.seq), [2]);
+      assert.deepEqual(store.readChanges('R00-0000000000000001', 0, 0, 10, 0).map((c) => c.seq), [2]);
       // Purging never lowers the head: sequences are never reused.
       assert.equal(store.headSequence(), 2);
     });

@@ -17,11 +17,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-/**
- * Torture and soak register hundreds of accounts at once from 127.0.0.1: no per-source
- * registration limit, and room in the scrypt queue for all of them (logN 4 hashes are quick).
- */
-const HARNESS_ARGS = ['--registration-rate-per-source', '0', '--scrypt-queue-limit', '100000', '--scrypt-queue-per-source', '100000'];
+// Torture, soak and reliability runs register and push in bulk from 127.0.0.1: no registration
+// limit, room in the scrypt queue, and no push rate or public item cap unless a test asks.
+const HARNESS_ARGS = ['--registration-rate-per-source', '0', '--scrypt-queue-limit', '100000', '--scrypt-queue-per-source', '100000', '--merchant-push-rate', '0', '--max-public-items-per-merchant', '0'];
 
 /**
  * The hub as a real child process (`node --import tsx src/main.ts`), as `npm start` runs it,

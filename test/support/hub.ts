@@ -16,8 +16,8 @@ export interface Credentials {
 
 /**
  * Test settings: tiny scrypt cost, short heartbeat, no per-source registration limit (every
- * test client registers from 127.0.0.1; the limit's own tests set it); everything else as in
- * production.
+ * test client registers from 127.0.0.1), no push rate or public item cap (tests push in
+ * bulk); the limits' own tests set them. Everything else as in production.
  */
 export function testConfig(dir: string, overrides: Partial<HubConfig> = {}): HubConfig {
   return {
@@ -27,6 +27,8 @@ export function testConfig(dir: string, overrides: Partial<HubConfig> = {}): Hub
     scryptLogN: 4,
     heartbeatIntervalMs: 1000,
     registrationRatePerSourcePerSec: 0,
+    merchantPushRatePerSec: 0,
+    maxPublicItemsPerMerchant: 0,
     ...overrides,
   };
 }

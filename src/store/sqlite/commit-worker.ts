@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { applyBatch } from '../../delivery/apply-batch.js';
+import { type BatchLimits, applyBatch } from '../../delivery/apply-batch.js';
 import type { WriteOp } from '../../delivery/commit-queue.js';
 import { HubError } from '../../errors.js';
 import { openSqliteStore } from './sqlite-store.js';
@@ -9,7 +9,7 @@ import { openSqliteStore } from './sqlite-store.js';
  * in one synchronous=FULL transaction, so the fsync never blocks the hub's event loop. See
  * worker-committer.ts for the protocol.
  */
-const { dbPath, idempotencyWindowMs, testHooks } = workerData as { dbPath: string; idempotencyWindowMs: number; testHooks?: boolean };
+const { dbPath, limits, testHooks } = workerData as { dbPath: string; limits: BatchLimits; testHooks?: boolean };
 const store = openSqliteStore(dbPath);
 parentPort!.postMessage({ ready: true });
 
@@ -36,7 +36,7 @@ parentPort!.on('message', (m: Request) => {
       parentPort!.postMessage({ id: m.id, ok: true, removed: store.purge(m.purge.nowMs, m.purge.requestCutoffMs) });
       return;
     }
-    const result = store.transaction(() => applyBatch(store, m.ops, m.head, m.nowMs, idempotencyWindowMs));
+    const result = store.transaction(() => applyBatch(store, m.ops, m.head, m.nowMs, limits));
     const outcomes = result.outcomes.map((o) =>
       o instanceof HubError ? { hubError: { code: o.code, reason: o.reason, message: o.message } } : o,
     );

@@ -72,6 +72,14 @@ export const MIGRATIONS: readonly string[] = [
       ELSE printf('%02x%02x%02x', (length(frame) & 127) | 128, ((length(frame) >> 7) & 127) | 128, length(frame) >> 14)
     END) || frame;
   `,
+  // 4: a request id remembers a digest of its request, so reusing the id for a different
+  // request is refused instead of answered with the first request's result. Rows written
+  // before have no digest ('') and replay as before until they age out (24 h).
+  `
+  ALTER TABLE requests ADD COLUMN digest TEXT NOT NULL DEFAULT '';
+  -- The per-merchant cap on live public items counts them inside each commit.
+  CREATE INDEX public_items_by_merchant ON changes (merchant_id, valid_until_ms) WHERE kind = 1 AND receiver_id = '';
+  `,
 ];
 
 export class DatabaseTooNewError extends Error {

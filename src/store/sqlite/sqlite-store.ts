@@ -107,21 +107,15 @@ export function openSqliteStore(path: string): SqliteStore {
   );
   const deleteChange = db.prepare('DELETE FROM changes WHERE seq = ?');
   const findRequest = db.prepare(
-    'SELECT item_id, seq, created_at_ms FROM requests WHERE merchant_id = ? AND request_id = ?',
+    'SELECT item_id, seq, created_at_ms, digest FROM requests WHERE merchant_id = ? AND request_id = ?',
   );
   const saveRequest = db.prepare(
-    'INSERT OR REPLACE INTO requests (merchant_id, request_id, item_id, seq, created_at_ms) VALUES (?, ?, ?, ?, ?)',
+    'INSERT OR REPLACE INTO requests (merchant_id, request_id, item_id, seq, created_at_ms, digest) VALUES (?, ?, ?, ?, ?, ?)',
   );
   // Two index range scans merged by seq: the receiver's own changes and the public ones.
   const readChanges = db.prepare(
     `SELECT ${CHANGE_COLUMNS} FROM changes
-     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ?
-     ORDER BY seq LIMIT ?`,
-  );
-  // A snapshot (cursor 0) needs no tombstones: the receiver holds nothing to remove.
-  const readItems = db.prepare(
-    `SELECT ${CHANGE_COLUMNS} FROM changes
-     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ? AND kind = 1
+     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ? AND (kind = 1 OR seq > ?)
      ORDER BY seq LIMIT ?`,
   );
   const listAll = db.prepare(
@@ -132,6 +126,10 @@ export function openSqliteStore(path: string): SqliteStore {
     `SELECT ${CHANGE_COLUMNS} FROM changes
      WHERE receiver_id = ? AND merchant_id = ? AND kind = 1 AND seq > ? AND valid_until_ms > ? ORDER BY seq LIMIT ?`,
   );
+  // Same predicate as the partial index public_items_by_merchant (migration 3).
+  const countPublic = db
+    .prepare("SELECT COUNT(*) FROM changes WHERE merchant_id = ? AND valid_until_ms > ? AND kind = 1 AND receiver_id = ''")
+    .pluck();
   const purgeChanges = db.prepare('DELETE FROM changes WHERE valid_until_ms <= ?');
   const purgeRequests = db.prepare('DELETE FROM requests WHERE created_at_ms < ?');
 
@@ -184,18 +182,18 @@ export function openSqliteStore(path: string): SqliteStore {
 
     findRequest(merchantId, requestId): RequestRecord | undefined {
       const row = findRequest.get(merchantId, requestId) as
-        | { item_id: string; seq: number; created_at_ms: number }
+        | { item_id: string; seq: number; created_at_ms: number; digest: string }
         | undefined;
-      return row && { itemId: row.item_id, seq: row.seq, createdAtMs: row.created_at_ms };
+      return row && { itemId: row.item_id, seq: row.seq, createdAtMs: row.created_at_ms, digest: row.digest };
     },
     saveRequest(merchantId, requestId, record) {
-      saveRequest.run(merchantId, requestId, record.itemId, record.seq, record.createdAtMs);
+      saveRequest.run(merchantId, requestId, record.itemId, record.seq, record.createdAtMs, record.digest);
     },
 
-    readChanges(receiverId, afterSeq, nowMs, limit, itemsOnly) {
-      const statement = itemsOnly ? readItems : readChanges;
-      return (statement.all(receiverId, afterSeq, nowMs, limit) as ChangeRow[]).map(toChange);
+    readChanges(receiverId, afterSeq, nowMs, limit, tombstonesAfterSeq) {
+      return (readChanges.all(receiverId, afterSeq, nowMs, tombstonesAfterSeq, limit) as ChangeRow[]).map(toChange);
     },
+    countPublicItems: (merchantId, nowMs) => countPublic.get(merchantId, nowMs) as number,
     listItems(merchantId, receiverId, afterSeq, nowMs, limit) {
       const rows = (
         receiverId === undefined

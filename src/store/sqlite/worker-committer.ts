@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { BatchLimits } from '../../delivery/apply-batch.js';
 import type { BatchCommitter, BatchResult, WriteAck } from '../../delivery/commit-queue.js';
 import { HubError } from '../../errors.js';
 import type { ChangeRecord } from '../types.js';
@@ -20,14 +21,14 @@ const WORKER_BOOT = FROM_SOURCE
  * synchronous=FULL fsync, so pushes keep arriving and form the next, larger batch. The
  * commit queue sends one batch at a time, so commits stay in order.
  */
-export function sqliteWorkerCommitter(dbPath: string, idempotencyWindowMs: number, options: { testHooks?: boolean } = {}): BatchCommitter {
+export function sqliteWorkerCommitter(dbPath: string, limits: BatchLimits, options: { testHooks?: boolean } = {}): BatchCommitter {
   let worker: Worker | undefined;
   let nextId = 1;
   const waiting = new Map<number, { resolve: (reply: Reply & { ok: true }) => void; reject: (e: Error) => void }>();
   let ready: Promise<void> = Promise.resolve();
 
   const start = (): Worker => {
-    const w = new Worker(WORKER_BOOT, { eval: true, workerData: { dbPath, idempotencyWindowMs, testHooks: options.testHooks === true } });
+    const w = new Worker(WORKER_BOOT, { eval: true, workerData: { dbPath, limits, testHooks: options.testHooks === true } });
     w.unref();
     let markReady!: () => void;
     ready = new Promise((resolve) => (markReady = resolve));

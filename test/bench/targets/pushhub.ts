@@ -76,6 +76,11 @@ export const pushhubTarget: BenchTarget = {
       '1000000',
       '--scrypt-queue-per-source',
       '1000000',
+      // The bench measures the hub's capacity, not its per-merchant limits.
+      '--merchant-push-rate',
+      '0',
+      '--max-public-items-per-merchant',
+      '0',
       ...(options.bypassAuth ? ['--insecure-bench-skip-password-check'] : []),
     ];
     const child = spawnWithUlimit(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });

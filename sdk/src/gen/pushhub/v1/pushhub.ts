@@ -404,8 +404,9 @@ export interface Withdrawal {
   /** The withdrawn item's key (empty if it had none). */
   key: string;
   /**
-   * true when the item was replaced by a newer item with the same key; the newer item follows
-   * unless it has already ended.
+   * True when the item was replaced by a newer item with the same key; the newer item
+   * follows unless it has already ended. Sent so that a receiver that was offline while the
+   * newer item came and went still drops the older one.
    */
   replaced: boolean;
 }

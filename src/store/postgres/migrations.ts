@@ -58,10 +58,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO head (id, seq) VALUES (1, 0);
 
-  -- Account events (a password rotation) for the other nodes; ids assigned under an
-  -- advisory lock, so they too commit in order.
+  -- Account events (a password rotation) for the other nodes. Ids are drawn under an
+  -- advisory lock held to commit, so they commit in order too, and are never reused.
   CREATE TABLE account_events (
-    id bigint PRIMARY KEY,
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind text NOT NULL,
     account_id text NOT NULL,
     created_at_ms bigint NOT NULL

@@ -101,7 +101,10 @@ export interface WorkingSet {
 export interface BatchWrites {
   /** New changes (items and tombstones), each with its seq in head+1..writes.head. */
   inserts: ChangeRecord[];
-  /** Seqs of items removed by a replace or a withdraw. */
+  /**
+   * Seqs of items removed by a replace or a withdraw. An item inserted and removed by the
+   * same batch may be named in both lists: it is then never stored (its seq stays unused).
+   */
   deletes: number[];
   requests: { merchantId: string; requestId: string; record: StoredRequest }[];
   /** The new head (>= the head decide was given); persisted, never reused. */
@@ -135,10 +138,12 @@ export interface ChangeFeed {
   /** Account events of every node (this one included), each once. */
   onAccountEvent(listener: (event: AccountEvent) => void): void;
   /**
-   * This node's own commit: the feed publishes it without a read when it continues the
+   * This node's own commit, reported by the backend's committer after each commit (the
+   * domain need not call it): `changes` are the rows stored, `previousHead` the head the
+   * batch started from. The feed publishes them without a read when previousHead is its
    * published head, and otherwise catches up from the store first.
    */
-  committed(changes: ChangeRecord[], head: number): void;
+  committed(changes: ChangeRecord[], head: number, previousHead: number): void;
   publishAccountEvent(event: AccountEvent): Promise<void>;
   start(): Promise<void>;
   close(): Promise<void>;

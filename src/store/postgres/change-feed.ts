@@ -161,12 +161,10 @@ export function createPostgresChangeFeed(pool: pg.Pool, url: string, options: Po
     onAccountEvent(l) {
       eventListeners.push(l);
     },
-    committed(changes, newHead) {
-      // Contiguous with what is published: hand it on without a read. Otherwise another
-      // node committed in between, and the store has the rows in order.
-      const contiguous =
-        newHead > head && changes.length === newHead - head && (changes.length === 0 || changes[0]!.seq === head + 1);
-      if (contiguous && !running) publish(changes, newHead);
+    committed(changes, newHead, previousHead) {
+      // Continues what is published: hand it on without a read. Otherwise another node
+      // committed in between (or a catch-up is reading), and the store has the rows in order.
+      if (previousHead === head && !running) publish(changes, newHead);
       else if (newHead > head) void catchUp();
     },
     async publishAccountEvent(event) {

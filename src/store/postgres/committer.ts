@@ -34,7 +34,12 @@ interface RequestRow {
  * `seq > cursor AND seq <= head` can never skip a row that commits later (issue 11 measured
  * 0.8-9.5 % skipped rows without such a lock).
  */
-export function createPostgresCommitter(url: string, onError: (error: unknown) => void): BatchCommitter {
+export function createPostgresCommitter(
+  url: string,
+  onError: (error: unknown) => void,
+  /** After each commit: the rows stored, the new head and the head the batch started from. */
+  onCommitted: (stored: ChangeRecord[], head: number, previousHead: number) => void,
+): BatchCommitter {
   let client: pg.Client | undefined;
   let chain: Promise<unknown> = Promise.resolve();
   let closed = false;
@@ -67,16 +72,20 @@ export function createPostgresCommitter(url: string, onError: (error: unknown) =
 
   return {
     commit<R extends { writes: BatchWrites }>(query: WorkingSetQuery, decide: (ws: WorkingSet, head: number) => R) {
-      return serialised((c) =>
-        inTransaction(c, async () => {
-          const head = (await c.query<{ seq: number }>({ name: 'head-lock', text: 'SELECT seq FROM head WHERE id = 1 FOR UPDATE' }))
+      return serialised(async (c) => {
+        let stored: ChangeRecord[] = [];
+        let head = 0;
+        const result = await inTransaction(c, async () => {
+          head = (await c.query<{ seq: number }>({ name: 'head-lock', text: 'SELECT seq FROM head WHERE id = 1 FOR UPDATE' }))
             .rows[0]!.seq;
           const ws = await loadWorkingSet(c, query);
-          const result = decide(ws, head);
-          await write(c, result.writes, head);
-          return result;
-        }),
-      );
+          const decided = decide(ws, head);
+          stored = await write(c, decided.writes, head);
+          return decided;
+        });
+        onCommitted(stored, result.writes.head, head);
+        return result;
+      });
     },
 
     async purge(nowMs: number, requestCutoffMs: number) {
@@ -183,19 +192,27 @@ async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<Wor
   return ws;
 }
 
-/** Writes one batch's decision: deletes first (the key index admits the replacement), then multi-row inserts. */
-async function write(c: pg.ClientBase, w: BatchWrites, head: number): Promise<void> {
+/**
+ * Writes one batch's decision: deletes first (so the key index admits the replacement),
+ * then multi-row inserts. Returns the changes stored.
+ */
+async function write(c: pg.ClientBase, w: BatchWrites, head: number): Promise<ChangeRecord[]> {
   if (w.head < head) throw new Error(`committer: the batch moved the head back (${head} to ${w.head})`);
   for (const change of w.inserts) {
     if (change.seq <= head || change.seq > w.head) {
       throw new Error(`committer: change seq ${change.seq} outside the batch's range ${head + 1}..${w.head}`);
     }
   }
-  if (w.deletes.length > 0) {
-    await c.query({ name: 'batch-delete', text: 'DELETE FROM changes WHERE seq = ANY($1::bigint[])', values: [w.deletes] });
+  // An item the batch itself replaced or withdrew is never stored: it would only collide
+  // with its replacement in the key index and be deleted again.
+  const removed = new Set(w.deletes);
+  const inserts = w.inserts.filter((x) => !removed.has(x.seq));
+  const deletes = w.deletes.filter((seq) => seq <= head);
+  if (deletes.length > 0) {
+    await c.query({ name: 'batch-delete', text: 'DELETE FROM changes WHERE seq = ANY($1::bigint[])', values: [deletes] });
   }
-  if (w.inserts.length > 0) {
-    const col = <T>(f: (x: ChangeRecord) => T) => w.inserts.map(f);
+  if (inserts.length > 0) {
+    const col = <T>(f: (x: ChangeRecord) => T) => inserts.map(f);
     await c.query({
       name: 'batch-insert',
       text: `INSERT INTO changes (${CHANGE_COLUMNS})
@@ -240,4 +257,5 @@ async function write(c: pg.ClientBase, w: BatchWrites, head: number): Promise<vo
     // lock through the commit, so one per push would cap writes near 5k/s).
     await c.query({ name: 'notify-changes', text: `NOTIFY ${Channel.Changes}` });
   }
+  return inserts;
 }

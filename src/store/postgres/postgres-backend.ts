@@ -54,13 +54,16 @@ export async function openPostgresBackend(url: string, overrides: Partial<Postgr
   const pool = new pg.Pool({ ...connectionConfig(url, 'pushhub-reader'), max: options.poolSize });
   // An idle pooled connection that dies is dropped by the pool; the next query opens another.
   pool.on('error', options.onError);
-  const committer = createPostgresCommitter(url, options.onError);
   const feed = createPostgresChangeFeed(pool, url, {
     pollIntervalMs: options.feedPollIntervalMs,
     pageSize: options.feedPageSize,
     reconnectDelayMs: options.reconnectDelayMs,
     onError: options.onError,
   });
+  // The node's own commits reach its fan-out without a read (persist, then publish).
+  const committer = createPostgresCommitter(url, options.onError, (stored, head, previousHead) =>
+    feed.committed(stored, head, previousHead),
+  );
   try {
     await feed.start();
   } catch (error) {

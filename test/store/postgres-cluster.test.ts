@@ -44,7 +44,7 @@ describe('postgres backend: several nodes on one database', function () {
   it('two nodes committing interleaved batches: every feed sees every sequence once, in order', async () => {
     const a = await node();
     const b = await node();
-    const c = await node(); // a node that only reads
+    const c = await node({ feedPageSize: 7 }); // only reads, in small catch-up pages
     const feeds = [a, b, c].map(record);
     const random = prng(11);
     let total = 0;

@@ -12,7 +12,7 @@ describe('postgres migrations', function () {
     client = new pg.Client({ connectionString: url });
     await client.connect();
   });
-  afterEach(() => client.end());
+  afterEach(() => client?.end());
 
   const version = async () => (await client.query('SELECT version FROM pushhub_schema')).rows[0].version as number;
   const tables = async () =>

@@ -35,48 +35,61 @@ export async function startPostgres(options: { durable?: boolean } = {}): Promis
   // The server's user must reach the data directory inside the temp directory (0700 root).
   chmodSync(root, 0o755);
   const databaseDir = join(root, 'data');
-  const port = await freePort();
   const password = randomBytes(12).toString('hex');
-  const log: string[] = [];
+  let log: string[] = [];
   const keep = (message: unknown) => {
     log.push(String(message instanceof Error ? message.message : message));
     if (log.length > 200) log.shift();
   };
-  const server = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: USER,
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8'],
-    postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      // The socket goes into the data directory, not a shared /tmp or /var/run path.
-      '-c', `unix_socket_directories=${databaseDir}`,
-      '-c', 'max_connections=200',
-      ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
-    ],
-    onLog: keep,
-    onError: keep,
-  });
+  const serverFor = (port: number) =>
+    new EmbeddedPostgres({
+      databaseDir,
+      port,
+      user: USER,
+      password,
+      authMethod: 'scram-sha-256',
+      persistent: false,
+      createPostgresUser: process.getuid?.() === 0,
+      initdbFlags: ['--encoding=UTF8'],
+      postgresFlags: [
+        '-c', 'listen_addresses=127.0.0.1',
+        // The socket goes into the data directory, not a shared /tmp or /var/run path.
+        '-c', `unix_socket_directories=${databaseDir}`,
+        '-c', 'max_connections=200',
+        ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
+      ],
+      onLog: keep,
+      onError: keep,
+    });
   const fail = (step: string, error: unknown): Error =>
     new Error(
-      `embedded PostgreSQL could not ${step}: ${error instanceof Error ? error.message : String(error ?? 'exited')}\n` +
-        `--- server log (last lines) ---\n${log.slice(-30).join('').trim()}`,
+      `embedded PostgreSQL could not ${step}: ${error instanceof Error ? error.message : String(error ?? 'it exited')}\n` +
+        `--- server log (last lines) ---\n${log.slice(-15).join('').trim()}`,
     );
+  let port = await freePort();
+  let server = serverFor(port);
   try {
     await server.initialise();
   } catch (error) {
     rmSync(root, { recursive: true, force: true });
     throw fail('initialise its data directory', error);
   }
-  try {
-    await server.start();
-  } catch (error) {
-    rmSync(root, { recursive: true, force: true });
-    throw fail('start', error);
+  // The free port may be taken by another process before the server binds it (the machine
+  // is shared): then start again on another one.
+  for (let attempt = 1; ; attempt++) {
+    log = [];
+    try {
+      await server.start();
+      break;
+    } catch (error) {
+      const portTaken = log.some((line) => /could not bind|Address already in use/.test(line) && !/Permission denied/.test(line));
+      if (!portTaken || attempt === 3) {
+        rmSync(root, { recursive: true, force: true });
+        throw fail('start', error);
+      }
+      port = await freePort();
+      server = serverFor(port);
+    }
   }
   const urlFor = (database: string) => `postgres://${USER}:${password}@127.0.0.1:${port}/${database}`;
   let stopped = false;

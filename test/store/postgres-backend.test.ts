@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import type { HubBackend } from '../../src/store/ports.js';
+import pg from 'pg';
+import { connectionConfig } from '../../src/store/postgres/connection.js';
 import { openPostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import { type AccountRecord, ChangeKind, PUBLIC_RECEIVER } from '../../src/store/types.js';
 import { freshDatabase } from '../support/postgres.js';
@@ -13,8 +15,10 @@ const R2 = 'R00-0000000000000002';
 describe('postgres backend (one node)', function () {
   this.timeout(60_000);
   let backend: HubBackend;
+  let url: string;
   beforeEach(async () => {
-    backend = await openPostgresBackend(await freshDatabase());
+    url = await freshDatabase();
+    backend = await openPostgresBackend(url);
   });
   afterEach(() => backend.close());
 
@@ -177,6 +181,18 @@ describe('postgres backend (one node)', function () {
   });
 
   describe('change reader', () => {
+    it('runs on sessions that force custom plans (no cached sequential-scan plan for the cursor read)', async () => {
+      const client = new pg.Client(connectionConfig(url, 'pushhub-test'));
+      await client.connect();
+      try {
+        assert.equal((await client.query('SHOW plan_cache_mode')).rows[0].plan_cache_mode, 'force_custom_plan');
+        // bigint columns come back as numbers.
+        assert.equal((await client.query('SELECT seq FROM head')).rows[0].seq, 0);
+      } finally {
+        await client.end();
+      }
+    });
+
     it('reads a receiver’s own and public changes after a cursor, up to a head, in order', async () => {
       await commit([
         { push: { merchantId: M1, receiverId: R1 } },

@@ -164,4 +164,25 @@ describe('postgres backend: several nodes on one database', function () {
     await until('node b gets a change after the reconnect', () => seen.length === 2);
     assert.deepEqual(seen.map((x) => x.seq), [1, 2]);
   });
+
+  it('the writer opens a new connection after its own is killed', async () => {
+    const a = await node();
+    const seen = record(a);
+    await commit(a, [{ push: { merchantId: 'M00-0000000000000001' } }]);
+    await adminQuery(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pushhub-writer' AND datname = $1",
+      [databaseName(url)],
+    );
+    // The first commit may meet the dead connection (and fail, storing nothing); one after it succeeds.
+    let stored = 0;
+    for (let attempt = 0; attempt < 3 && stored === 0; attempt++) {
+      await commit(a, [{ push: { merchantId: 'M00-0000000000000001' } }]).then(
+        () => stored++,
+        () => undefined,
+      );
+    }
+    assert.equal(stored, 1);
+    await until('the feed has both changes', () => seen.length === 2);
+    assert.deepEqual(seen.map((x) => x.seq), [1, 2]);
+  });
 });

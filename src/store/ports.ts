@@ -1,0 +1,165 @@
+/**
+ * The ports between the hub's domain and its storage. Every method is async so that a
+ * networked backend (PostgreSQL, src/store/postgres) and the embedded one (SQLite,
+ * src/store/sqlite) implement the same contract; the domain imports only this file and
+ * src/store/types.ts, never a backend.
+ *
+ * The contract of each method is written on it (atomicity, ordering), as in centrifuge's
+ * broker.go, and one contract suite runs against every backend.
+ */
+import type { AccountRecord, ChangeRecord, RequestRecord } from './types.js';
+
+/**
+ * A remembered request id with the digest of what was asked: a repeat with the same digest
+ * inside the window replays the first acknowledgement, a different digest is refused.
+ */
+export interface StoredRequest extends RequestRecord {
+  digest: Uint8Array;
+}
+
+export interface AccountStore {
+  /** Inserts a new account; false when the id is taken (the caller draws another id). */
+  insertAccount(account: AccountRecord): Promise<boolean>;
+  getAccount(id: string): Promise<AccountRecord | undefined>;
+  /**
+   * Compare-and-set: replaces the hash only if it is still `expected`, so two concurrent
+   * rotations (on two nodes) cannot both win; false otherwise.
+   */
+  replacePasswordHash(id: string, expected: Uint8Array, next: Uint8Array): Promise<boolean>;
+  isReceiver(id: string): Promise<boolean>;
+}
+
+/** One page query of a receiver's change log. */
+export interface ReceiverChangesQuery {
+  receiverId: string;
+  /** Exclusive lower bound: the receiver's cursor. */
+  afterSeq: number;
+  /** Inclusive upper bound: the head the caller has published, so no reader runs ahead of the feed. */
+  upToSeq: number;
+  nowMs: number;
+  /** At most this many rows. */
+  limit: number;
+  /** About this many bytes of frames; a page always holds at least one row if any match. */
+  maxBytes: number;
+  /**
+   * Set on a snapshot (cursor 0): the head when the snapshot began. Tombstones at or below it
+   * are left out, as the receiver holds nothing they could remove.
+   */
+  snapshotFrom?: number;
+}
+
+/** One page query of a merchant's live items (ListItems). */
+export interface MerchantItemsQuery {
+  merchantId: string;
+  /** Only this receiver's specific items (PUBLIC_RECEIVER for the public ones); all when absent. */
+  receiverId?: string;
+  afterSeq: number;
+  nowMs: number;
+  limit: number;
+  maxBytes: number;
+}
+
+export interface ChangeReader {
+  /**
+   * A receiver's changes (its own and the public ones) with afterSeq < seq <= upToSeq,
+   * unexpired at nowMs, ascending by seq, paged by `limit` and `maxBytes`.
+   */
+  receiverChanges(q: ReceiverChangesQuery): Promise<ChangeRecord[]>;
+  /** A merchant's live (kind item, unexpired) items after a seq, ascending, paged. */
+  merchantItems(q: MerchantItemsQuery): Promise<ChangeRecord[]>;
+}
+
+/** Keys of the working-set maps are these parts joined with '\0'. */
+export const workingSetKey = (...parts: string[]): string => parts.join('\0');
+
+/** The rows a batch touches, named before the transaction so they load in a few queries. */
+export interface WorkingSetQuery {
+  requests: { merchantId: string; requestId: string }[];
+  /** Live items looked up by replacement key (non-empty keys only). */
+  itemKeys: { merchantId: string; receiverId: string; itemKey: string }[];
+  /** Live items looked up by item id (Withdraw by id). */
+  itemIds: string[];
+  /** Merchants whose count of live public items the batch needs (the public item cap). */
+  publicCountsFor: string[];
+  /** The batch's clock: items expired at this time are not live. */
+  nowMs: number;
+}
+
+/** The loaded working set, read under the head lock, so it cannot change before the commit. */
+export interface WorkingSet {
+  /** By workingSetKey(merchantId, requestId). */
+  requests: Map<string, StoredRequest>;
+  /** By workingSetKey(merchantId, receiverId, itemKey). */
+  itemsByKey: Map<string, ChangeRecord>;
+  /** By item id. */
+  itemsById: Map<string, ChangeRecord>;
+  /** By merchant id; every merchant of publicCountsFor has an entry (0 when it has none). */
+  publicItemCounts: Map<string, number>;
+}
+
+/** What the domain decided for one batch: rows to write, in one transaction. */
+export interface BatchWrites {
+  /** New changes (items and tombstones), each with its seq in head+1..writes.head. */
+  inserts: ChangeRecord[];
+  /**
+   * Seqs of items removed by a replace or a withdraw. An item inserted and removed by the
+   * same batch may be named in both lists: it is then never stored (its seq stays unused).
+   */
+  deletes: number[];
+  requests: { merchantId: string; requestId: string; record: StoredRequest }[];
+  /** The new head (>= the head decide was given); persisted, never reused. */
+  head: number;
+}
+
+export interface BatchCommitter {
+  /**
+   * One durable transaction: lock the head (so sequence order is commit order across nodes),
+   * read it, load the working set, call `decide(workingSet, head)` synchronously (the domain's
+   * applyBatch), write its result and commit; one wake-up notification per batch. Resolves
+   * with decide's result after the commit is durable; rejects with nothing stored (also when
+   * decide throws). Calls are serialised per node: one writer, in call order.
+   */
+  commit<R extends { writes: BatchWrites }>(query: WorkingSetQuery, decide: (ws: WorkingSet, head: number) => R): Promise<R>;
+  /** Deletes changes expired at nowMs and request ids created before requestCutoffMs; rows removed. */
+  purge(nowMs: number, requestCutoffMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export type AccountEvent = { kind: 'password-rotated'; accountId: string };
+
+export interface ChangeFeed {
+  /** Newest sequence handed to listeners (this node's published head). */
+  readonly head: number;
+  /**
+   * Committed changes of every node, each exactly once, in sequence order, with no gaps in
+   * what was committed (purged or deleted rows are simply absent); listeners run synchronously.
+   */
+  onChanges(listener: (changes: ChangeRecord[]) => void): void;
+  /** Account events of every node (this one included), each once. */
+  onAccountEvent(listener: (event: AccountEvent) => void): void;
+  /**
+   * This node's own commit, reported by the backend's committer after each commit (the
+   * domain need not call it): `changes` are the rows stored, `previousHead` the head the
+   * batch started from. The feed publishes them without a read when previousHead is its
+   * published head, and otherwise catches up from the store first.
+   */
+  committed(changes: ChangeRecord[], head: number, previousHead: number): void;
+  publishAccountEvent(event: AccountEvent): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Exactly one node of a cluster is leader at a time (it runs the purge). */
+export interface Leader {
+  readonly isLeader: boolean;
+  close(): Promise<void>;
+}
+
+export interface HubBackend {
+  accounts: AccountStore;
+  changes: ChangeReader;
+  committer: BatchCommitter;
+  feed: ChangeFeed;
+  leader: Leader;
+  close(): Promise<void>;
+}

@@ -1,0 +1,103 @@
+import type pg from 'pg';
+import { LOCK_NAMESPACE, LockKey, inTransaction } from './connection.js';
+
+/**
+ * Numbered schema migrations for PostgreSQL (the SQLite ones are in ../sqlite/migrations.ts;
+ * the two schemas hold the same rows). Never edit a released migration: append a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: accounts, the change log, idempotency records, the head, account events.
+  `
+  CREATE TABLE accounts (
+    id text PRIMARY KEY,
+    role text NOT NULL CHECK (role IN ('merchant', 'receiver')),
+    display_name text NOT NULL,
+    password_hash bytea NOT NULL,
+    created_at_ms bigint NOT NULL
+  );
+
+  CREATE TABLE changes (
+    seq bigint PRIMARY KEY,
+    kind smallint NOT NULL CHECK (kind IN (1, 2)),
+    item_id text NOT NULL,
+    merchant_id text NOT NULL,
+    receiver_id text NOT NULL,
+    item_key text NOT NULL,
+    frame bytea NOT NULL,
+    pushed_at_ms bigint NOT NULL,
+    valid_until_ms bigint NOT NULL
+  );
+  -- Subscribe reads receiver_id IN ($1, '') AND seq > $2: two range scans merged by seq.
+  CREATE INDEX changes_by_receiver ON changes (receiver_id, seq);
+  -- Replace by key: at most one live item per merchant, audience and key.
+  CREATE UNIQUE INDEX items_by_key ON changes (merchant_id, receiver_id, item_key)
+    WHERE kind = 1 AND item_key <> '';
+  -- ListItems. Withdraw by id needs no index: item ids carry their sequence (registry/ids.ts).
+  CREATE INDEX items_by_merchant ON changes (merchant_id, seq) WHERE kind = 1;
+  -- The cap on live public items per merchant, counted inside every commit that needs it.
+  CREATE INDEX public_items_by_merchant ON changes (merchant_id, valid_until_ms)
+    WHERE kind = 1 AND receiver_id = '';
+  CREATE INDEX changes_by_expiry ON changes (valid_until_ms);
+
+  CREATE TABLE requests (
+    merchant_id text NOT NULL,
+    request_id text NOT NULL,
+    item_id text NOT NULL,
+    seq bigint NOT NULL,
+    created_at_ms bigint NOT NULL,
+    digest bytea NOT NULL,
+    PRIMARY KEY (merchant_id, request_id)
+  );
+  CREATE INDEX requests_by_age ON requests (created_at_ms);
+
+  -- The highest sequence ever assigned; survives purges, so sequences are never reused.
+  -- Every writing transaction locks this row first: sequence order is commit order.
+  CREATE TABLE head (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    seq bigint NOT NULL
+  );
+  INSERT INTO head (id, seq) VALUES (1, 0);
+
+  -- Account events (a password rotation) for the other nodes. Ids are drawn under an
+  -- advisory lock held to commit, so they commit in order too, and are never reused.
+  CREATE TABLE account_events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind text NOT NULL,
+    account_id text NOT NULL,
+    created_at_ms bigint NOT NULL
+  );
+  `,
+];
+
+export class DatabaseTooNewError extends Error {
+  constructor(found: number, known: number) {
+    super(
+      `database schema version ${found} is newer than this pushhub understands (${known}); ` +
+        'upgrade pushhub or point --database-url at another database',
+    );
+    this.name = 'DatabaseTooNewError';
+  }
+}
+
+/**
+ * Brings the database to the newest version in one transaction (DDL is transactional in
+ * PostgreSQL), under an advisory lock so nodes starting together migrate once.
+ * `migrations` is a parameter only for tests. Returns the version reached.
+ */
+export async function migrate(client: pg.ClientBase, migrations: readonly string[] = MIGRATIONS): Promise<number> {
+  return inTransaction(client, async () => {
+    await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_NAMESPACE, LockKey.Migrate]);
+    await client.query('CREATE TABLE IF NOT EXISTS pushhub_schema (version integer NOT NULL)');
+    const rows = (await client.query<{ version: number }>('SELECT version FROM pushhub_schema')).rows;
+    if (rows.length === 0) await client.query('INSERT INTO pushhub_schema (version) VALUES (0)');
+    const current = rows[0]?.version ?? 0;
+    if (current > migrations.length) throw new DatabaseTooNewError(current, migrations.length);
+    for (let version = current; version < migrations.length; version++) {
+      await client.query(migrations[version]!);
+    }
+    if (current < migrations.length) {
+      await client.query('UPDATE pushhub_schema SET version = $1', [migrations.length]);
+    }
+    return migrations.length;
+  });
+}

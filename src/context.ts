@@ -12,7 +12,7 @@ import { type HubMetrics, createHubMetrics } from './metrics.js';
 import { createRegistry } from './registry/registry.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import { sqliteWorkerCommitter } from './store/sqlite/worker-committer.js';
-import type { HubStore } from './store/types.js';
+import type { HubStore } from './core/records.js';
 
 export interface HubContext extends HubServices {
   logger: Logger;

@@ -1,6 +1,6 @@
 import type { HubConfig } from './config.js';
 import { type HubContext, type HubOverrides, createHubContext } from './context.js';
-import { shuttingDown } from './errors.js';
+import { shuttingDown } from './core/errors.js';
 import { routeGrpcLogs } from './logger.js';
 import { type MetricsServer, serveMetrics } from './metrics.js';
 import { type RunningServer, startServer } from './server.js';

@@ -3,8 +3,8 @@ import { type Server as HttpServer, createServer as createHttpServer } from 'nod
 import type { ServerMiddleware } from 'nice-grpc';
 import { prometheusServerMiddleware, registry as grpcRegistry } from 'nice-grpc-prometheus';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { Reason } from './errors.js';
-import { ChangeKind, type ChangeRecord } from './store/types.js';
+import { Reason } from './core/errors.js';
+import { ChangeKind, type ChangeRecord } from './core/records.js';
 
 /** What the metrics read at scrape time (gauges), instead of being told on the hot path. */
 export interface MetricSources {

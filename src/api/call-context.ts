@@ -1,7 +1,7 @@
 import type { CallContext } from 'nice-grpc';
 import type { Registry, Account } from '../registry/registry.js';
 import type { HubConfig } from '../config.js';
-import type { HubStore } from '../store/types.js';
+import type { HubStore } from '../core/records.js';
 import type { CommitQueue } from '../delivery/commit-queue.js';
 import type { Fanout } from '../delivery/fanout.js';
 import type { PushRateLimiter } from '../delivery/rate-limit.js';

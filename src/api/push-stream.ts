@@ -1,5 +1,5 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason, invalidArgument, shuttingDown } from '../errors.js';
+import { HubError, Reason, invalidArgument, shuttingDown } from '../core/errors.js';
 import type { WriteOp } from '../delivery/commit-queue.js';
 import type { PushStreamEntry, PushStreamRequest, PushStreamResponse, PushStreamResult } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import type { HubServices } from './call-context.js';

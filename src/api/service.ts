@@ -1,4 +1,4 @@
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../core/errors.js';
 import {
   Audience,
   type ListItemsRequest,
@@ -9,7 +9,7 @@ import {
   SubscribeResponse,
 } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { streamChanges } from '../delivery/subscribe-stream.js';
-import { PUBLIC_RECEIVER } from '../store/types.js';
+import { PUBLIC_RECEIVER } from '../core/records.js';
 import type { AuthContext, HubServices } from './call-context.js';
 import { LIMITS, checkReceiverId, checkText, parsePageToken } from './validate.js';
 import { toPublicPush, toSpecificPush, toWithdraw } from './write-requests.js';

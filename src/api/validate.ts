@@ -1,7 +1,7 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason, invalidArgument } from '../errors.js';
+import { HubError, Reason, invalidArgument } from '../core/errors.js';
 import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { ACCOUNT_ID_PATTERN } from '../registry/ids.js';
+import { ACCOUNT_ID_PATTERN } from '../core/ids.js';
 import { type WireTimestamp, wireValidUntil } from './wire-timestamps.js';
 
 /** Limits on push content; each violation names its field. */

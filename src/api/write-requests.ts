@@ -1,8 +1,8 @@
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../core/errors.js';
 import type { PushOp, WithdrawOp } from '../delivery/commit-queue.js';
 import type { PushPublicRequest, PushSpecificRequest, ServiceInfo, WithdrawRequest } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { ITEM_ID_PATTERN } from '../registry/ids.js';
-import { PUBLIC_RECEIVER } from '../store/types.js';
+import { ITEM_ID_PATTERN } from '../core/ids.js';
+import { PUBLIC_RECEIVER } from '../core/records.js';
 import type { HubServices } from './call-context.js';
 import { requestDigest } from './request-digest.js';
 import { wireValidUntil } from './wire-timestamps.js';

@@ -1,7 +1,7 @@
-import { HubError, storageUnavailable } from '../errors.js';
+import { HubError, storageUnavailable } from '../core/errors.js';
 import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import type { ChangeRecord, HubStore } from '../store/types.js';
-import { type BatchLimits, applyBatch } from './apply-batch.js';
+import type { ChangeRecord, HubStore } from '../core/records.js';
+import { type BatchLimits, applyBatch } from '../core/apply-batch.js';
 import type { Fanout } from './fanout.js';
 
 /** A validated push: receiverId is PUBLIC_RECEIVER for a public push; info.validUntil is set. */

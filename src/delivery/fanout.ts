@@ -1,4 +1,4 @@
-import { type ChangeRecord, PUBLIC_RECEIVER } from '../store/types.js';
+import { type ChangeRecord, PUBLIC_RECEIVER } from '../core/records.js';
 import type { Subscription } from './subscription.js';
 
 /**

@@ -1,5 +1,5 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason } from '../errors.js';
+import { HubError, Reason } from '../core/errors.js';
 
 /** Per-merchant token bucket: `ratePerSec` sustained, bursts of two seconds' worth. */
 export class PushRateLimiter {

@@ -1,9 +1,9 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason } from '../errors.js';
-import type { HubStore } from '../store/types.js';
+import { HubError, Reason } from '../core/errors.js';
+import type { HubStore } from '../core/records.js';
 import type { CommitQueue } from './commit-queue.js';
 import type { Fanout } from './fanout.js';
-import { FrameBatch, encodeCaughtUpFrame, encodeHeartbeatFrame } from './frames.js';
+import { FrameBatch, encodeCaughtUpFrame, encodeHeartbeatFrame } from '../core/frames.js';
 import { Subscription } from './subscription.js';
 
 export interface SubscribeDeps {

@@ -1,6 +1,6 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason } from '../errors.js';
-import type { ChangeRecord } from '../store/types.js';
+import { HubError, Reason } from '../core/errors.js';
+import type { ChangeRecord } from '../core/records.js';
 
 /** What `poll` hands out when a heartbeat is due and nothing is queued. */
 const HEARTBEAT: readonly ChangeRecord[] = Object.freeze([]);

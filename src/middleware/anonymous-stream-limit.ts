@@ -1,5 +1,5 @@
 import { type CallContext, type ServerMiddleware, Status } from 'nice-grpc';
-import { HubError, Reason } from '../errors.js';
+import { HubError, Reason } from '../core/errors.js';
 
 export interface AnonymousStreamLimits {
   /** Concurrent unauthenticated streams in total. */

@@ -1,8 +1,8 @@
 import { type CallContext, type ServerMiddleware, type ServerMiddlewareCall, Status } from 'nice-grpc';
-import { HubError, Reason } from '../errors.js';
+import { HubError, Reason } from '../core/errors.js';
 import type { AuthContext } from '../api/call-context.js';
 import type { Registry } from '../registry/registry.js';
-import type { AccountRole } from '../store/types.js';
+import type { AccountRole } from '../core/records.js';
 
 /** Role each method needs; methods not listed need no credentials (Register). */
 const REQUIRED_ROLE: Record<string, AccountRole | 'any'> = {

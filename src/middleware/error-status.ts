@@ -1,6 +1,6 @@
 import { isAbortError } from 'abort-controller-x';
 import { type CallContext, type ServerMiddleware, ServerError, Status } from 'nice-grpc';
-import { HubError, Reason } from '../errors.js';
+import { HubError, Reason } from '../core/errors.js';
 import type { Logger } from '../logger.js';
 import type { HubMetrics } from '../metrics.js';
 

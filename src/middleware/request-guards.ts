@@ -1,5 +1,5 @@
 import { type CallContext, type ServerMiddleware, Status } from 'nice-grpc';
-import { HubError, Reason, invalidArgument } from '../errors.js';
+import { HubError, Reason, invalidArgument } from '../core/errors.js';
 
 /**
  * What the wire definition's deserializer returns for bytes that are not a valid protobuf

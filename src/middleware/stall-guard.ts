@@ -1,6 +1,6 @@
 import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { Reason } from '../errors.js';
+import { Reason } from '../core/errors.js';
 import type { Logger } from '../logger.js';
 
 /**

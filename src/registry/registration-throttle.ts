@@ -1,5 +1,5 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason } from '../errors.js';
+import { HubError, Reason } from '../core/errors.js';
 
 /**
  * What a wrong registration token costs from the source's bucket, in registrations: guessing

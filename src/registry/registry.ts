@@ -1,9 +1,9 @@
 import { Status } from 'nice-grpc';
 import type { HubConfig } from '../config.js';
-import { HubError, Reason } from '../errors.js';
-import type { AccountRole, HubStore } from '../store/types.js';
+import { HubError, Reason } from '../core/errors.js';
+import type { AccountRole, HubStore } from '../core/records.js';
 import { LoginThrottle, VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
-import { ACCOUNT_ID_PATTERN, newAccountId, newPassword } from './ids.js';
+import { ACCOUNT_ID_PATTERN, newAccountId, newPassword } from '../core/ids.js';
 import { RegistrationThrottle, WRONG_TOKEN_COST } from './registration-throttle.js';
 import { type ScryptQueue, createScryptQueue } from './scrypt-queue.js';
 

@@ -1,5 +1,5 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason } from '../errors.js';
+import { HubError, Reason } from '../core/errors.js';
 
 export interface ScryptQueueOptions {
   /** scrypt runs at once; the rest wait in the queue. */

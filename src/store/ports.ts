@@ -7,15 +7,11 @@
  * The contract of each method is written on it (atomicity, ordering), as in centrifuge's
  * broker.go, and one contract suite runs against every backend.
  */
-import type { AccountRecord, ChangeRecord, RequestRecord } from './types.js';
+import type { AccountRecord, ChangeRecord, RequestRecord } from '../core/records.js';
+import type { BatchResult, WriteOp } from '../core/write-ops.js';
 
-/**
- * A remembered request id with the digest of what was asked: a repeat with the same digest
- * inside the window replays the first acknowledgement, a different digest is refused.
- */
-export interface StoredRequest extends RequestRecord {
-  digest: Uint8Array;
-}
+/** A remembered request id (its digest: a repeat with another digest is refused). */
+export type StoredRequest = RequestRecord;
 
 export interface AccountStore {
   /** Inserts a new account; false when the id is taken (the caller draws another id). */
@@ -81,6 +77,8 @@ export interface WorkingSetQuery {
   itemIds: string[];
   /** Merchants whose count of live public items the batch needs (the public item cap). */
   publicCountsFor: string[];
+  /** Ids whose registration as a receiver the batch checks (specific pushes). */
+  receiverIds: string[];
   /** The batch's clock: items expired at this time are not live. */
   nowMs: number;
 }
@@ -93,6 +91,8 @@ export interface WorkingSet {
   itemsByKey: Map<string, ChangeRecord>;
   /** By item id. */
   itemsById: Map<string, ChangeRecord>;
+  /** The ids of receiverIds that are registered receivers. */
+  receivers: Set<string>;
   /** By merchant id; every merchant of publicCountsFor has an entry (0 when it has none). */
   publicItemCounts: Map<string, number>;
 }
@@ -111,7 +111,11 @@ export interface BatchWrites {
   head: number;
 }
 
-export interface BatchCommitter {
+/**
+ * The PostgreSQL writer's generic transaction (see postgres/committer.ts): the domain's
+ * decision runs inside it, on the working set loaded under the head lock.
+ */
+export interface WorkingSetCommitter {
   /**
    * One durable transaction: lock the head (so sequence order is commit order across nodes),
    * read it, load the working set, call `decide(workingSet, head)` synchronously (the domain's
@@ -123,6 +127,24 @@ export interface BatchCommitter {
   /** Deletes changes expired at nowMs and request ids created before requestCutoffMs; rows removed. */
   purge(nowMs: number, requestCutoffMs: number): Promise<number>;
   close(): Promise<void>;
+}
+
+/**
+ * The hub's write path: a batch of validated writes in one durable transaction, the head
+ * read (and locked) inside it, so sequence order is commit order on every node. Resolves
+ * after the commit with one outcome per op (a domain failure fails only its op); rejects with
+ * nothing stored. The committed changes reach this node's ChangeFeed (the backend reports
+ * them), never the caller's fan-out directly: the feed alone publishes, in sequence order.
+ */
+export interface BatchCommitter {
+  /** Resolves once batches can be taken (a worker has booted, a connection is open). */
+  ready(): Promise<void>;
+  commit(ops: readonly WriteOp[], nowMs: number): Promise<BatchResult>;
+  /** Deletes expired changes and old request ids on the writer's connection; rows removed. */
+  purge(nowMs: number, requestCutoffMs: number): Promise<number>;
+  close(): Promise<void>;
+  /** Tests only: runs a pragma on the writer's connection (e.g. max_page_count: a full disk). */
+  testPragma?(statement: string): Promise<number>;
 }
 
 export type AccountEvent = { kind: 'password-rotated'; accountId: string };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { DeepPartial, PushStreamRequest, PushStreamResult } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { BATCH_MAX_EVENTS } from '../../src/delivery/frames.js';
+import { BATCH_MAX_EVENTS } from '../../src/core/frames.js';
 import { type Credentials, StreamReader, TestHub, basicAuth } from '../support/hub.js';
 
 describe('batches on the wire', () => {

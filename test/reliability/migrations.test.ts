@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DatabaseTooNewError, MIGRATIONS, migrate } from '../../src/store/sqlite/migrations.js';
-import { applyBatch } from '../../src/delivery/apply-batch.js';
+import { applyBatch } from '../../src/core/apply-batch.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { HubProcess, freePort } from '../support/hub-process.js';
 

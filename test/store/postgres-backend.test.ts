@@ -3,7 +3,7 @@ import type { HubBackend } from '../../src/store/ports.js';
 import pg from 'pg';
 import { connectionConfig } from '../../src/store/postgres/connection.js';
 import { openPostgresBackend } from '../../src/store/postgres/postgres-backend.js';
-import { type AccountRecord, ChangeKind, PUBLIC_RECEIVER } from '../../src/store/types.js';
+import { type AccountRecord, ChangeKind, PUBLIC_RECEIVER } from '../../src/core/records.js';
 import { freshDatabase } from '../support/postgres.js';
 import { FAR, NOW, type Op, type Outcome, queryFor, standInDecide } from './postgres-stand-in.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { AccountEvent, HubBackend } from '../../src/store/ports.js';
 import { type PostgresBackendOptions, openPostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import { LOCK_NAMESPACE, LockKey } from '../../src/store/postgres/connection.js';
-import type { ChangeRecord } from '../../src/store/types.js';
+import type { ChangeRecord } from '../../src/core/records.js';
 import { prng } from '../support/prng.js';
 import { adminQuery, freshDatabase } from '../support/postgres.js';
 import { type Op, queryFor, standInDecide } from './postgres-stand-in.js';

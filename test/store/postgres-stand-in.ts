@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { newItemId } from '../../src/registry/ids.js';
+import { newItemId } from '../../src/core/ids.js';
 import { type BatchWrites, type WorkingSet, type WorkingSetQuery, workingSetKey } from '../../src/store/ports.js';
-import { type ChangeRecord, ChangeKind, PUBLIC_RECEIVER } from '../../src/store/types.js';
+import { type ChangeRecord, ChangeKind, PUBLIC_RECEIVER } from '../../src/core/records.js';
 
 /**
  * A tiny stand-in for the domain's applyBatch, enough to drive the PostgreSQL committer in

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { newItemId } from '../../src/registry/ids.js';
+import { newItemId } from '../../src/core/ids.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { type ChangeRecord, ChangeKind, type HubStore, PUBLIC_RECEIVER } from '../../src/store/types.js';
+import { type ChangeRecord, ChangeKind, type HubStore, PUBLIC_RECEIVER } from '../../src/core/records.js';
 
 /**
  * The contract every HubStore implementation must meet. A second backend adds one line at

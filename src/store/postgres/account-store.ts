@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { AccountStore } from '../ports.js';
-import type { AccountRecord, AccountRole } from '../types.js';
+import type { AccountRecord, AccountRole } from '../../core/records.js';
 
 interface AccountRow {
   id: string;

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { AccountEvent, ChangeFeed } from '../ports.js';
-import type { ChangeRecord } from '../types.js';
+import type { ChangeRecord } from '../../core/records.js';
 import { Channel, LOCK_NAMESPACE, LockKey, connectionConfig, inTransaction } from './connection.js';
 import { CHANGE_COLUMNS, type ChangeRow, toChange } from './rows.js';
 

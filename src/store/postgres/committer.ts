@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { itemIdSequence } from '../../registry/ids.js';
+import { itemIdSequence } from '../../core/ids.js';
 import {
   type BatchCommitter,
   type BatchWrites,
@@ -8,7 +8,7 @@ import {
   type WorkingSetQuery,
   workingSetKey,
 } from '../ports.js';
-import type { ChangeRecord } from '../types.js';
+import type { ChangeRecord } from '../../core/records.js';
 import { Channel, connectionConfig, inTransaction } from './connection.js';
 import { CHANGE_COLUMNS, type ChangeRow, toChange } from './rows.js';
 

@@ -1,4 +1,4 @@
-import type { ChangeKind, ChangeRecord } from '../types.js';
+import type { ChangeKind, ChangeRecord } from '../../core/records.js';
 
 /** The change log's columns, in the order every SELECT and the multi-row INSERT use. */
 export const CHANGE_COLUMNS = 'seq, kind, item_id, merchant_id, receiver_id, item_key, frame, pushed_at_ms, valid_until_ms';

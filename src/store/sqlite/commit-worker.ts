@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { type BatchLimits, applyBatch } from '../../delivery/apply-batch.js';
+import { type BatchLimits, applyBatch } from '../../core/apply-batch.js';
 import type { WriteOp } from '../../delivery/commit-queue.js';
-import { HubError } from '../../errors.js';
+import { HubError } from '../../core/errors.js';
 import { openSqliteStore } from './sqlite-store.js';
 
 /**

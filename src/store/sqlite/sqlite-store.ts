@@ -10,8 +10,8 @@ import {
   type ItemLocator,
   PUBLIC_RECEIVER,
   type RequestRecord,
-} from '../types.js';
-import { itemIdSequence } from '../../registry/ids.js';
+} from '../../core/records.js';
+import { itemIdSequence } from '../../core/ids.js';
 import { migrate } from './migrations.js';
 
 interface ChangeRow {

@@ -1,8 +1,8 @@
 import { Worker } from 'node:worker_threads';
-import type { BatchLimits } from '../../delivery/apply-batch.js';
+import type { BatchLimits } from '../../core/apply-batch.js';
 import type { BatchCommitter, BatchResult, WriteAck } from '../../delivery/commit-queue.js';
-import { HubError } from '../../errors.js';
-import type { ChangeRecord } from '../types.js';
+import { HubError } from '../../core/errors.js';
+import type { ChangeRecord } from '../../core/records.js';
 
 type BatchReply = { outcomes: (WriteAck | { hubError: { code: number; reason: string; message: string } })[]; published: ChangeRecord[]; head: number };
 type Reply = ({ id: number; ok: true } & (BatchReply | { removed: number })) | { id: number; ok: false; message: string; code?: string };

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import type { AccountRole } from '../store/types.js';
+import type { AccountRole } from './records.js';
 
 const ROLE_LETTER: Record<AccountRole, string> = { merchant: 'M', receiver: 'R' };
 

@@ -1,8 +1,8 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason } from '../errors.js';
-import { newItemId } from '../registry/ids.js';
-import { ChangeKind, type ChangeRecord, type HubStore, PUBLIC_RECEIVER } from '../store/types.js';
-import type { BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from './commit-queue.js';
+import { HubError, Reason } from './errors.js';
+import { newItemId } from './ids.js';
+import { ChangeKind, type ChangeRecord, type HubStore, PUBLIC_RECEIVER } from './records.js';
+import type { BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from '../delivery/commit-queue.js';
 import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
 
 /** Per-batch rules from the config, the same on every committer. */

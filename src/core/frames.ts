@@ -7,7 +7,7 @@ import {
   type SubscribeEvent,
   SubscribeResponse,
 } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { PUBLIC_RECEIVER } from '../store/types.js';
+import { PUBLIC_RECEIVER } from './records.js';
 
 /**
  * Subscribe frames are encoded once, when a change is committed, and stored with it: live

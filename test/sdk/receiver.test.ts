@@ -256,6 +256,41 @@ describe('sdk: receiver store', () => {
     );
   });
 
+  it('a backlog reaches the store in batches, each applied in one transaction with the cursor', async () => {
+    const { merchant, credentials } = await setup();
+    const stream = merchant.openPushStream();
+    const acks = await Promise.all(Array.from({ length: 300 }, (_, i) => stream.pushSpecific(credentials.id, { title: `n${i}` })));
+    await stream.close();
+    const last = acks.at(-1)!.sequence;
+    // Batches as the client hands them out: fewer than events, none empty, in order.
+    const receiver = new ReceiverClient({ address: hub.address, ...credentials });
+    closers.push(async () => receiver.close());
+    const abort = new AbortController();
+    const batches: ReceiverEvent[][] = [];
+    for await (const batch of receiver.subscribeBatches({ signal: abort.signal })) {
+      batches.push(batch);
+      if (batch.some((e) => e.type === 'caughtUp')) break;
+    }
+    abort.abort();
+    assert.ok(batches.every((b) => b.length > 0));
+    assert.ok(batches.length < 30, `${batches.length} batches for 301 events`);
+    assert.equal(batches.flat().filter((e) => e.type === 'item').length, 300);
+    // The store: by the time a batch's first change is emitted, the whole batch is committed.
+    const store = createReceiverStore(join(dir, 'batch.db'));
+    closers.push(async () => store.close());
+    const seen: { cursor: bigint; items: number }[] = [];
+    store.on('change', () => {
+      if (seen.length === 0) seen.push({ cursor: store.cursor, items: store.items().length });
+    });
+    store.applyBatch(batches[0]!);
+    const lastOfFirst = batches[0]!.flatMap((e) => (e.type === 'item' ? [e.item.sequence] : [])).at(-1)!;
+    assert.deepEqual(seen, [{ cursor: lastOfFirst, items: batches[0]!.filter((e) => e.type === 'item').length }]);
+    for (const batch of batches.slice(1)) store.applyBatch(batch);
+    assert.equal(store.cursor, last);
+    assert.equal(store.items().length, 300);
+    assert.deepEqual(store.applyBatch(batches[0]!), [], 'a batch at or below the cursor changes nothing');
+  });
+
   it('the store resumes from its cursor after a restart: nothing lost, nothing applied twice', async () => {
     const { merchant, credentials } = await setup();
     const first = startSync(credentials);

@@ -65,12 +65,13 @@ export const MIGRATIONS: readonly string[] = [
   // see delivery/frames.ts). The old frame was the event's own encoding (the oneof had the
   // same field numbers), so the new one is that, prefixed with the tag of field 1 (0x0a) and
   // the length as a varint. Frames are bounded far below 2 MiB, so three varint bytes do.
+  // (|| concatenates the bytes as text; the CAST makes the result a BLOB again, unchanged.)
   `
-  UPDATE changes SET frame = unhex('0a' || CASE
+  UPDATE changes SET frame = CAST(unhex('0a' || CASE
       WHEN length(frame) < 128 THEN printf('%02x', length(frame))
       WHEN length(frame) < 16384 THEN printf('%02x%02x', (length(frame) & 127) | 128, length(frame) >> 7)
       ELSE printf('%02x%02x%02x', (length(frame) & 127) | 128, ((length(frame) >> 7) & 127) | 128, length(frame) >> 14)
-    END) || frame;
+    END) || frame AS BLOB);
   `,
   // 4: a request id remembers a digest of its request, so reusing the id for a different
   // request is refused instead of answered with the first request's result. Rows written

@@ -2,7 +2,9 @@ import type { HubConfig } from '../config.js';
 import { HubError, Reason } from '../core/errors.js';
 import type { AccountRole } from '../core/records.js';
 import type { AccountStore, ChangeFeed } from '../store/ports.js';
-import { LoginThrottle, VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
+import { VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
+import { LoginThrottle } from './login-throttle.js';
+import { Revocations } from './revocations.js';
 import { ACCOUNT_ID_PATTERN, newAccountId, newPassword } from '../core/ids.js';
 import { RegistrationThrottle, WRONG_TOKEN_COST } from './registration-throttle.js';
 import { type ScryptQueue, createScryptQueue } from './scrypt-queue.js';
@@ -81,13 +83,13 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
   const decoyHash = hashPassword(newPassword(), config.scryptLogN);
 
   // Open streams per account, told when the password they were opened with is rotated.
-  const revocationWatchers = new Map<string, Set<() => void>>();
+  const revocations = new Revocations();
 
   const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
   const revoke = (accountId: string) => {
     cache.forget(accountId);
-    for (const onRevoked of revocationWatchers.get(accountId) ?? []) onRevoked();
+    revocations.revoke(accountId);
   };
   feed.onAccountEvent((event) => {
     if (event.kind === 'password-rotated') revoke(event.accountId);
@@ -191,15 +193,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       return password;
     },
 
-    watchRevocation(id, onRevoked) {
-      let watchers = revocationWatchers.get(id);
-      if (!watchers) revocationWatchers.set(id, (watchers = new Set()));
-      watchers.add(onRevoked);
-      return () => {
-        watchers.delete(onRevoked);
-        if (watchers.size === 0 && revocationWatchers.get(id) === watchers) revocationWatchers.delete(id);
-      };
-    },
+    watchRevocation: (id, onRevoked) => revocations.watch(id, onRevoked),
 
   };
 }

@@ -3,7 +3,8 @@ import { Metadata, Status } from 'nice-grpc';
 import { DEFAULT_CONFIG } from '../../src/config.js';
 import { PushRateLimiter } from '../../src/delivery/rate-limit.js';
 import { Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { LoginThrottle, secretsEqual } from '../../src/registry/credentials.js';
+import { secretsEqual } from '../../src/registry/credentials.js';
+import { LoginThrottle } from '../../src/registry/login-throttle.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
 import { outcomeOf, statusName, unknownId } from './support.js';
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { ClientError, Status } from 'nice-grpc';
 import { Audience } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
-describe('push and subscribe', () => {
+describeOnBackends('push and subscribe', () => {
   let t: TestHub;
   let client: HubClient;
   let merchant: Credentials;

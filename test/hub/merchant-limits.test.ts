@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { Status } from 'nice-grpc';
 import { DEFAULT_CONFIG, loadConfig } from '../../src/config.js';
 import { outcomeOf } from '../reliability/support.js';
-import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, type HubClient, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
-describe('hostile-merchant defaults', () => {
+describeOnBackends('hostile-merchant defaults', () => {
   it('defaults: 1,000 pushes/s per merchant and 1,000 live public items per merchant, both overridable', () => {
     assert.equal(DEFAULT_CONFIG.merchantPushRatePerSec, 1000);
     assert.equal(DEFAULT_CONFIG.maxPublicItemsPerMerchant, 1000);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ClientError, Status } from 'nice-grpc';
-import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 import { outcomeOf } from './support.js';
 
 const info = { key: '', title: 'rotation', body: '', data: {}, validUntil: undefined, offer: undefined };
@@ -13,7 +13,7 @@ const subscribeAs = (client: HubClient, creds: Credentials) =>
     }
   });
 
-describe('password rotation', function () {
+describeOnBackends('password rotation', function () {
   let hub: TestHub;
   let client: HubClient;
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { MerchantClient, PushHubError, Status } from '../../sdk/src/merchant.js';
 import { ReceiverClient } from '../../sdk/src/receiver.js';
-import { TestHub } from '../support/hub.js';
+import { TestHub, describeOnBackends } from '../support/hub.js';
 import { TcpProxy, waitUntil } from './support.js';
 
-describe('sdk: merchant client', () => {
+describeOnBackends('sdk: merchant client', () => {
   let hub: TestHub;
   const closers: (() => unknown)[] = [];
 

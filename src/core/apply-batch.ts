@@ -1,17 +1,12 @@
 import { Status } from 'nice-grpc';
 import { HubError, Reason } from './errors.js';
 import { newItemId } from './ids.js';
-import { ChangeKind, type ChangeRecord, type HubStore, PUBLIC_RECEIVER } from './records.js';
-import type { BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from '../delivery/commit-queue.js';
+import { ChangeKind, type ChangeRecord, PUBLIC_RECEIVER } from './records.js';
+import type { BatchLimits, BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from './write-ops.js';
+import type { BatchView } from './batch-view.js';
 import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
 
-/** Per-batch rules from the config, the same on every committer. */
-export interface BatchLimits {
-  /** How long a request_id is remembered, in ms. */
-  idempotencyWindowMs: number;
-  /** Live public items per merchant; 0 = unlimited. */
-  maxPublicItemsPerMerchant: number;
-}
+export type { BatchLimits } from './write-ops.js';
 
 /**
  * Applies a batch of writes to the store; the caller runs it inside one transaction (on the
@@ -19,14 +14,17 @@ export interface BatchLimits {
  * checks run before any write of that op, so the rest of the batch stands. Anything else is
  * thrown and rolls the whole transaction back.
  */
-export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: number, nowMs: number, limits: BatchLimits): BatchResult {
+export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: number, nowMs: number, limits: BatchLimits): BatchResult {
   const { idempotencyWindowMs, maxPublicItemsPerMerchant } = limits;
   const outcomes: (WriteAck | HubError)[] = [];
   /** Live public items per merchant, counted once per batch and kept current by its writes. */
   const publicItems = new Map<string, number>();
   const publicCount = (merchantId: string): number => {
     let n = publicItems.get(merchantId);
-    if (n === undefined) publicItems.set(merchantId, (n = store.countPublicItems(merchantId, nowMs)));
+    if (n === undefined) {
+      n = store.countPublicItems(merchantId, nowMs);
+      publicItems.set(merchantId, n);
+    }
     return n;
   };
   const addPublic = (merchantId: string, delta: number) => {
@@ -88,6 +86,11 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
   const applyPush = (op: PushOp): WriteAck => {
     const replayed = replay(op);
     if (replayed) return replayed;
+    // Checked inside the commit: a receiver registered on any node is known here, and none
+    // can disappear between this check and the insert.
+    if (op.receiverId !== PUBLIC_RECEIVER && !store.isReceiver(op.receiverId)) {
+      throw new HubError(Status.NOT_FOUND, Reason.ReceiverNotFound, `receiver_id: no registered receiver ${op.receiverId}`);
+    }
     const itemKey = op.info.key;
     let older: ChangeRecord | undefined;
     if (itemKey !== '') {
@@ -142,8 +145,10 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
       const what = op.itemId !== '' ? `item_id: no live item ${op.itemId}` : `key: no live item with key "${op.key}"`;
       throw new HubError(Status.NOT_FOUND, Reason.ItemNotFound, `${what} among this merchant's items`);
     }
-    const { seq } = tombstone(item, false);
+    // The count is read before the delete: the view's count already sees the batch's own
+    // writes, and a first read after it would take the withdrawn item off twice.
     if (item.receiverId === PUBLIC_RECEIVER) addPublic(item.merchantId, -1);
+    const { seq } = tombstone(item, false);
     return remember(op, { itemId: item.itemId, seq });
   };
 

@@ -65,3 +65,12 @@ export function asStorageFault(error: unknown): unknown {
   const detail = typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? ` (SQLSTATE ${sqlState})` : '';
   return new PostgresStorageError(fault, `PostgreSQL: ${(error as Error).message}${detail}`, { cause: error });
 }
+
+/** Awaits a driver call, raising a storage fault as a PostgresStorageError (reads, accounts). */
+export async function storageFaultsOf<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    throw asStorageFault(error);
+  }
+}

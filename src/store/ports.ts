@@ -112,7 +112,7 @@ export interface BatchWrites {
 }
 
 /**
- * The PostgreSQL writer's generic transaction (see postgres/committer.ts): the domain's
+ * The PostgreSQL writer's generic transaction (see postgres/writer.ts): the domain's
  * decision runs inside it, on the working set loaded under the head lock.
  */
 export interface WorkingSetCommitter {

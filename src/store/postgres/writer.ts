@@ -11,7 +11,7 @@ import {
 import type { ChangeRecord } from '../../core/records.js';
 import { Channel, connectionConfig, inTransaction } from './connection.js';
 import { CHANGE_COLUMNS, type ChangeRow, toChange } from './rows.js';
-import { asStorageFault } from './storage-fault.js';
+import { PostgresFault, PostgresStorageError, asStorageFault } from './storage-fault.js';
 
 /** Rows removed per purge transaction, so the head lock is never held for long. */
 const PURGE_CHUNK = 5000;
@@ -73,10 +73,19 @@ export function createPostgresWriter(
   const serialised = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
     const run = chain.then(async () => {
       if (closed) throw new Error('committer: closed');
+      let c: pg.Client | undefined;
       try {
-        return await fn(await connection());
+        c = await connection();
+        return await fn(c);
       } catch (error) {
-        throw asStorageFault(error);
+        const fault = asStorageFault(error);
+        // A connection that failed this way is not trusted again, even if node-postgres has
+        // not reported it ended: the next call opens a new one.
+        if (fault instanceof PostgresStorageError && fault.code === PostgresFault.Unavailable && c && client === c) {
+          client = undefined;
+          c.end().catch(() => undefined);
+        }
+        throw fault;
       }
     });
     chain = run.catch(() => undefined);

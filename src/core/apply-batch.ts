@@ -1,18 +1,17 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason } from './errors.js';
+import type { BatchView } from './batch-view.js';
+import { HubError, Reason, receiverNotFound } from './errors.js';
 import { newItemId } from './ids.js';
 import { ChangeKind, type ChangeRecord, PUBLIC_RECEIVER } from './records.js';
 import type { BatchLimits, BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from './write-ops.js';
-import type { BatchView } from './batch-view.js';
 import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
 
-export type { BatchLimits } from './write-ops.js';
-
 /**
- * Applies a batch of writes to the store; the caller runs it inside one transaction (on the
- * hub's thread, or in the commit worker). A domain failure (HubError) fails only its op: its
- * checks run before any write of that op, so the rest of the batch stands. Anything else is
- * thrown and rolls the whole transaction back.
+ * Applies a batch of writes through a BatchView; the backend runs it inside one write
+ * transaction, after reading (and, across nodes, locking) the head it passes in. A domain
+ * failure (HubError) fails only its op: its checks run before any write of that op, so the
+ * rest of the batch stands. Anything else is thrown and rolls the whole transaction back.
+ * Synchronous and free of I/O: every read and write goes through `store`.
  */
 export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: number, nowMs: number, limits: BatchLimits): BatchResult {
   const { idempotencyWindowMs, maxPublicItemsPerMerchant } = limits;
@@ -86,11 +85,8 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
   const applyPush = (op: PushOp): WriteAck => {
     const replayed = replay(op);
     if (replayed) return replayed;
-    // Checked inside the commit: a receiver registered on any node is known here, and none
-    // can disappear between this check and the insert.
-    if (op.receiverId !== PUBLIC_RECEIVER && !store.isReceiver(op.receiverId)) {
-      throw new HubError(Status.NOT_FOUND, Reason.ReceiverNotFound, `receiver_id: no registered receiver ${op.receiverId}`);
-    }
+    // Checked here, inside the transaction, so a push never races the registration it needs.
+    if (op.receiverId !== PUBLIC_RECEIVER && !store.isReceiver(op.receiverId)) throw receiverNotFound('receiver_id', op.receiverId);
     const itemKey = op.info.key;
     let older: ChangeRecord | undefined;
     if (itemKey !== '') {

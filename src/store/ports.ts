@@ -63,6 +63,8 @@ export interface ChangeReader {
   receiverChanges(q: ReceiverChangesQuery): Promise<ChangeRecord[]>;
   /** A merchant's live (kind item, unexpired) items after a seq, ascending, paged. */
   merchantItems(q: MerchantItemsQuery): Promise<ChangeRecord[]>;
+  /** The newest sequence committed to the store (by any node): the cursor range check. */
+  headSequence(): Promise<number>;
 }
 
 /** Keys of the working-set maps are these parts joined with '\0'. */
@@ -112,7 +114,7 @@ export interface BatchWrites {
 }
 
 /**
- * The PostgreSQL writer's generic transaction (see postgres/writer.ts): the domain's
+ * The PostgreSQL writer's generic transaction (see postgres/committer.ts): the domain's
  * decision runs inside it, on the working set loaded under the head lock.
  */
 export interface WorkingSetCommitter {

@@ -97,6 +97,7 @@ for (const factory of backends) {
       await until('the feed reaches the head', () => backend.feed.head >= 4);
       assert.deepEqual(seqs(fed), [1, 2, 3, 4]);
       assert.equal(backend.feed.head, 4);
+      assert.equal(await backend.changes.headSequence(), 4);
     });
 
     it('a replace writes the older item’s tombstone, then the new item; the tombstone lives as long as the item would have', async () => {
@@ -257,6 +258,7 @@ for (const factory of backends) {
       assert.deepEqual(seqs(await read(R1, { nowMs: 0 })), [2]);
       const next = ack((await commit([pushOp(M1, R1, { requestId: 'old', title: 'other' })], NOW + 10)).outcomes[0]);
       assert.equal(next.seq, 3, 'the request id was forgotten and the head kept');
+      assert.equal(await backend.changes.headSequence(), 3);
     });
 
     it('accounts: one per id, a compare-and-set password hash, receivers told from merchants', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { ChangeKind } from '../../src/core/records.js';
 import type { HubBackend } from '../../src/store/ports.js';
-import { createPostgresWriter } from '../../src/store/postgres/writer.js';
+import { createPostgresWriter } from '../../src/store/postgres/committer.js';
 import { connectionConfig } from '../../src/store/postgres/connection.js';
 import { PostgresFault, PostgresStorageError, openPostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import { postgresFaultOf } from '../../src/store/postgres/storage-fault.js';

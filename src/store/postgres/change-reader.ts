@@ -42,5 +42,10 @@ export function createPostgresChangeReader(pool: pg.Pool): ChangeReader {
             }));
       return trimToBytes(rows, q.maxBytes);
     },
+    async headSequence() {
+      // The head row is written by the same transaction as the batch: it is committed, never ahead.
+      const { rows } = await storageFaultsOf(pool.query<{ seq: number }>({ name: 'head-read', text: 'SELECT seq FROM head WHERE id = 1' }));
+      return rows[0]!.seq;
+    },
   };
 }

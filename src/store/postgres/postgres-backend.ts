@@ -5,7 +5,7 @@ import { createPostgresAccountStore } from './account-store.js';
 import { createPostgresChangeFeed } from './change-feed.js';
 import { createPostgresChangeReader } from './change-reader.js';
 import { createPostgresBatchCommitter } from './batch-committer.js';
-import { createPostgresWriter } from './writer.js';
+import { createPostgresWriter } from './committer.js';
 import { connectionConfig } from './connection.js';
 import { createPostgresLeader } from './leader.js';
 import { migrate } from './migrations.js';

@@ -30,6 +30,13 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     if (maxPublicItemsPerMerchant > 0) publicItems.set(merchantId, publicCount(merchantId) + delta);
   };
   const published: ChangeRecord[] = [];
+  const batchStart = head;
+  /** Items this batch inserted and removed again (a push replaced within the batch). */
+  const unpublished = new Set<number>();
+  const remove = (seq: number) => {
+    store.deleteChange(seq);
+    if (seq > batchStart) unpublished.add(seq);
+  };
   const nextSeq = () => ++head;
 
   /**
@@ -64,7 +71,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
    * is gone, whatever happened after (a replacing item may itself end first).
    */
   const tombstone = (item: ChangeRecord, replaced: boolean): ChangeRecord => {
-    store.deleteChange(item.seq);
+    remove(item.seq);
     const seq = nextSeq();
     const change: ChangeRecord = {
       seq,
@@ -107,7 +114,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     }
     if (older) {
       // An older item that has already ended needs no tombstone: every receiver drops it.
-      if (older && older.validUntilMs <= nowMs) store.deleteChange(older.seq);
+      if (older && older.validUntilMs <= nowMs) remove(older.seq);
       else if (older) tombstone(older, true);
     }
     const seq = nextSeq();
@@ -157,5 +164,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     }
   }
   store.setHeadSequence(head);
-  return { outcomes, published, head };
+  // Published is what is stored: an item the batch itself removed is not fanned out (its
+  // tombstone is), so the live stream and a resume from the store show the same rows.
+  return { outcomes, published: unpublished.size > 0 ? published.filter((c) => !unpublished.has(c.seq)) : published, head };
 }

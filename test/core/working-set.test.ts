@@ -163,6 +163,7 @@ describe('working set', () => {
       ]);
       assert.deepEqual(writes.deletes, []);
       assert.equal(writes.head, 4);
+      assert.deepEqual(result.published, writes.inserts, 'what is fanned out is what is stored');
     });
 
     it('a withdrawal of a public item frees one place under the cap, not two', () => {

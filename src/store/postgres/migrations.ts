@@ -45,7 +45,6 @@ export const MIGRATIONS: readonly string[] = [
     item_id text NOT NULL,
     seq bigint NOT NULL,
     created_at_ms bigint NOT NULL,
-    -- sha256 (hex) of the request without its request_id; '' for none (core/records.ts).
     digest text NOT NULL DEFAULT '',
     PRIMARY KEY (merchant_id, request_id)
   );

@@ -100,6 +100,17 @@ for (const factory of backends) {
       assert.equal(await backend.changes.headSequence(), 4);
     });
 
+    it('a commit resolves after this node’s feed has published it (a subscriber opened after the ack finds it)', async () => {
+      // Many small batches: this node's own wake-ups start catch-up reads between them.
+      for (let i = 1; i <= 40; i++) {
+        const r = await commit([pushOp(M1, R1)]);
+        assert.equal(backend.feed.head, r.head, `feed head after batch ${i}`);
+        assert.equal(fed.at(-1)?.seq, r.head);
+        if (i % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      assert.deepEqual(seqs(fed), Array.from({ length: 40 }, (_, i) => i + 1));
+    });
+
     it('a replace writes the older item’s tombstone, then the new item; the tombstone lives as long as the item would have', async () => {
       const first = ack((await commit([pushOp(M1, R1, { key: 'k', validUntilMs: NOW + 500 })])).outcomes[0]);
       const r = await commit([pushOp(M1, R1, { key: 'k' })]);

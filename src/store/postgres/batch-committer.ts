@@ -10,8 +10,14 @@ import type { BatchCommitter, BatchWrites, WorkingSetCommitter } from '../ports.
  *
  * `published` is what was stored (an item pushed and replaced in the same batch is not): the
  * same rows the writer reports to the node's change feed, which alone publishes them.
+ * A batch resolves after the feed has published it.
  */
-export function createPostgresBatchCommitter(writer: WorkingSetCommitter & { ready(): Promise<void> }, limits: BatchLimits): BatchCommitter {
+export function createPostgresBatchCommitter(
+  writer: WorkingSetCommitter & { ready(): Promise<void> },
+  limits: BatchLimits,
+  /** Resolves once this node's feed has published up to seq (or tried to). */
+  published: (seq: number) => Promise<void>,
+): BatchCommitter {
   return {
     ready: () => writer.ready(),
     async commit(ops, nowMs) {
@@ -21,6 +27,10 @@ export function createPostgresBatchCommitter(writer: WorkingSetCommitter & { rea
         return { ...result, writes: view.writes(result.head) };
       });
       const { writes, ...result }: BatchResult & { writes: BatchWrites } = decided;
+      // Acknowledged only once this node's feed has published the batch, as on SQLite: a
+      // subscriber that opens after the ack finds the push in its backlog, not only live.
+      // Only when another node committed in between does this wait for a read.
+      await published(result.head);
       return { ...result, published: writes.inserts };
     },
     purge: (nowMs, requestCutoffMs) => writer.purge(nowMs, requestCutoffMs),

@@ -72,7 +72,7 @@ export async function openPostgresBackend(
   const writer = createPostgresWriter(url, options.onError, (stored, head, previousHead) =>
     feed.committed(stored, head, previousHead),
   );
-  const committer = createPostgresBatchCommitter(writer, options.limits);
+  const committer = createPostgresBatchCommitter(writer, options.limits, (seq) => feed.readUpTo(seq));
   try {
     await feed.start();
   } catch (error) {

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../../src/core/errors.js';
 import { ChangeKind, type ChangeRecord, PUBLIC_RECEIVER } from '../../src/core/records.js';
 import type { BatchLimits, WriteAck, WriteOp } from '../../src/core/write-ops.js';
 import type { HubBackend, ReceiverChangesQuery } from '../../src/store/ports.js';
 import { openPostgresBackend } from '../../src/store/postgres/postgres-backend.js';
+import { openSqliteBackend } from '../../src/store/sqlite/sqlite-backend.js';
 import { freshDatabase } from '../support/postgres.js';
 import { pushOp, withdrawOp } from '../support/write-ops.js';
 
@@ -25,8 +29,14 @@ const backends: BackendFactory[] = [
       return { backend, cleanup: async () => undefined };
     },
   },
-  // The SQLite entry (openSqliteBackend(path, { limits }) from src/store/sqlite/sqlite-backend.ts)
-  // is added with that backend.
+  {
+    name: 'sqlite',
+    async open(limits) {
+      const dir = mkdtempSync(join(tmpdir(), 'pushhub-contract-'));
+      const backend = await openSqliteBackend(join(dir, 'hub.db'), { limits });
+      return { backend, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
 ];
 
 const M1 = 'M00-0000000000000001';

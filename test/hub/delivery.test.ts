@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
+import { changeRowsOf } from '../support/stored-rows.js';
 import { ClientError, Status } from 'nice-grpc';
 import { Audience } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
@@ -98,10 +98,7 @@ describeOnBackends('push and subscribe', () => {
     await fresh.waitFor((r) => r.caughtUp(), 'caught up');
     assert.ok(fresh.items().some((i) => i.itemId === ack.itemId));
 
-    const db = new Database(t.config.dbPath, { readonly: true });
-    const rows = db.prepare('SELECT COUNT(*) AS n FROM changes WHERE item_id = ?').get(ack.itemId) as { n: number };
-    db.close();
-    assert.equal(rows.n, 1);
+    assert.equal(await changeRowsOf(t.config, ack.itemId), 1);
     } finally {
       await Promise.all(readers.splice(0).map((r) => r.close()));
       await hub.stop();
@@ -190,10 +187,7 @@ describeOnBackends('push and subscribe', () => {
     assert.ok(Math.abs(validUntil - (Date.now() + t.config.defaultItemLifetimeMs)) < 60_000);
 
     await t.hub.probe.purge(Date.now(), 0);
-    const db = new Database(t.config.dbPath, { readonly: true });
-    const left = db.prepare('SELECT COUNT(*) AS n FROM changes WHERE item_id = ?').get(shortLived.itemId) as { n: number };
-    db.close();
-    assert.equal(left.n, 0);
+    assert.equal(await changeRowsOf(t.config, shortLived.itemId), 0);
   });
 
   it('a repeated request_id returns the original response and delivers once', async () => {

@@ -96,8 +96,9 @@ describe('resource limits', function () {
         await new Promise((resolve) => setTimeout(resolve, 1000));
         const held = liveBytes() - before;
         // A 2,048-row page of these items is ~8.5 MB per stream (~136 MB for 16); the bound
-        // is a 256 KiB page plus transport buffers.
-        assert.ok(held < STREAMS * 1.5 * 1024 * 1024, `stuck streams hold ${(held / 1024 / 1024).toFixed(1)} MB`);
+        // is a 256 KiB page plus transport buffers and what the collector has not yet reclaimed
+        // on a busy machine (measured 1.1 MB per stream alone, 1.6 MB inside the full suite).
+        assert.ok(held < STREAMS * 2 * 1024 * 1024, `stuck streams hold ${(held / 1024 / 1024).toFixed(1)} MB`);
 
         await until(() => subscriber.resetCodes.length === STREAMS, 'stalled streams to be reset');
         assert.deepEqual(new Set(subscriber.resetCodes), new Set([http2.constants.NGHTTP2_ENHANCE_YOUR_CALM]));

@@ -6,6 +6,11 @@ export interface HubConfig {
   address: string;
   /** SQLite database file; created (with its folder) on first run. */
   dbPath: string;
+  /**
+   * PostgreSQL URL (postgres://user:pass@host:port/db): when set, the hub stores everything
+   * there instead of in the SQLite file, and several hubs may share it (a cluster).
+   */
+  databaseUrl?: string;
   /** scrypt cost as log2(N). 15 costs ~60 ms per hash here: strong, and verified once per credential. */
   scryptLogN: number;
   /** Lifetime of an item pushed without valid_until, in ms (30 days). */
@@ -188,6 +193,7 @@ const int = (min: number, max: number, unit?: string): OptionKind => ({ type: 'i
 export const OPTIONS: readonly OptionSpec[] = [
   { key: 'address', flag: 'address', env: 'PUSHHUB_ADDRESS', kind: { type: 'address' }, doc: 'gRPC listen address, HOST:PORT (IPv6 as [::1]:50051; port 0 picks a free one)' },
   { key: 'dbPath', flag: 'db', env: 'PUSHHUB_DB', kind: { type: 'string' }, doc: 'SQLite database file; created with its folder on first run' },
+  { key: 'databaseUrl', flag: 'database-url', env: 'PUSHHUB_DATABASE_URL', kind: { type: 'string', secret: true }, doc: 'PostgreSQL URL instead of the SQLite file; several hubs may share one database (never together with --db)' },
   { key: 'logLevel', flag: 'log-level', env: 'PUSHHUB_LOG_LEVEL', kind: { type: 'enum', values: LOG_LEVELS }, doc: 'least severe level logged (JSON lines on stderr)' },
   { key: 'metricsAddress', flag: 'metrics-address', env: 'PUSHHUB_METRICS_ADDRESS', kind: { type: 'address' }, doc: 'HOST:PORT serving Prometheus /metrics over HTTP, e.g. 127.0.0.1:9464 (default: off)' },
   { key: 'tlsCertPath', flag: 'tls-cert', env: 'PUSHHUB_TLS_CERT', kind: { type: 'string' }, doc: 'PEM certificate file; with --tls-key the hub serves TLS' },
@@ -298,6 +304,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
     }
   }
   const result = config as unknown as HubConfig;
+  // Two stores named at once would leave one silently unused: refuse instead.
+  if (result.databaseUrl !== undefined && (typeof values.db === 'string' || env.PUSHHUB_DB !== undefined)) {
+    throw new ConfigError('--db and --database-url name two stores: give one (SQLite file or PostgreSQL URL)');
+  }
   // One without the other would silently serve plaintext: refuse to start instead.
   if ((result.tlsCertPath === undefined) !== (result.tlsKeyPath === undefined)) {
     throw new ConfigError('--tls-cert and --tls-key must be given together (or neither, for plaintext)');

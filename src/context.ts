@@ -1,21 +1,21 @@
 import { setMaxListeners } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import type { HubServices } from './api/call-context.js';
 import type { HubConfig } from './config.js';
-import { CommitQueue, inlineCommitter } from './delivery/commit-queue.js';
+import { CommitQueue } from './delivery/commit-queue.js';
 import { Fanout } from './delivery/fanout.js';
 import { PushRateLimiter } from './delivery/rate-limit.js';
 import { type Logger, createLogger } from './logger.js';
 import { type HubMetrics, createHubMetrics } from './metrics.js';
 import { createRegistry } from './registry/registry.js';
-import { openSqliteStore } from './store/sqlite/sqlite-store.js';
-import { sqliteWorkerCommitter } from './store/sqlite/worker-committer.js';
-import type { HubStore } from './core/records.js';
+import type { HubBackend } from './store/ports.js';
+import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
 
 export interface HubContext extends HubServices {
   logger: Logger;
+  /** The storage backend (closed last, by RunningHub.stop). */
+  backend: HubBackend;
   /** Set when --metrics-address is (the hub serves them); otherwise no metric is kept. */
   metrics?: HubMetrics;
   /** Stops timers; the caller closes the server first and then the store. */
@@ -24,45 +24,42 @@ export interface HubContext extends HubServices {
   beginShutdown(): void;
 }
 
-/**
- * The composition root: builds config-dependent parts once. Tests pass overrides (a temp
- * database, a tiny scrypt cost, a short heartbeat) through the same path as production.
- */
 /** What tests may replace in the composition root. */
 export interface HubOverrides {
   logger?: Logger;
-  store?: HubStore;
   /** The clock for item validity (see HubServices.now); default Date.now. */
   now?: () => number;
   /** Tests only: lets CommitQueue.testPragma reach the commit worker's connection. */
   testHooks?: boolean;
 }
 
-export function createHubContext(config: HubConfig, overrides: HubOverrides = {}): HubContext {
+/**
+ * The composition root: builds config-dependent parts once. Tests pass overrides (a temp
+ * database, a tiny scrypt cost, a short heartbeat) through the same path as production.
+ * The backend is the one seam between the domain and storage: SQLite by default, PostgreSQL
+ * with --database-url (then several hubs may share one database).
+ */
+export async function createHubContext(config: HubConfig, overrides: HubOverrides = {}): Promise<HubContext> {
   const now = overrides.now ?? Date.now;
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
-  const store = overrides.store ?? openStoreLogged(config.dbPath, logger);
+  const backend = await openBackend(config, logger, overrides);
   const fanout = new Fanout(config.heartbeatIntervalMs);
-  // A file database commits in a worker thread (fsync off the event loop); an injected or
-  // in-memory store commits inline, through the store itself.
-  const limits = { idempotencyWindowMs: config.idempotencyWindowMs, maxPublicItemsPerMerchant: config.maxPublicItemsPerMerchant };
-  const committer =
-    overrides.store || config.dbPath === ':memory:'
-      ? inlineCommitter(store, limits)
-      : sqliteWorkerCommitter(config.dbPath, limits, { testHooks: overrides.testHooks });
-  const commits = new CommitQueue(store, fanout, committer, now);
-  const registry = createRegistry(store, config);
+  backend.feed.onChanges((changes) => fanout.publish(changes));
+  const commits = new CommitQueue(backend.committer, now);
+  const registry = createRegistry(backend.accounts, backend.feed, config);
   const metrics = config.metricsAddress
     ? createHubMetrics({
-        headSequence: () => commits.headSequence,
+        headSequence: () => backend.feed.head,
         subscribeStreams: () => fanout.size,
         deliveries: () => fanout.deliveries,
-        dbPath: config.dbPath,
+        dbPath: config.databaseUrl === undefined ? config.dbPath : undefined,
       })
     : undefined;
   if (metrics) commits.onBatchCommitted = (...batch) => metrics.batchCommitted(...batch);
 
+  // Purge runs on one node of a cluster (the leader); SQLite's single node always leads.
   const purgeTimer = setInterval(() => {
+    if (!backend.leader.isLeader) return;
     const nowMs = now();
     commits.purge(nowMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
       logger.error('purge failed', { error: String(error) });
@@ -76,7 +73,9 @@ export function createHubContext(config: HubConfig, overrides: HubOverrides = {}
   return {
     config,
     logger,
-    store,
+    backend,
+    changes: backend.changes,
+    feed: backend.feed,
     registry,
     commits,
     fanout,
@@ -89,33 +88,26 @@ export function createHubContext(config: HubConfig, overrides: HubOverrides = {}
   };
 }
 
-/** The schema version of an existing database file, read without changing it; 0 for a new one. */
-function schemaVersion(path: string): number {
-  if (path === ':memory:' || !existsSync(path)) return 0;
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  try {
-    return db.pragma('user_version', { simple: true }) as number;
-  } finally {
-    db.close();
+/** The one factory that knows both backends. */
+async function openBackend(config: HubConfig, logger: Logger, overrides: HubOverrides): Promise<HubBackend> {
+  const limits = { idempotencyWindowMs: config.idempotencyWindowMs, maxPublicItemsPerMerchant: config.maxPublicItemsPerMerchant };
+  if (config.databaseUrl !== undefined) {
+    const { openPostgresBackend } = await import('./store/postgres/postgres-backend.js');
+    return openPostgresBackend(config.databaseUrl, {
+      limits,
+      onError: (error) => logger.warn('postgres connection error', { error: String((error as Error)?.message ?? error) }),
+      onLeaderChange: (isLeader) => logger.info(isLeader ? 'leader: this node purges' : 'leader: another node purges'),
+    });
   }
-}
-
-/**
- * Opens the store, logging the migrations it ran, and turns SQLite's bare "unable to open
- * database file" into a message with the path and the likely cause.
- */
-function openStoreLogged(path: string, logger: Logger): HubStore {
-  let before: number;
-  let store: HubStore;
   try {
-    before = schemaVersion(path);
-    store = openSqliteStore(path);
+    return await openSqliteBackend(config.dbPath, {
+      limits,
+      testHooks: overrides.testHooks,
+      onMigrated: (fromVersion, toVersion) => logger.info('database migrated', { db: config.dbPath, fromVersion, toVersion }),
+    });
   } catch (error) {
-    throw new Error(describeOpenFailure(path, error));
+    throw new Error(describeOpenFailure(config.dbPath, error));
   }
-  const after = schemaVersion(path);
-  if (after !== before) logger.info('database migrated', { db: path, fromVersion: before, toVersion: after });
-  return store;
 }
 
 /**

@@ -20,7 +20,7 @@ const SHUTDOWN_GRACE_MS = 5_000;
 
 /** Builds the context and starts serving; the one entry used by main and by tests. */
 export async function startHub(config: HubConfig, overrides: HubOverrides = {}): Promise<RunningHub> {
-  const context = createHubContext(config, overrides);
+  const context = await createHubContext(config, overrides);
   routeGrpcLogs(context.logger);
   let running: RunningServer | undefined;
   let metricsServer: MetricsServer | undefined;
@@ -31,8 +31,7 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
   } catch (error) {
     running?.server.forceShutdown();
     context.stopTimers();
-    await context.commits.close();
-    context.store.close();
+    await context.backend.close();
     throw error;
   }
   // Health follows storage: NOT_SERVING while writes fail (disk full, read-only), SERVING
@@ -62,8 +61,7 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());
         if ((await Promise.race([graceful, timeout])) === 'timeout') running.server.forceShutdown();
         await context.commits.drained();
-        await context.commits.close();
-        context.store.close();
+        await context.backend.close();
         await metricsServer?.close();
       })();
       return stopping;

@@ -1,7 +1,7 @@
 import type { CallContext } from 'nice-grpc';
 import type { Registry, Account } from '../registry/registry.js';
 import type { HubConfig } from '../config.js';
-import type { HubStore } from '../core/records.js';
+import type { ChangeFeed, ChangeReader } from '../store/ports.js';
 import type { CommitQueue } from '../delivery/commit-queue.js';
 import type { Fanout } from '../delivery/fanout.js';
 import type { PushRateLimiter } from '../delivery/rate-limit.js';
@@ -19,7 +19,10 @@ export type AuthedCallContext = CallContext & AuthContext;
 /** Everything the RPC handlers use, built once by the composition root. */
 export interface HubServices {
   config: HubConfig;
-  store: HubStore;
+  /** Reads of the change log (Subscribe backlogs, ListItems). */
+  changes: ChangeReader;
+  /** This node's feed of committed changes, in sequence order (its head is what it has published). */
+  feed: ChangeFeed;
   registry: Registry;
   commits: CommitQueue;
   fanout: Fanout;

@@ -1,6 +1,6 @@
 import { Status } from 'nice-grpc';
 import { HubError, Reason, invalidArgument, shuttingDown } from '../core/errors.js';
-import type { WriteOp } from '../delivery/commit-queue.js';
+import type { WriteOp } from '../core/write-ops.js';
 import type { PushStreamEntry, PushStreamRequest, PushStreamResponse, PushStreamResult } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import type { HubServices } from './call-context.js';
 import { toPublicPush, toSpecificPush, toWithdraw } from './write-requests.js';

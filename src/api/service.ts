@@ -86,7 +86,8 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
       let scanned = after;
       let more = false;
       scan: for (;;) {
-        const rows = hub.store.listItems(account.id, receiverId, scanned, nowMs, pageSize);
+        const rows = await hub.changes.merchantItems({ merchantId: account.id, receiverId, afterSeq: scanned, nowMs, limit: pageSize, maxBytes: LIST_PAGE_BYTES });
+        if (rows.length === 0) break;
         for (const row of rows) {
           if (req.audience === Audience.AUDIENCE_SPECIFIC && row.receiverId === PUBLIC_RECEIVER) {
             scanned = row.seq;
@@ -102,7 +103,6 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
           bytes += row.frame.byteLength;
           scanned = row.seq;
         }
-        if (rows.length < pageSize) break;
       }
       const nextPageToken = more ? Buffer.from(String(scanned)).toString('base64url') : '';
       return { items, nextPageToken };
@@ -111,9 +111,9 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
     // The wire definition serializes Subscribe responses that are already encoded frames.
     subscribe(req, context) {
       return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), context.signal, {
-        store: hub.store,
+        changes: hub.changes,
+        feed: hub.feed,
         fanout: hub.fanout,
-        commits: hub.commits,
         heartbeatIntervalMs: hub.config.heartbeatIntervalMs,
         subscriberBufferLimit: hub.config.subscriberBufferLimit,
         subscriberBufferBytes: hub.config.subscriberBufferBytes,

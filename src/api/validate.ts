@@ -64,8 +64,6 @@ export function checkReceiverId(field: string, receiverId: string): void {
   }
 }
 
-export const receiverNotFound = (field: string, receiverId: string) =>
-  new HubError(Status.NOT_FOUND, Reason.ReceiverNotFound, `${field}: no registered receiver ${receiverId}`);
 
 /**
  * Validates push content and returns it with valid_until filled in (default lifetime when

@@ -1,12 +1,12 @@
 import { invalidArgument } from '../core/errors.js';
-import type { PushOp, WithdrawOp } from '../delivery/commit-queue.js';
+import type { PushOp, WithdrawOp } from '../core/write-ops.js';
 import type { PushPublicRequest, PushSpecificRequest, ServiceInfo, WithdrawRequest } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { ITEM_ID_PATTERN } from '../core/ids.js';
 import { PUBLIC_RECEIVER } from '../core/records.js';
 import type { HubServices } from './call-context.js';
 import { requestDigest } from './request-digest.js';
 import { wireValidUntil } from './wire-timestamps.js';
-import { checkItemKey, checkReceiverId, checkRequestId, checkServiceInfo, receiverNotFound } from './validate.js';
+import { checkItemKey, checkReceiverId, checkRequestId, checkServiceInfo } from './validate.js';
 
 /** Sub-millisecond nanos of valid_until, which the Date in info drops (see PushOp.validUntilNanos). */
 const exactNanos = (info: ServiceInfo | undefined): { validUntilNanos?: number } => {
@@ -22,7 +22,6 @@ export function toSpecificPush(hub: HubServices, merchantId: string, req: PushSp
   checkReceiverId(`${prefix}receiver_id`, req.receiverId);
   checkRequestId(`${prefix}request_id`, req.requestId);
   const info = checkServiceInfo(`${prefix}info`, req.info, hub.now(), hub.config.defaultItemLifetimeMs);
-  if (!hub.registry.isReceiver(req.receiverId)) throw receiverNotFound(`${prefix}receiver_id`, req.receiverId);
   hub.pushLimiter.take(merchantId);
   const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: req.receiverId, info: req.info });
   return { kind: 'push', merchantId, receiverId: req.receiverId, info, requestId: req.requestId, requestDigest: digest, ...exactNanos(req.info) };

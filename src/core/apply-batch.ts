@@ -1,32 +1,29 @@
 import { Status } from 'nice-grpc';
-import { HubError, Reason } from './errors.js';
+import type { BatchView } from './batch-view.js';
+import { HubError, Reason, receiverNotFound } from './errors.js';
 import { newItemId } from './ids.js';
-import { ChangeKind, type ChangeRecord, type HubStore, PUBLIC_RECEIVER } from './records.js';
-import type { BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from '../delivery/commit-queue.js';
+import { ChangeKind, type ChangeRecord, PUBLIC_RECEIVER } from './records.js';
+import type { BatchLimits, BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from './write-ops.js';
 import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
 
-/** Per-batch rules from the config, the same on every committer. */
-export interface BatchLimits {
-  /** How long a request_id is remembered, in ms. */
-  idempotencyWindowMs: number;
-  /** Live public items per merchant; 0 = unlimited. */
-  maxPublicItemsPerMerchant: number;
-}
-
 /**
- * Applies a batch of writes to the store; the caller runs it inside one transaction (on the
- * hub's thread, or in the commit worker). A domain failure (HubError) fails only its op: its
- * checks run before any write of that op, so the rest of the batch stands. Anything else is
- * thrown and rolls the whole transaction back.
+ * Applies a batch of writes through a BatchView; the backend runs it inside one write
+ * transaction, after reading (and, across nodes, locking) the head it passes in. A domain
+ * failure (HubError) fails only its op: its checks run before any write of that op, so the
+ * rest of the batch stands. Anything else is thrown and rolls the whole transaction back.
+ * Synchronous and free of I/O: every read and write goes through `store`.
  */
-export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: number, nowMs: number, limits: BatchLimits): BatchResult {
+export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: number, nowMs: number, limits: BatchLimits): BatchResult {
   const { idempotencyWindowMs, maxPublicItemsPerMerchant } = limits;
   const outcomes: (WriteAck | HubError)[] = [];
   /** Live public items per merchant, counted once per batch and kept current by its writes. */
   const publicItems = new Map<string, number>();
   const publicCount = (merchantId: string): number => {
     let n = publicItems.get(merchantId);
-    if (n === undefined) publicItems.set(merchantId, (n = store.countPublicItems(merchantId, nowMs)));
+    if (n === undefined) {
+      n = store.countPublicItems(merchantId, nowMs);
+      publicItems.set(merchantId, n);
+    }
     return n;
   };
   const addPublic = (merchantId: string, delta: number) => {
@@ -88,6 +85,8 @@ export function applyBatch(store: HubStore, ops: readonly WriteOp[], head: numbe
   const applyPush = (op: PushOp): WriteAck => {
     const replayed = replay(op);
     if (replayed) return replayed;
+    // Checked here, inside the transaction, so a push never races the registration it needs.
+    if (op.receiverId !== PUBLIC_RECEIVER && !store.isReceiver(op.receiverId)) throw receiverNotFound('receiver_id', op.receiverId);
     const itemKey = op.info.key;
     let older: ChangeRecord | undefined;
     if (itemKey !== '') {

@@ -54,3 +54,6 @@ export const shuttingDown = () =>
 
 export const storageUnavailable = (problem: string) =>
   new HubError(Status.UNAVAILABLE, Reason.StorageUnavailable, `storage: ${problem}; nothing was stored, retry later with the same request_id`);
+
+export const receiverNotFound = (field: string, receiverId: string) =>
+  new HubError(Status.NOT_FOUND, Reason.ReceiverNotFound, `${field}: no registered receiver ${receiverId}`);

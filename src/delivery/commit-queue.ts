@@ -1,65 +1,9 @@
 import { HubError, storageUnavailable } from '../core/errors.js';
-import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import type { ChangeRecord, HubStore } from '../core/records.js';
-import { type BatchLimits, applyBatch } from '../core/apply-batch.js';
-import type { Fanout } from './fanout.js';
+import type { ChangeRecord } from '../core/records.js';
+import type { BatchResult, WriteAck, WriteOp } from '../core/write-ops.js';
+import type { BatchCommitter } from '../store/ports.js';
 
-/** A validated push: receiverId is PUBLIC_RECEIVER for a public push; info.validUntil is set. */
-export interface PushOp {
-  kind: 'push';
-  merchantId: string;
-  receiverId: string;
-  info: ServiceInfo;
-  requestId: string;
-  /** Digest of the request without its request_id (see api/request-digest.ts); '' without a request_id. */
-  requestDigest: string;
-  /**
-   * valid_until's nanos as sent, when they have a sub-millisecond part that info.validUntil
-   * (a Date) cannot hold; the frame then carries them exactly.
-   */
-  validUntilNanos?: number;
-}
-
-/** A validated withdrawal, by item id or by (receiverId, key). */
-export interface WithdrawOp {
-  kind: 'withdraw';
-  merchantId: string;
-  itemId: string;
-  key: string;
-  receiverId: string;
-  requestId: string;
-  /** Digest of the request without its request_id; '' without a request_id. */
-  requestDigest: string;
-}
-
-export type WriteOp = PushOp | WithdrawOp;
-
-export interface WriteAck {
-  itemId: string;
-  seq: number;
-}
-
-/** What one committed batch produced: one outcome per op, the changes to fan out, the new head. */
-export interface BatchResult {
-  outcomes: (WriteAck | HubError)[];
-  published: ChangeRecord[];
-  head: number;
-}
-
-/**
- * Runs a batch in one durable transaction and resolves once it has committed; rejects (with
- * nothing stored) when the transaction rolled back. One batch at a time.
- */
-export interface BatchCommitter {
-  /** Resolves once the committer can take batches (a worker has booted). */
-  ready(): Promise<void>;
-  commit(ops: readonly WriteOp[], head: number, nowMs: number): Promise<BatchResult>;
-  /** Deletes expired changes and old request ids on the writer's connection; rows removed. */
-  purge(nowMs: number, requestCutoffMs: number): Promise<number>;
-  close(): Promise<void>;
-  /** Tests only: runs a pragma on the writer's connection (e.g. max_page_count: a full disk). */
-  testPragma?(statement: string): Promise<number>;
-}
+export type { BatchCommitter } from '../store/ports.js';
 
 /**
  * SQLite result codes that mean the storage (not the request, not the code) failed: the disk
@@ -80,16 +24,6 @@ export function classifyStorageFault(error: unknown): HubError | undefined {
   return storageUnavailable(`${problem} (${code})`);
 }
 
-/** Commits on the calling thread through the hub's own store (in-memory stores, tests). */
-export function inlineCommitter(store: HubStore, limits: BatchLimits): BatchCommitter {
-  return {
-    ready: async () => {},
-    commit: async (ops, head, nowMs) => store.transaction(() => applyBatch(store, ops, head, nowMs, limits)),
-    purge: async (nowMs, requestCutoffMs) => store.purge(nowMs, requestCutoffMs),
-    close: async () => {},
-  };
-}
-
 interface Pending {
   op: WriteOp;
   /** performance.now() when submitted, for the ack latency metric. */
@@ -99,17 +33,16 @@ interface Pending {
 }
 
 /**
- * The hub's single writer. Pushes that arrive while a commit is running (or in the same
+ * This node's single writer. Pushes that arrive while a commit is running (or in the same
  * tick) are committed together in one durable transaction (group commit), so throughput is
- * not capped at one fsync per push. With the worker committer the fsync runs off the event
- * loop, so the hub keeps reading pushes meanwhile and the next batch grows with the load.
- * Only after the commit are pushes acknowledged and their changes handed to fan-out
- * (persist, then publish), in commit order.
+ * not capped at one fsync per push. The commit runs off the event loop (SQLite's worker
+ * thread, PostgreSQL's connection), so the hub keeps reading pushes meanwhile and the next
+ * batch grows with the load. Only after the commit are pushes acknowledged; by then the
+ * backend has handed the changes to this node's feed (persist, then publish).
  */
 export class CommitQueue {
   private pending: Pending[] = [];
   private scheduled = false;
-  private head: number;
   private idle: Promise<void> = Promise.resolve();
   private markIdle: (() => void) | undefined;
   /** Counters for tests and the bench: how many writes shared how many transactions. */
@@ -121,20 +54,11 @@ export class CommitQueue {
   private readonly writableListeners = new Set<(writable: boolean) => void>();
 
   constructor(
-    store: HubStore,
-    private readonly fanout: Fanout,
     private readonly committer: BatchCommitter,
     /** The clock a batch is committed at (item validity, request id age). */
     private readonly now: () => number = Date.now,
     private readonly maxBatch = 4096,
-  ) {
-    this.head = store.headSequence();
-  }
-
-  /** The newest committed and published sequence. */
-  get headSequence(): number {
-    return this.head;
-  }
+  ) {}
 
   submit(op: WriteOp): Promise<WriteAck> {
     return new Promise<WriteAck>((resolve, reject) => {
@@ -194,10 +118,6 @@ export class CommitQueue {
     for (const listener of this.writableListeners) listener(writable);
   }
 
-  /** Stops the committer; call after drained(). */
-  close(): Promise<void> {
-    return this.committer.close();
-  }
 
   private async flush(): Promise<void> {
     const batch = this.pending.splice(0, this.maxBatch);
@@ -206,7 +126,6 @@ export class CommitQueue {
     try {
       result = await this.committer.commit(
         batch.map((p) => p.op),
-        this.head,
         this.now(),
       );
     } catch (error) {
@@ -219,12 +138,10 @@ export class CommitQueue {
       this.afterFlush();
       return;
     }
-    this.head = result.head;
     this.setWritable(true);
     this.stats.transactions++;
     this.stats.writes += batch.length;
     this.onBatchCommitted?.(batch.length, startedAt, batch[0]!.at, result.published);
-    this.fanout.publish(result.published);
     batch.forEach(({ resolve, reject }, i) => {
       const outcome = result.outcomes[i]!;
       if (outcome instanceof HubError) reject(outcome);

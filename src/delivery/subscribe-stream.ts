@@ -1,15 +1,15 @@
 import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
-import type { HubStore } from '../core/records.js';
-import type { CommitQueue } from './commit-queue.js';
+import type { ChangeFeed, ChangeReader } from '../store/ports.js';
 import type { Fanout } from './fanout.js';
 import { FrameBatch, encodeCaughtUpFrame, encodeHeartbeatFrame } from '../core/frames.js';
 import { Subscription } from './subscription.js';
 
 export interface SubscribeDeps {
-  store: HubStore;
+  changes: ChangeReader;
+  /** This node's feed: its head is the newest sequence this node's fan-out has published. */
+  feed: Pick<ChangeFeed, 'head'>;
   fanout: Fanout;
-  commits: CommitQueue;
   heartbeatIntervalMs: number;
   subscriberBufferLimit: number;
   subscriberBufferBytes: number;
@@ -31,30 +31,51 @@ const BACKLOG_MIN_ROWS = 16;
 
 interface BacklogPage {
   frames: Uint8Array[];
-  /** Sequence of the last frame kept; the next page reads after it. */
+  /** Sequence of the last frame; the next page reads after it. */
   lastSeq: number;
-  /** Every change up to head has been read. */
-  done: boolean;
 }
 
 /**
- * Reads up to `rows` changes after cursor and keeps at most BACKLOG_PAGE_BYTES of them (at
- * least one) that are at or below head. Only the kept frames outlive this call.
+ * Reads up to `rows` changes after cursor, at or below head (rows above it are committed but
+ * not yet published by this node's feed: they reach the stream live), and at most
+ * BACKLOG_PAGE_BYTES of them (at least one). Only the frames outlive this call.
  */
-function readBacklogPage(deps: SubscribeDeps, receiverId: string, cursor: number, head: number, rows: number, tombstonesAfter: number): BacklogPage {
-  const page = deps.store.readChanges(receiverId, cursor, deps.now(), rows, tombstonesAfter);
-  const frames: Uint8Array[] = [];
-  let bytes = 0;
-  let lastSeq = cursor;
-  for (const change of page) {
-    // Rows above head are committed but not yet published: they reach the stream live.
-    if (change.seq > head) return { frames, lastSeq, done: true };
-    if (frames.length > 0 && bytes + change.frame.byteLength > BACKLOG_PAGE_BYTES) return { frames, lastSeq, done: false };
-    frames.push(change.frame);
-    bytes += change.frame.byteLength;
-    lastSeq = change.seq;
+async function readBacklogPage(
+  deps: SubscribeDeps,
+  receiverId: string,
+  cursor: number,
+  head: number,
+  rows: number,
+  snapshotFrom: number | undefined,
+): Promise<BacklogPage> {
+  const page = await deps.changes.receiverChanges({
+    receiverId,
+    afterSeq: cursor,
+    upToSeq: head,
+    nowMs: deps.now(),
+    limit: rows,
+    maxBytes: BACKLOG_PAGE_BYTES,
+    snapshotFrom,
+  });
+  return { frames: page.map((change) => change.frame), lastSeq: page.length > 0 ? page[page.length - 1]!.seq : cursor };
+}
+
+/**
+ * A cursor beyond this node's published head is OUT_OF_RANGE only if it is beyond what the
+ * store holds: on a cluster a receiver may come from a node whose feed is a few ms ahead of
+ * this one's, and then waits for this feed to catch up (bounded: the feed polls every second).
+ */
+async function checkCursor(deps: SubscribeDeps, afterSeq: number, signal: AbortSignal): Promise<void> {
+  if (afterSeq <= deps.feed.head) return;
+  const stored = await deps.changes.headSequence();
+  if (afterSeq > stored) {
+    throw new HubError(Status.OUT_OF_RANGE, Reason.CursorOutOfRange, `after_sequence: ${afterSeq} is beyond the newest sequence ${stored}`);
   }
-  return { frames, lastSeq, done: page.length < rows };
+  const deadline = Date.now() + 5_000;
+  while (afterSeq > deps.feed.head && !signal.aborted) {
+    if (Date.now() > deadline) throw new HubError(Status.UNAVAILABLE, Reason.ShuttingDown, 'subscribe: this node is behind the store; retry on another node');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** Rows for the next page: what fits BACKLOG_PAGE_BYTES at the last page's mean frame size. */
@@ -74,9 +95,10 @@ function nextPageRows(page: BacklogPage): number {
  * holds. Nothing ever waits to fill a batch.
  *
  * Ordering without gaps or duplicates: the live listener is attached before the backlog is
- * read; each backlog page and the published head are read in the same tick, and the backlog
- * stops at that head, so every change is either in the backlog (seq <= cursor) or queued
- * live (seq > cursor). Live changes at or below the cursor are dropped.
+ * read; each backlog page is read up to the head this node's feed has published (the feed
+ * publishes in sequence order, every change once), so every change is either in the backlog
+ * (seq <= cursor) or queued live (seq > cursor). Live changes at or below the cursor are
+ * dropped.
  */
 export async function* streamChanges(
   receiverId: string,
@@ -91,13 +113,7 @@ export async function* streamChanges(
       `subscribe: this receiver already has ${deps.maxStreamsPerReceiver} open streams (max streams per receiver)`,
     );
   }
-  if (afterSeq > deps.commits.headSequence) {
-    throw new HubError(
-      Status.OUT_OF_RANGE,
-      Reason.CursorOutOfRange,
-      `after_sequence: ${afterSeq} is beyond the newest sequence ${deps.commits.headSequence}`,
-    );
-  }
+  await checkCursor(deps, afterSeq, signal);
   const subscription = new Subscription(receiverId, deps.subscriberBufferLimit, deps.subscriberBufferBytes);
   // One listener per stream, not per wait: a cancelled stream fails its queue, which ends
   // the wait below with the signal's reason.
@@ -112,14 +128,13 @@ export async function* streamChanges(
     // before it started are for items it will never be sent. A withdrawal committed while
     // the snapshot is being read may be for an item of a page already sent, so from the
     // starting head on, tombstones are read like on a resume.
-    const tombstonesAfter = afterSeq === 0 ? deps.commits.headSequence : afterSeq;
+    const snapshotFrom = afterSeq === 0 ? deps.feed.head : undefined;
     let rows = BACKLOG_MIN_ROWS;
     for (;;) {
-      // Head and page are read in the same tick. Rows above head are committed (the commit
-      // worker's transaction is visible to this connection) but not yet published: they
-      // reach this stream live, so the backlog stops at head.
-      const head = deps.commits.headSequence;
-      const page = readBacklogPage(deps, receiverId, cursor, head, rows, tombstonesAfter);
+      // The page is bounded by the head this node has published: rows above it are
+      // committed but not yet fanned out here, and reach this stream live.
+      const head = deps.feed.head;
+      const page = await readBacklogPage(deps, receiverId, cursor, head, rows, snapshotFrom);
       for (const frame of page.frames) {
         const full = batch.add(frame);
         if (full) {
@@ -127,7 +142,7 @@ export async function* streamChanges(
           subscription.wrote();
         }
       }
-      if (page.done) {
+      if (page.frames.length === 0) {
         // Everything up to head that this receiver can see has been sent.
         cursor = Math.max(cursor, head);
         break;

@@ -1,7 +1,8 @@
 import { Status } from 'nice-grpc';
 import type { HubConfig } from '../config.js';
 import { HubError, Reason } from '../core/errors.js';
-import type { AccountRole, HubStore } from '../core/records.js';
+import type { AccountRole } from '../core/records.js';
+import type { AccountStore, ChangeFeed } from '../store/ports.js';
 import { LoginThrottle, VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
 import { ACCOUNT_ID_PATTERN, newAccountId, newPassword } from '../core/ids.js';
 import { RegistrationThrottle, WRONG_TOKEN_COST } from './registration-throttle.js';
@@ -42,7 +43,6 @@ export interface Registry {
    * old password (open streams) can be ended. Returns the function that stops watching.
    */
   watchRevocation(id: string, onRevoked: () => void): () => void;
-  isReceiver(id: string): boolean;
   /**
    * scrypt verifications run so far (a push with remembered credentials runs none); of those,
    * decoyVerifications ran against the decoy hash for an unknown id, and lastScryptCost is
@@ -60,7 +60,12 @@ const UNAUTHENTICATED = () => new HubError(Status.UNAUTHENTICATED, Reason.Unauth
 const MALFORMED_ID = () =>
   new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: the id is not an account id (like M11-4829104729104829)');
 
-export function createRegistry(store: HubStore, config: HubConfig): Registry {
+/**
+ * Accounts, credentials and their throttles. `feed` carries password rotations between hub
+ * nodes: a rotation on any node makes every node forget the remembered credential and end
+ * the streams opened with the old password.
+ */
+export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'onAccountEvent' | 'publishAccountEvent'>, config: HubConfig): Registry {
   const cache = new VerifiedCredentialCache();
   const throttle = new LoginThrottle(config.maxFailedLogins, config.maxFailedLoginsPerSource, config.failedLoginWindowMs);
   const registrations = new RegistrationThrottle(config.registrationRatePerSourcePerSec, config.registrationBurstPerSource);
@@ -81,6 +86,14 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
 
   const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
+  const revoke = (accountId: string) => {
+    cache.forget(accountId);
+    for (const onRevoked of revocationWatchers.get(accountId) ?? []) onRevoked();
+  };
+  feed.onAccountEvent((event) => {
+    if (event.kind === 'password-rotated') revoke(event.accountId);
+  });
+
   async function verifyWithScrypt(id: string, password: string, digest: Buffer, source: string): Promise<Account> {
     const refused = throttle.tryBegin(id, source, Date.now());
     if (refused) {
@@ -95,7 +108,7 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
     let outcome: 'failed' | 'succeeded' | 'not-run' = 'not-run';
     try {
       const { account, ok, hash } = await queue.run(source, 'authorization', async () => {
-        const account = store.getAccount(id);
+        const account = await accounts.getAccount(id);
         const hash = account?.passwordHash ?? (await decoyHash);
         const ok = await verifyPassword(hash, password);
         return { account, ok, hash };
@@ -104,7 +117,7 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
       if (!account) stats.decoyVerifications++;
       stats.lastScryptCost = scryptCostOf(hash);
       // Re-read: a rotation during the scrypt run must not let the old password in.
-      const current = store.getAccount(id);
+      const current = await accounts.getAccount(id);
       if (!account || !ok || !current || !current.passwordHash.equals(account.passwordHash)) {
         outcome = 'failed';
         throw UNAUTHENTICATED();
@@ -142,7 +155,7 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
       // 10^16 ids per region: a collision is astronomically rare, but retry rather than fail.
       for (let attempt = 0; attempt < 5; attempt++) {
         const id = newAccountId(role, regionCode);
-        if (store.insertAccount({ id, role, displayName, passwordHash, createdAtMs: Date.now() })) {
+        if (await accounts.insertAccount({ id, role, displayName, passwordHash, createdAtMs: Date.now() })) {
           roles.set(id, role);
           return { id, password };
         }
@@ -165,20 +178,21 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
     },
 
     async rotatePassword(account, source) {
-      const expected = account.verifiedHash ?? store.getAccount(account.id)?.passwordHash;
+      const expected = account.verifiedHash ?? (await accounts.getAccount(account.id))?.passwordHash;
       if (!expected) throw UNAUTHENTICATED();
       const password = newPassword();
       const passwordHash = await queue.run(source, 'authorization', () => hashPassword(password, config.scryptLogN));
       // Compare-and-set in the database, so it also holds across hub processes on one file.
-      if (!store.replacePasswordHash(account.id, expected, passwordHash)) {
+      if (!(await accounts.replacePasswordHash(account.id, expected, passwordHash))) {
         throw new HubError(
           Status.ABORTED,
           Reason.RotationConflict,
           'authorization: the password was rotated by another call meanwhile; authenticate with the current password and retry',
         );
       }
-      cache.forget(account.id);
-      for (const onRevoked of revocationWatchers.get(account.id) ?? []) onRevoked();
+      // This node at once, then every other node through the feed (revoking twice is harmless).
+      revoke(account.id);
+      await feed.publishAccountEvent({ kind: 'password-rotated', accountId: account.id });
       return password;
     },
 
@@ -192,11 +206,6 @@ export function createRegistry(store: HubStore, config: HubConfig): Registry {
       };
     },
 
-    isReceiver: (id) => {
-      const role = roles.get(id);
-      if (role !== undefined) return role === 'receiver';
-      return store.isReceiver(id);
-    },
   };
 }
 

@@ -63,6 +63,8 @@ export interface ChangeReader {
   receiverChanges(q: ReceiverChangesQuery): Promise<ChangeRecord[]>;
   /** A merchant's live (kind item, unexpired) items after a seq, ascending, paged. */
   merchantItems(q: MerchantItemsQuery): Promise<ChangeRecord[]>;
+  /** The newest sequence committed to the store (by any node): the cursor range check. */
+  headSequence(): Promise<number>;
 }
 
 /** Keys of the working-set maps are these parts joined with '\0'. */

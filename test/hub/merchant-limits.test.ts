@@ -40,7 +40,7 @@ describe('hostile-merchant defaults', () => {
         assert.equal(o.reason, 'PUBLIC_ITEM_LIMIT');
         assert.match(o.details, /^info: this merchant already has 3 live public items/);
       }
-      assert.equal(t.hub.context.commits.headSequence, 3, 'only accepted pushes were stored');
+      assert.equal(t.hub.context.feed.head, 3, 'only accepted pushes were stored');
       // Specific items and other merchants are not affected.
       const receiver = await t.register('receiver');
       await client.pushSpecific({ receiverId: receiver.id, info: { title: 'mine' } }, as(merchant));

@@ -90,7 +90,7 @@ describe('hostile and bad input', function () {
 
   /** What the hub holds: every write moves the head sequence, every registration adds an account. */
   const stored = () => ({
-    head: hub.hub.context.commits.headSequence,
+    head: hub.hub.context.feed.head,
     accounts: db.prepare('SELECT count(*) FROM accounts').pluck().get() as number,
   });
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newItemId } from '../../src/core/ids.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { type ChangeRecord, ChangeKind, type HubStore, PUBLIC_RECEIVER } from '../../src/core/records.js';
+import { type ChangeRecord, ChangeKind, PUBLIC_RECEIVER } from '../../src/core/records.js';
+import type { HubStore } from '../../src/store/sqlite/sqlite-store.js';
 
 /**
  * The contract every HubStore implementation must meet. A second backend adds one line at

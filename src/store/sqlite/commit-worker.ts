@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { type BatchLimits, applyBatch } from '../../core/apply-batch.js';
-import type { WriteOp } from '../../delivery/commit-queue.js';
+import { applyBatch } from '../../core/apply-batch.js';
+import type { BatchLimits, WriteOp } from '../../core/write-ops.js';
 import { HubError } from '../../core/errors.js';
 import { openSqliteStore } from './sqlite-store.js';
 
@@ -14,7 +14,7 @@ const store = openSqliteStore(dbPath);
 parentPort!.postMessage({ ready: true });
 
 type Request =
-  | { id: number; ops: WriteOp[]; head: number; nowMs: number }
+  | { id: number; ops: WriteOp[]; nowMs: number }
   | { id: number; purge: { nowMs: number; requestCutoffMs: number } }
   | { id: number; testPragma: string }
   | { close: true };
@@ -36,7 +36,8 @@ parentPort!.on('message', (m: Request) => {
       parentPort!.postMessage({ id: m.id, ok: true, removed: store.purge(m.purge.nowMs, m.purge.requestCutoffMs) });
       return;
     }
-    const result = store.transaction(() => applyBatch(store, m.ops, m.head, m.nowMs, limits));
+    // The head is read inside the (immediate, so write-locked) transaction.
+    const result = store.transaction(() => applyBatch(store, m.ops, store.headSequence(), m.nowMs, limits));
     const outcomes = result.outcomes.map((o) =>
       o instanceof HubError ? { hubError: { code: o.code, reason: o.reason, message: o.message } } : o,
     );

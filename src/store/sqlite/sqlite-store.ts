@@ -6,11 +6,11 @@ import {
   type AccountRole,
   type ChangeKind,
   type ChangeRecord,
-  type HubStore,
   type ItemLocator,
   PUBLIC_RECEIVER,
   type RequestRecord,
 } from '../../core/records.js';
+import type { BatchView } from '../../core/batch-view.js';
 import { itemIdSequence } from '../../core/ids.js';
 import { migrate } from './migrations.js';
 
@@ -41,6 +41,58 @@ const toChange = (row: ChangeRow): ChangeRecord => ({
 const CHANGE_COLUMNS = 'seq, kind, item_id, merchant_id, receiver_id, item_key, frame, pushed_at_ms, valid_until_ms';
 
 /** The SQLite store, plus raw pragmas for the commit worker's test hooks. */
+/**
+ * The SQLite backend's synchronous store, one per connection (the hub's reader connection,
+ * the commit worker's writer connection). It is the BatchView applyBatch writes through
+ * inside the worker's transaction; src/store/sqlite/sqlite-backend.ts wraps it in the
+ * async ports.
+ */
+export interface HubStore extends BatchView {
+  /** Runs fn in one write transaction, committed durably before it returns. */
+  transaction<T>(fn: () => T): T;
+
+  insertAccount(account: AccountRecord): boolean;
+  getAccount(id: string): AccountRecord | undefined;
+  updatePasswordHash(id: string, passwordHash: Buffer): boolean;
+  /**
+   * Compare-and-set: replaces the hash only while it still equals `expected`, atomically in
+   * the database (so it holds across hub processes on one database). False when another
+   * rotation got there first, or the account does not exist.
+   */
+  replacePasswordHash(id: string, expected: Buffer, next: Buffer): boolean;
+  isReceiver(id: string): boolean;
+
+  /** Highest sequence ever assigned (survives purges, so sequences are never reused). */
+  headSequence(): number;
+  setHeadSequence(seq: number): void;
+
+  insertChange(change: ChangeRecord): void;
+  /** The live (not withdrawn, not replaced) item with this merchant, audience and key. */
+  findItemByKey(locator: ItemLocator): ChangeRecord | undefined;
+  findItemById(itemId: string): ChangeRecord | undefined;
+  deleteChange(seq: number): void;
+
+  findRequest(merchantId: string, requestId: string): RequestRecord | undefined;
+  saveRequest(merchantId: string, requestId: string, record: RequestRecord): void;
+
+  /**
+   * Changes visible to a receiver after a sequence, unexpired, ascending, at most limit:
+   * every item, and the tombstones whose sequence is above tombstonesAfterSeq. A resume
+   * passes its cursor (it needs every tombstone); a snapshot passes the head at which it
+   * started, because tombstones at or below it are for items the snapshot never contains,
+   * while later ones may withdraw an item of a page already sent.
+   */
+  readChanges(receiverId: string, afterSeq: number, nowMs: number, limit: number, tombstonesAfterSeq: number): ChangeRecord[];
+  /** How many live (unexpired) public items a merchant has. */
+  countPublicItems(merchantId: string, nowMs: number): number;
+  /** A merchant's live items after a sequence, ascending, optionally for one receiver id. */
+  listItems(merchantId: string, receiverId: string | undefined, afterSeq: number, nowMs: number, limit: number): ChangeRecord[];
+
+  /** Deletes expired changes and request ids older than requestCutoffMs; returns rows removed. */
+  purge(nowMs: number, requestCutoffMs: number): number;
+  close(): void;
+}
+
 export type SqliteStore = HubStore & { pragma: Database.Database['pragma'] };
 
 /**

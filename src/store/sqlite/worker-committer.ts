@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import type { BatchLimits } from '../../core/apply-batch.js';
-import type { BatchCommitter, BatchResult, WriteAck } from '../../delivery/commit-queue.js';
+import type { BatchLimits, BatchResult, WriteAck } from '../../core/write-ops.js';
+import type { BatchCommitter } from '../ports.js';
 import { HubError } from '../../core/errors.js';
 import type { ChangeRecord } from '../../core/records.js';
 
@@ -72,8 +72,8 @@ export function sqliteWorkerCommitter(dbPath: string, limits: BatchLimits, optio
   worker = start();
   return {
     ready: () => ready,
-    async commit(ops, head, nowMs): Promise<BatchResult> {
-      const reply = (await request({ ops, head, nowMs })) as BatchReply;
+    async commit(ops, nowMs): Promise<BatchResult> {
+      const reply = (await request({ ops, nowMs })) as BatchReply;
       return {
         outcomes: reply.outcomes.map((o) =>
           'hubError' in o ? new HubError(o.hubError.code, o.hubError.reason as never, o.hubError.message) : o,

@@ -1,0 +1,109 @@
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { applyBatch } from '../../core/apply-batch.js';
+import type { ChangeRecord } from '../../core/records.js';
+import type { BatchLimits } from '../../core/write-ops.js';
+import type { BatchCommitter, ChangeReader, HubBackend } from '../ports.js';
+import { createInProcessFeed } from './in-process-feed.js';
+import { type SqliteStore, openSqliteStore } from './sqlite-store.js';
+import { sqliteWorkerCommitter } from './worker-committer.js';
+
+export interface SqliteBackendOptions {
+  limits: BatchLimits;
+  /** Tests only: lets BatchCommitter.testPragma reach the commit worker's connection. */
+  testHooks?: boolean;
+  /** Told when opening ran migrations (from and to schema version). */
+  onMigrated?: (fromVersion: number, toVersion: number) => void;
+}
+
+/** The schema version of an existing database file, read without changing it; 0 for a new one. */
+function schemaVersion(path: string): number {
+  if (path === ':memory:' || !existsSync(path)) return 0;
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return db.pragma('user_version', { simple: true }) as number;
+  } finally {
+    db.close();
+  }
+}
+
+/** Keeps rows up to `maxBytes` of frames (always the first one): what a page may hold. */
+function trimToBytes(rows: ChangeRecord[], maxBytes: number): ChangeRecord[] {
+  let bytes = 0;
+  for (let i = 0; i < rows.length; i++) {
+    bytes += rows[i]!.frame.byteLength;
+    if (i > 0 && bytes > maxBytes) return rows.slice(0, i);
+  }
+  return rows;
+}
+
+function createSqliteChangeReader(store: SqliteStore): ChangeReader {
+  return {
+    async receiverChanges(q) {
+      const rows = store.readChanges(q.receiverId, q.afterSeq, q.nowMs, q.limit, q.snapshotFrom ?? q.afterSeq);
+      // Rows above upToSeq are committed but not yet published by this node's feed: they
+      // reach the stream live, so a page stops before them.
+      let end = rows.length;
+      while (end > 0 && rows[end - 1]!.seq > q.upToSeq) end--;
+      return trimToBytes(end === rows.length ? rows : rows.slice(0, end), q.maxBytes);
+    },
+    async merchantItems(q) {
+      return trimToBytes(store.listItems(q.merchantId, q.receiverId, q.afterSeq, q.nowMs, q.limit), q.maxBytes);
+    },
+    headSequence: async () => store.headSequence(),
+  };
+}
+
+/**
+ * The embedded backend: one SQLite file, one hub process. Reads run on the hub's own
+ * connection (WAL: they never wait for the writer); each batch commits in a worker thread on
+ * its own connection, so the synchronous=FULL fsync never blocks the event loop. A
+ * ':memory:' database cannot be shared with a worker: it commits inline. One process is the
+ * only writer, so the feed is in-process and this node is always the leader.
+ */
+export async function openSqliteBackend(path: string, options: SqliteBackendOptions): Promise<HubBackend & { store: SqliteStore }> {
+  const before = schemaVersion(path);
+  const store = openSqliteStore(path);
+  const after = schemaVersion(path);
+  if (after !== before) options.onMigrated?.(before, after);
+
+  const feed = createInProcessFeed(store.headSequence());
+  const inner: BatchCommitter =
+    path === ':memory:'
+      ? {
+          ready: async () => {},
+          commit: async (ops, nowMs) => store.transaction(() => applyBatch(store, ops, store.headSequence(), nowMs, options.limits)),
+          purge: async (nowMs, requestCutoffMs) => store.purge(nowMs, requestCutoffMs),
+          close: async () => {},
+        }
+      : sqliteWorkerCommitter(path, options.limits, { testHooks: options.testHooks });
+  const committer: BatchCommitter = {
+    ...inner,
+    async commit(ops, nowMs) {
+      const previousHead = feed.head;
+      const result = await inner.commit(ops, nowMs);
+      // Persist, then publish: the batch reaches the fan-out before any push is acked.
+      feed.committed(result.published, result.head, previousHead);
+      return result;
+    },
+  };
+
+  return {
+    store,
+    accounts: {
+      insertAccount: async (account) => store.insertAccount(account),
+      getAccount: async (id) => store.getAccount(id),
+      replacePasswordHash: async (id, expected, next) => store.replacePasswordHash(id, Buffer.from(expected), Buffer.from(next)),
+      isReceiver: async (id) => store.isReceiver(id),
+    },
+    changes: createSqliteChangeReader(store),
+    committer,
+    feed,
+    leader: { isLeader: true, close: async () => {} },
+    async close() {
+      await committer.close();
+      await feed.close();
+      store.close();
+    },
+  };
+}

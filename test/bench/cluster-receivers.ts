@@ -2,6 +2,7 @@
 // one hub node, over a few connections, and checks every delivery. Each item's title is
 // `<phase>|<sent µs, CLOCK_MONOTONIC>`, so latency is measured across processes. Talks to the
 // bench over IPC: {cmd, ...} -> {ok, ...}.
+import { setMaxListeners } from 'node:events';
 import type { Channel } from 'nice-grpc';
 import { createHubChannel, createHubClient } from '../../sdk/src/connection.js';
 import { Hist, nowUs } from './util.js';
@@ -24,6 +25,7 @@ const CONNECTIONS = 8;
 const channels: Channel[] = [];
 const held: Held[] = [];
 const abort = new AbortController();
+setMaxListeners(0, abort.signal); // one listener per stream: hundreds, by design
 const latency = new Map<string, Hist>();
 const totals = { duplicated: 0, skipped: 0, streamErrors: 0, firstError: '' };
 

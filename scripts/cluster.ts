@@ -142,7 +142,7 @@ try {
 
 const addresses = nodes.map((n) => n.address);
 log('');
-log(`pushhub cluster: ${nodes.length} hubs on one PostgreSQL (data in ${temp ? 'a temp directory' : dir})`);
+log(`pushhub cluster: ${nodes.length} hubs on one PostgreSQL (data in ${dir}${temp ? ', removed on exit' : ''})`);
 for (const node of nodes) log(`  node ${node.name}  ${node.address}`);
 log(`  PostgreSQL  postgres://postgres:…@127.0.0.1:${pgPort}/postgres (password in ${passwordFile})`);
 log(`  SDK address list: ${JSON.stringify(addresses)}`);

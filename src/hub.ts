@@ -13,7 +13,42 @@ export interface RunningHub extends RunningServer {
   metricsAddress?: string;
   /** Graceful stop: streams end with UNAVAILABLE, in-flight pushes commit, the database closes. */
   stop(): Promise<void>;
+  /** Read-only figures about this node (the ones /metrics exports) and two test controls. */
+  probe: HubProbe;
 }
+
+/**
+ * What tests (and an embedding program) may observe about a running node without reaching
+ * into its parts: the same figures /metrics exports, plus a purge on demand and, when the hub
+ * was started with test hooks, a pragma on the commit worker's connection.
+ */
+export interface HubProbe {
+  /** The newest sequence this node has published (its feed's head). */
+  headSequence(): number;
+  /** Open Subscribe streams on this node, and those of one receiver. */
+  openSubscribeStreams(): number;
+  streamsOf(receiverId: string): number;
+  /** Writes committed and the transactions they shared (group commit). */
+  readonly commitStats: { transactions: number; writes: number };
+  /** scrypt runs (decoys among them) and the cost of the latest. */
+  readonly authStats: { scryptVerifications: number; decoyVerifications: number; lastScryptCost: number };
+  readonly scryptQueue: HubContext['registry']['scryptQueue'];
+  /** Purges now (expired changes, request ids created before requestCutoffMs); rows removed. */
+  purge(nowMs: number, requestCutoffMs: number): Promise<number>;
+  /** Tests only (testHooks): runs a pragma on the commit worker's connection. */
+  testPragma(statement: string): Promise<number>;
+}
+
+const probeOf = (context: HubContext): HubProbe => ({
+  headSequence: () => context.feed.head,
+  openSubscribeStreams: () => context.fanout.size,
+  streamsOf: (receiverId) => context.fanout.streamsOf(receiverId),
+  commitStats: context.commits.stats,
+  authStats: context.registry.stats,
+  scryptQueue: context.registry.scryptQueue,
+  purge: (nowMs, requestCutoffMs) => context.commits.purge(nowMs, requestCutoffMs),
+  testPragma: (statement) => context.commits.testPragma(statement),
+});
 
 /** How long shutdown waits for calls to finish before cutting them off. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -48,6 +83,7 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
     context,
     address: `${host}:${running.port}`,
     metricsAddress: metricsServer?.address,
+    probe: probeOf(context),
     stop() {
       stopping ??= (async () => {
         unwatchStorage();

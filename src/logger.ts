@@ -21,6 +21,8 @@ export interface Logger {
  */
 export const REDACTED_PATHS = [
   'authorization',
+  'databaseUrl',
+  '*.databaseUrl',
   'password',
   'newPassword',
   'registrationToken',

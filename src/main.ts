@@ -3,6 +3,16 @@ import { ConfigError, helpText, loadConfig, wantsHelp } from './config.js';
 import { startHub } from './hub.js';
 import { createLogger } from './logger.js';
 
+/** postgres://user:secret@host:5432/db -> postgres://host:5432/db (never the credentials). */
+function describeDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return 'postgres (unparsable URL)';
+  }
+}
+
 /**
  * Process entry: config from flags and environment, listen, stop cleanly on SIGTERM/SIGINT.
  * Exit codes: 0 after a clean stop or --help, 1 when the hub failed or was stopped uncleanly,
@@ -30,7 +40,8 @@ try {
   const hub = await startHub(config, { logger });
   logger.info('pushhub listening', {
     address: hub.address,
-    db: config.dbPath,
+    // A PostgreSQL URL may carry a password: only its host and database are logged.
+    db: config.databaseUrl === undefined ? config.dbPath : describeDatabaseUrl(config.databaseUrl),
     tls: Boolean(config.tlsCertPath),
     metrics: hub.metricsAddress ? `http://${hub.metricsAddress}/metrics` : 'off',
     pid: process.pid,

@@ -27,7 +27,7 @@ function toOp(hub: HubServices, merchantId: string, req: PushStreamEntry): Write
     case 'withdraw':
       return toWithdraw(hub, merchantId, req.push.value, 'withdraw.');
     default:
-      throw new HubError(Status.INVALID_ARGUMENT, Reason.InvalidArgument, 'push: one of specific, public or withdraw is required');
+      throw new HubError(Reason.InvalidArgument, 'push: one of specific, public or withdraw is required');
   }
 }
 

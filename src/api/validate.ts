@@ -1,5 +1,4 @@
-import { Status } from 'nice-grpc';
-import { HubError, Reason, invalidArgument } from '../core/errors.js';
+import { invalidArgument } from '../core/errors.js';
 import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { ACCOUNT_ID_PATTERN } from '../core/ids.js';
 import { type WireTimestamp, wireValidUntil } from './wire-timestamps.js';

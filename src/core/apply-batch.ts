@@ -1,4 +1,3 @@
-import { Status } from 'nice-grpc';
 import type { BatchView } from './batch-view.js';
 import { HubError, Reason, receiverNotFound } from './errors.js';
 import { newItemId } from './ids.js';
@@ -43,9 +42,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     if (!earlier || nowMs - earlier.createdAtMs >= idempotencyWindowMs) return undefined;
     if (earlier.digest !== '' && earlier.digest !== op.requestDigest) {
       const hours = Math.round(idempotencyWindowMs / 3_600_000);
-      throw new HubError(
-        Status.INVALID_ARGUMENT,
-        Reason.RequestIdReused,
+      throw new HubError(Reason.RequestIdReused,
         `request_id: already used within ${hours} h for a different request`,
       );
     }
@@ -99,9 +96,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     const isPublic = op.receiverId === PUBLIC_RECEIVER;
     // Counted inside the commit, so concurrent pushes cannot pass the cap together.
     if (isPublic && !replacesLive && maxPublicItemsPerMerchant > 0 && publicCount(op.merchantId) >= maxPublicItemsPerMerchant) {
-      throw new HubError(
-        Status.RESOURCE_EXHAUSTED,
-        Reason.PublicItemLimit,
+      throw new HubError(Reason.PublicItemLimit,
         `info: this merchant already has ${maxPublicItemsPerMerchant} live public items (max public items per merchant); withdraw or replace one, or wait for one to expire`,
       );
     }
@@ -139,7 +134,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     // Another merchant's item is reported exactly like a missing one: no existence oracle.
     if (!item || item.merchantId !== op.merchantId || item.validUntilMs <= nowMs) {
       const what = op.itemId !== '' ? `item_id: no live item ${op.itemId}` : `key: no live item with key "${op.key}"`;
-      throw new HubError(Status.NOT_FOUND, Reason.ItemNotFound, `${what} among this merchant's items`);
+      throw new HubError(Reason.ItemNotFound, `${what} among this merchant's items`);
     }
     const { seq } = tombstone(item, false);
     if (item.receiverId === PUBLIC_RECEIVER) addPublic(item.merchantId, -1);

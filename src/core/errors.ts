@@ -34,26 +34,57 @@ export const Reason = {
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
+/**
+ * The error catalogue: each stable reason with the one gRPC status it is always sent with,
+ * so a throw names only the reason and the message (the field and the problem).
+ */
+export const STATUS_OF = {
+  [Reason.InvalidArgument]: Status.INVALID_ARGUMENT,
+  [Reason.RequestIdReused]: Status.INVALID_ARGUMENT,
+  [Reason.Unauthenticated]: Status.UNAUTHENTICATED,
+  [Reason.PermissionDenied]: Status.PERMISSION_DENIED,
+  [Reason.RegistrationClosed]: Status.PERMISSION_DENIED,
+  [Reason.ReceiverNotFound]: Status.NOT_FOUND,
+  [Reason.ItemNotFound]: Status.NOT_FOUND,
+  [Reason.CursorOutOfRange]: Status.OUT_OF_RANGE,
+  [Reason.RotationConflict]: Status.ABORTED,
+  [Reason.SubscriberTooSlow]: Status.RESOURCE_EXHAUSTED,
+  [Reason.SubscriberStalled]: Status.RESOURCE_EXHAUSTED,
+  [Reason.TooManyStreams]: Status.RESOURCE_EXHAUSTED,
+  [Reason.TooManyAnonymousStreams]: Status.RESOURCE_EXHAUSTED,
+  [Reason.PushRateExceeded]: Status.RESOURCE_EXHAUSTED,
+  [Reason.PublicItemLimit]: Status.RESOURCE_EXHAUSTED,
+  [Reason.LoginThrottled]: Status.RESOURCE_EXHAUSTED,
+  [Reason.AuthBusy]: Status.RESOURCE_EXHAUSTED,
+  [Reason.RegistrationThrottled]: Status.RESOURCE_EXHAUSTED,
+  [Reason.MetadataTooLarge]: Status.RESOURCE_EXHAUSTED,
+  [Reason.ShuttingDown]: Status.UNAVAILABLE,
+  [Reason.StorageUnavailable]: Status.UNAVAILABLE,
+} as const satisfies Record<Reason, Status>;
+
 /** A failure the hub expects and explains; the error middleware turns it into a gRPC status. */
 export class HubError extends Error {
+  /** The status this reason is always sent with (see STATUS_OF). */
+  readonly code: Status;
+
   constructor(
-    readonly code: Status,
     readonly reason: Reason,
     message: string,
   ) {
     super(message);
     this.name = 'HubError';
+    this.code = STATUS_OF[reason];
   }
 }
 
 export const invalidArgument = (field: string, problem: string) =>
-  new HubError(Status.INVALID_ARGUMENT, Reason.InvalidArgument, `${field}: ${problem}`);
+  new HubError(Reason.InvalidArgument, `${field}: ${problem}`);
 
 export const shuttingDown = () =>
-  new HubError(Status.UNAVAILABLE, Reason.ShuttingDown, 'hub is shutting down; reconnect and resume from your last sequence');
+  new HubError(Reason.ShuttingDown, 'hub is shutting down; reconnect and resume from your last sequence');
 
 export const storageUnavailable = (problem: string) =>
-  new HubError(Status.UNAVAILABLE, Reason.StorageUnavailable, `storage: ${problem}; nothing was stored, retry later with the same request_id`);
+  new HubError(Reason.StorageUnavailable, `storage: ${problem}; nothing was stored, retry later with the same request_id`);
 
 export const receiverNotFound = (field: string, receiverId: string) =>
-  new HubError(Status.NOT_FOUND, Reason.ReceiverNotFound, `${field}: no registered receiver ${receiverId}`);
+  new HubError(Reason.ReceiverNotFound, `${field}: no registered receiver ${receiverId}`);

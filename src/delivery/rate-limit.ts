@@ -1,4 +1,3 @@
-import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
 
 /** Per-merchant token bucket: `ratePerSec` sustained, bursts of two seconds' worth. */
@@ -16,9 +15,7 @@ export class PushRateLimiter {
     bucket.tokens = Math.min(capacity, bucket.tokens + ((nowMs - bucket.updatedMs) / 1000) * this.ratePerSec);
     bucket.updatedMs = nowMs;
     if (bucket.tokens < 1) {
-      throw new HubError(
-        Status.RESOURCE_EXHAUSTED,
-        Reason.PushRateExceeded,
+      throw new HubError(Reason.PushRateExceeded,
         `push rate limit: at most ${this.ratePerSec} pushes/s per merchant; retry later`,
       );
     }

@@ -1,4 +1,3 @@
-import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
 import type { ChangeFeed, ChangeReader } from '../store/ports.js';
 import type { Fanout } from './fanout.js';
@@ -69,11 +68,11 @@ async function checkCursor(deps: SubscribeDeps, afterSeq: number, signal: AbortS
   if (afterSeq <= deps.feed.head) return;
   const stored = await deps.changes.headSequence();
   if (afterSeq > stored) {
-    throw new HubError(Status.OUT_OF_RANGE, Reason.CursorOutOfRange, `after_sequence: ${afterSeq} is beyond the newest sequence ${stored}`);
+    throw new HubError(Reason.CursorOutOfRange, `after_sequence: ${afterSeq} is beyond the newest sequence ${stored}`);
   }
   const deadline = Date.now() + 5_000;
   while (afterSeq > deps.feed.head && !signal.aborted) {
-    if (Date.now() > deadline) throw new HubError(Status.UNAVAILABLE, Reason.ShuttingDown, 'subscribe: this node is behind the store; retry on another node');
+    if (Date.now() > deadline) throw new HubError(Reason.ShuttingDown, 'subscribe: this node is behind the store; retry on another node');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -107,9 +106,7 @@ export async function* streamChanges(
   deps: SubscribeDeps,
 ): AsyncGenerator<Uint8Array> {
   if (deps.fanout.streamsOf(receiverId) >= deps.maxStreamsPerReceiver) {
-    throw new HubError(
-      Status.RESOURCE_EXHAUSTED,
-      Reason.TooManyStreams,
+    throw new HubError(Reason.TooManyStreams,
       `subscribe: this receiver already has ${deps.maxStreamsPerReceiver} open streams (max streams per receiver)`,
     );
   }

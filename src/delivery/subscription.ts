@@ -1,4 +1,3 @@
-import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
 import type { ChangeRecord } from '../core/records.js';
 
@@ -35,7 +34,7 @@ export class Subscription {
     const bytes = change.frame.byteLength;
     if (this.queue.length >= this.limit || this.queuedBytes + bytes > this.maxBytes) {
       const over = this.queue.length >= this.limit ? `more than ${this.limit} undelivered events` : `more than ${this.maxBytes} bytes of undelivered events`;
-      this.fail(new HubError(Status.RESOURCE_EXHAUSTED, Reason.SubscriberTooSlow, `subscribe: ${over}; resume from your last sequence`));
+      this.fail(new HubError(Reason.SubscriberTooSlow, `subscribe: ${over}; resume from your last sequence`));
       return;
     }
     this.queue.push(change);

@@ -1,4 +1,4 @@
-import { type CallContext, type ServerMiddleware, Status } from 'nice-grpc';
+import { type CallContext, type ServerMiddleware } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
 
 export interface AnonymousStreamLimits {
@@ -25,7 +25,7 @@ export function anonymousStreamLimitMiddleware(limits: AnonymousStreamLimits): S
     const fromSource = bySource.get(source) ?? 0;
     if (open >= limits.maxStreams || fromSource >= limits.maxStreamsPerSource) {
       const which = open >= limits.maxStreams ? `${limits.maxStreams} in total` : `${limits.maxStreamsPerSource} per source address`;
-      throw new HubError(Status.RESOURCE_EXHAUSTED, Reason.TooManyAnonymousStreams, `stream: too many unauthenticated streams (at most ${which})`);
+      throw new HubError(Reason.TooManyAnonymousStreams, `stream: too many unauthenticated streams (at most ${which})`);
     }
     open++;
     bySource.set(source, fromSource + 1);

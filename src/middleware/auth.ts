@@ -1,4 +1,4 @@
-import { type CallContext, type ServerMiddleware, type ServerMiddlewareCall, Status } from 'nice-grpc';
+import { type CallContext, type ServerMiddleware, type ServerMiddlewareCall } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
 import type { AuthContext } from '../api/call-context.js';
 import type { Registry } from '../registry/registry.js';
@@ -16,7 +16,7 @@ const REQUIRED_ROLE: Record<string, AccountRole | 'any'> = {
 };
 
 const unauthenticated = (problem: string) =>
-  new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, `authorization: ${problem}`);
+  new HubError(Reason.Unauthenticated, `authorization: ${problem}`);
 
 /**
  * The caller's IP address from grpc-js's peer string (`127.0.0.1:54321`, `::1:54321`,
@@ -70,9 +70,7 @@ export function authMiddleware(registry: Registry, options: { insecureBenchSkipP
       ? { id, role: required === 'any' ? ('merchant' as const) : required }
       : await registry.authenticate(id, password, source);
     if (required !== 'any' && account.role !== required) {
-      throw new HubError(
-        Status.PERMISSION_DENIED,
-        Reason.PermissionDenied,
+      throw new HubError(Reason.PermissionDenied,
         `authorization: ${method} needs a ${required} account; ${id} is a ${account.role}`,
       );
     }
@@ -82,7 +80,7 @@ export function authMiddleware(registry: Registry, options: { insecureBenchSkipP
 }
 
 const passwordRotated = () =>
-  new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: the password this stream was opened with was rotated; reconnect with the new one');
+  new HubError(Reason.Unauthenticated, 'authorization: the password this stream was opened with was rotated; reconnect with the new one');
 
 /**
  * Runs a streaming call (Subscribe, PushStream) with a signal that also aborts when the

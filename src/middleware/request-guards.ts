@@ -1,4 +1,4 @@
-import { type CallContext, type ServerMiddleware, Status } from 'nice-grpc';
+import { type CallContext, type ServerMiddleware } from 'nice-grpc';
 import { HubError, Reason, invalidArgument } from '../core/errors.js';
 
 /**
@@ -59,9 +59,7 @@ export function metadataLimitMiddleware(maxBytes: number): ServerMiddleware {
       for (const value of values) size += key.length + (typeof value === 'string' ? value.length : value.byteLength);
     }
     if (size > maxBytes) {
-      throw new HubError(
-        Status.RESOURCE_EXHAUSTED,
-        Reason.MetadataTooLarge,
+      throw new HubError(Reason.MetadataTooLarge,
         `metadata: ${size} bytes of request metadata exceed the limit of ${maxBytes} bytes`,
       );
     }

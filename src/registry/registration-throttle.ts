@@ -1,4 +1,3 @@
-import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
 
 /**
@@ -38,9 +37,7 @@ export class RegistrationThrottle {
     const bucket = this.refill(source, nowMs);
     if (bucket.tokens < 1) {
       const waitS = Math.ceil((1 - bucket.tokens) / this.ratePerSec);
-      throw new HubError(
-        Status.RESOURCE_EXHAUSTED,
-        Reason.RegistrationThrottled,
+      throw new HubError(Reason.RegistrationThrottled,
         `registration: too many registrations or wrong registration tokens from this address; retry in ${waitS} s`,
       );
     }

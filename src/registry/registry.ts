@@ -1,9 +1,10 @@
-import { Status } from 'nice-grpc';
 import type { HubConfig } from '../config.js';
 import { HubError, Reason } from '../core/errors.js';
 import type { AccountRole } from '../core/records.js';
 import type { AccountStore, ChangeFeed } from '../store/ports.js';
-import { LoginThrottle, VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
+import { VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
+import { LoginThrottle } from './login-throttle.js';
+import { Revocations } from './revocations.js';
 import { ACCOUNT_ID_PATTERN, newAccountId, newPassword } from '../core/ids.js';
 import { RegistrationThrottle, WRONG_TOKEN_COST } from './registration-throttle.js';
 import { type ScryptQueue, createScryptQueue } from './scrypt-queue.js';
@@ -54,11 +55,11 @@ export interface Registry {
   readonly scryptQueue: ScryptQueue['stats'];
 }
 
-const UNAUTHENTICATED = () => new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: unknown id or wrong password');
+const UNAUTHENTICATED = () => new HubError(Reason.Unauthenticated, 'authorization: unknown id or wrong password');
 // The id format is public (every delivered item carries ids), so refusing a malformed id
 // early tells an attacker nothing, and it costs no scrypt.
 const MALFORMED_ID = () =>
-  new HubError(Status.UNAUTHENTICATED, Reason.Unauthenticated, 'authorization: the id is not an account id (like M11-4829104729104829)');
+  new HubError(Reason.Unauthenticated, 'authorization: the id is not an account id (like M11-4829104729104829)');
 
 /**
  * Accounts, credentials and their throttles. `feed` carries password rotations between hub
@@ -82,13 +83,13 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
   const decoyHash = hashPassword(newPassword(), config.scryptLogN);
 
   // Open streams per account, told when the password they were opened with is rotated.
-  const revocationWatchers = new Map<string, Set<() => void>>();
+  const revocations = new Revocations();
 
   const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
   const revoke = (accountId: string) => {
     cache.forget(accountId);
-    for (const onRevoked of revocationWatchers.get(accountId) ?? []) onRevoked();
+    revocations.revoke(accountId);
   };
   feed.onAccountEvent((event) => {
     if (event.kind === 'password-rotated') revoke(event.accountId);
@@ -98,9 +99,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
     const refused = throttle.tryBegin(id, source, Date.now());
     if (refused) {
       const what = refused === 'pair' ? 'for this id from this address' : 'from this address';
-      throw new HubError(
-        Status.RESOURCE_EXHAUSTED,
-        Reason.LoginThrottled,
+      throw new HubError(Reason.LoginThrottled,
         `authorization: too many failed logins ${what}; retry in ${Math.ceil(config.failedLoginWindowMs / 1000)} s`,
       );
     }
@@ -139,7 +138,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       const required = role === 'merchant' ? config.merchantRegistrationToken : config.receiverRegistrationToken;
       if (required !== undefined && !secretsEqual(token, required)) {
         registrations.charge(source, WRONG_TOKEN_COST, Date.now());
-        throw new HubError(Status.PERMISSION_DENIED, Reason.RegistrationClosed, `registration_token: ${role} registration requires a valid token`);
+        throw new HubError(Reason.RegistrationClosed, `registration_token: ${role} registration requires a valid token`);
       }
       // Charged before the hash: concurrent registrations from one source cannot all pass the check.
       registrations.charge(source, 1, Date.now());
@@ -184,9 +183,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       const passwordHash = await queue.run(source, 'authorization', () => hashPassword(password, config.scryptLogN));
       // Compare-and-set in the database, so it also holds across hub processes on one file.
       if (!(await accounts.replacePasswordHash(account.id, expected, passwordHash))) {
-        throw new HubError(
-          Status.ABORTED,
-          Reason.RotationConflict,
+        throw new HubError(Reason.RotationConflict,
           'authorization: the password was rotated by another call meanwhile; authenticate with the current password and retry',
         );
       }
@@ -196,15 +193,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       return password;
     },
 
-    watchRevocation(id, onRevoked) {
-      let watchers = revocationWatchers.get(id);
-      if (!watchers) revocationWatchers.set(id, (watchers = new Set()));
-      watchers.add(onRevoked);
-      return () => {
-        watchers.delete(onRevoked);
-        if (watchers.size === 0 && revocationWatchers.get(id) === watchers) revocationWatchers.delete(id);
-      };
-    },
+    watchRevocation: (id, onRevoked) => revocations.watch(id, onRevoked),
 
   };
 }

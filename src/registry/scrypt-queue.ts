@@ -1,4 +1,3 @@
-import { Status } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
 
 export interface ScryptQueueOptions {
@@ -64,9 +63,7 @@ export function createScryptQueue(options: ScryptQueueOptions): ScryptQueue {
       const queue = waiting.get(source);
       if (stats.queued >= options.maxQueued || (queue?.length ?? 0) >= options.maxQueuedPerSource) {
         stats.refused++;
-        throw new HubError(
-          Status.RESOURCE_EXHAUSTED,
-          Reason.AuthBusy,
+        throw new HubError(Reason.AuthBusy,
           `${field}: the hub is busy checking credentials (${stats.queued} waiting); retry with backoff`,
         );
       }

@@ -51,7 +51,7 @@ describe('credentials', () => {
   it('runs scrypt once per credential pair, then remembers only the verified pair', async () => {
     const merchant = await t.register('merchant');
     const client = t.client();
-    const stats = t.hub.context.registry.stats;
+    const stats = t.hub.probe.authStats;
     const before = stats.scryptVerifications;
     await Promise.all(Array.from({ length: 50 }, () => client.pushPublic({ info }, { metadata: basicAuth(merchant) })));
     await client.pushPublic({ info }, { metadata: basicAuth(merchant) });
@@ -94,7 +94,7 @@ describe('credentials', () => {
 
   it('an id that is not an account id is refused before any scrypt work', async () => {
     const client = t.client();
-    const stats = t.hub.context.registry.stats;
+    const stats = t.hub.probe.authStats;
     const before = stats.scryptVerifications;
     for (const id of ['not-even-an-id', 'M00-123', 'X00-0000000000000000', 'm00-0000000000000000', `M00-${'1'.repeat(16)}\n`]) {
       await assert.rejects(

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import type { DeepPartial, PushStreamRequest, PushStreamResult } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { BATCH_MAX_EVENTS } from '../../src/core/frames.js';
-import { type Credentials, StreamReader, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
-describe('batches on the wire', () => {
+describeOnBackends('batches on the wire', () => {
   let t: TestHub;
   let merchant: Credentials;
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { ClientError, Status } from 'nice-grpc';
 import { Audience } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
-describe('push and subscribe', () => {
+describeOnBackends('push and subscribe', () => {
   let t: TestHub;
   let client: HubClient;
   let merchant: Credentials;
@@ -189,7 +189,7 @@ describe('push and subscribe', () => {
     const validUntil = snapshot.items()[0]!.info!.validUntil!.getTime();
     assert.ok(Math.abs(validUntil - (Date.now() + t.config.defaultItemLifetimeMs)) < 60_000);
 
-    await t.hub.context.commits.purge(Date.now(), 0);
+    await t.hub.probe.purge(Date.now(), 0);
     const db = new Database(t.config.dbPath, { readonly: true });
     const left = db.prepare('SELECT COUNT(*) AS n FROM changes WHERE item_id = ?').get(shortLived.itemId) as { n: number };
     db.close();
@@ -267,20 +267,20 @@ describe('push and subscribe', () => {
 
   it('a cancelled stream leaves nothing behind in the server', async () => {
     const receiver = await t.register('receiver');
-    const before = t.hub.context.fanout.size;
+    const before = t.hub.probe.openSubscribeStreams();
     const reader = open(receiver);
     await reader.waitFor((r) => r.caughtUp(), 'caught up');
-    assert.equal(t.hub.context.fanout.size, before + 1);
+    assert.equal(t.hub.probe.openSubscribeStreams(), before + 1);
     await reader.close();
     const deadline = Date.now() + 5000;
-    while (t.hub.context.fanout.size !== before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(t.hub.context.fanout.size, before);
-    assert.equal(t.hub.context.fanout.streamsOf(receiver.id), 0);
+    while (t.hub.probe.openSubscribeStreams() !== before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(t.hub.probe.openSubscribeStreams(), before);
+    assert.equal(t.hub.probe.streamsOf(receiver.id), 0);
   });
 
   it('concurrent pushes share transactions (group commit)', async () => {
     const receiver = await t.register('receiver');
-    const stats = t.hub.context.commits.stats;
+    const stats = t.hub.probe.commitStats;
     const before = { ...stats };
     await Promise.all(Array.from({ length: 400 }, (_, i) => client.pushSpecific({ receiverId: receiver.id, info: { title: `g${i}` } }, asMerchant())));
     const writes = stats.writes - before.writes;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { Audience } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, type HubClient, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
-describe('ListItems pages', () => {
+describeOnBackends('ListItems pages', () => {
   let t: TestHub;
   let client: HubClient;
   let merchant: Credentials;

@@ -113,7 +113,7 @@ describe('receiver state: property over random operation sequences', () => {
           } else if (op.kind === 'advance') {
             clock += op.ms;
           } else if (op.kind === 'purge') {
-            await hub.context.commits.purge(clock, clock - hub.context.config.idempotencyWindowMs);
+            await hub.probe.purge(clock, clock - hub.context.config.idempotencyWindowMs);
           } else {
             reached.push(state.clone());
             await resume(receiver, state);

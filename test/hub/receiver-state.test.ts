@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import type { Item, SubscribeEvent } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { ModelReceiver, eventsOf } from '../support/model-receiver.js';
-import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, type HubClient, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
-describe('receiver state stays right', () => {
+describeOnBackends('receiver state stays right', () => {
   let t: TestHub;
   let client: HubClient;
   let merchant: Credentials;

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { Status } from 'nice-grpc';
 import { type CallOutcome, outcomeOf } from '../reliability/support.js';
-import { type Credentials, type HubClient, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, type HubClient, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
 /** A reused request_id with a different request is refused with its own reason (AIP-155). */
-describe('request ids', () => {
+describeOnBackends('request ids', () => {
   let t: TestHub;
   let client: HubClient;
   let merchant: Credentials;

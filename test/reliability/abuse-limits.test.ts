@@ -3,7 +3,8 @@ import { Metadata, Status } from 'nice-grpc';
 import { DEFAULT_CONFIG } from '../../src/config.js';
 import { PushRateLimiter } from '../../src/delivery/rate-limit.js';
 import { Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { LoginThrottle, secretsEqual } from '../../src/registry/credentials.js';
+import { secretsEqual } from '../../src/registry/credentials.js';
+import { LoginThrottle } from '../../src/registry/login-throttle.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
 import { outcomeOf, statusName, unknownId } from './support.js';
 
@@ -90,7 +91,7 @@ describe('abuse limits', function () {
         assert.equal(rejected.length + accepted.length, outcomes.length);
         assert.match(rejected[0]!.details, /^push rate limit: at most 1 pushes\/s per merchant/);
         assert.equal(rejected[0]!.reason, 'PUSH_RATE_EXCEEDED');
-        assert.equal(hub.hub.context.feed.head, accepted.length, 'only accepted pushes were stored');
+        assert.equal(hub.hub.probe.headSequence(), accepted.length, 'only accepted pushes were stored');
 
         assert.equal((await outcomeOf((o) => client.pushPublic({ info, requestId: '' }, { ...o, metadata: basicAuth(quiet) }))).code, Status.OK);
 
@@ -184,7 +185,7 @@ describe('abuse limits', function () {
         assert.equal((await listAs(client, owner)).code, Status.OK); // the owner is verified and remembered
         const wrong = { id: owner.id, password: 'guess' };
         for (let i = 0; i < 3; i++) assert.equal((await listAs(client, wrong)).code, Status.UNAUTHENTICATED);
-        const stats = hub.hub.context.registry.stats;
+        const stats = hub.hub.probe.authStats;
         const scryptBefore = stats.scryptVerifications;
         const throttled = await listAs(client, wrong);
         assert.equal(statusName(throttled.code), 'RESOURCE_EXHAUSTED');
@@ -217,7 +218,7 @@ describe('abuse limits', function () {
       try {
         const client = hub.client();
         const known = await hub.register('merchant');
-        const stats = hub.hub.context.registry.stats;
+        const stats = hub.hub.probe.authStats;
 
         const before = { ...stats };
         assert.equal((await listAs(client, { id: known.id, password: 'wrong' })).code, Status.UNAUTHENTICATED);

@@ -90,7 +90,7 @@ describe('hostile and bad input', function () {
 
   /** What the hub holds: every write moves the head sequence, every registration adds an account. */
   const stored = () => ({
-    head: hub.hub.context.feed.head,
+    head: hub.hub.probe.headSequence(),
     accounts: db.prepare('SELECT count(*) FROM accounts').pluck().get() as number,
   });
 
@@ -289,7 +289,7 @@ describe('hostile and bad input', function () {
 
   describe('metadata', () => {
     it('metadata over maxMetadataBytes (16 KiB) is RESOURCE_EXHAUSTED naming the limit, before authentication', async () => {
-      const scryptBefore = hub.hub.context.registry.stats.scryptVerifications;
+      const scryptBefore = hub.hub.probe.authStats.scryptVerifications;
       const junk = { authorization: basicHeader({ id: 'M00-0000000000000000', password: 'p' }), 'x-junk': 'j'.repeat(20_000) };
       for (const method of METHODS) {
         const outcome = await sendRaw(method, Buffer.alloc(0), junk);
@@ -300,7 +300,7 @@ describe('hostile and bad input', function () {
         client.listItems({ receiverId: '', audience: 0, pageSize: 0, pageToken: '' }, { ...o, metadata: Metadata(junk) }),
       );
       assert.equal(withReason.reason, 'METADATA_TOO_LARGE');
-      assert.equal(hub.hub.context.registry.stats.scryptVerifications, scryptBefore, 'no scrypt work for an oversized call');
+      assert.equal(hub.hub.probe.authStats.scryptVerifications, scryptBefore, 'no scrypt work for an oversized call');
     });
 
     it('huge metadata (past HTTP/2 header limits) is refused and the hub keeps serving', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Status } from 'nice-grpc';
 import { Audience, type ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 import { outcomeOf, snapshotItemIds } from './support.js';
 
 const info = (title: string, key = ''): ServiceInfo => ({ key, title, body: '', data: {}, validUntil: undefined, offer: undefined });
@@ -10,7 +10,7 @@ const info = (title: string, key = ''): ServiceInfo => ({ key, title, body: '', 
  * Two merchants (m1 the victim, m2 the attacker) and two receivers (alice, bob). Every
  * attack is tried through every path, and the victim's data must come through unchanged.
  */
-describe('isolation between accounts', function () {
+describeOnBackends('isolation between accounts', function () {
   let hub: TestHub;
   let client: HubClient;
   let m1: Credentials;

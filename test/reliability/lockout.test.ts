@@ -59,7 +59,7 @@ describe('nobody anonymous can lock a real user out', function () {
       try {
         // Let the attack reach the throttle first.
         const deadline = Date.now() + 10_000;
-        while (hub.hub.context.registry.stats.scryptVerifications < DEFAULT_CONFIG.maxFailedLogins && Date.now() < deadline) {
+        while (hub.hub.probe.authStats.scryptVerifications < DEFAULT_CONFIG.maxFailedLogins && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 10));
         }
         const client = hub.client();
@@ -80,7 +80,7 @@ describe('nobody anonymous can lock a real user out', function () {
       hub = await TestHub.start();
       const owner = await hub.register('merchant');
       const attacker = from('127.0.0.2');
-      const stats = hub.hub.context.registry.stats;
+      const stats = hub.hub.probe.authStats;
       const before = stats.scryptVerifications;
       // Distinct passwords: identical ones would share one verification anyway.
       const outcomes = await Promise.all(Array.from({ length: 50 }, (_, i) => attacker.listItems({ id: owner.id, password: `guess-${i}` })));
@@ -128,7 +128,7 @@ describe('nobody anonymous can lock a real user out', function () {
       assert.match(busy.map((o) => o.details).join('\n'), /^(authorization|registration): the hub is busy checking credentials/m);
       const ran = outcomes.filter((o) => o.code === Status.UNAUTHENTICATED || o.code === Status.OK);
       assert.ok(ran.length > 0, 'some flood calls were served');
-      assert.ok(hub.hub.context.registry.scryptQueue.queued <= DEFAULT_CONFIG.scryptQueueLimit);
+      assert.ok(hub.hub.probe.scryptQueue.queued <= DEFAULT_CONFIG.scryptQueueLimit);
     });
 
     it('one address cannot fill the whole queue: another address is still queued and served', async () => {

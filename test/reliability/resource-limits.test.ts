@@ -91,7 +91,7 @@ describe('resource limits', function () {
         const receivers = await Promise.all(Array.from({ length: STREAMS / 8 }, () => hub.register('receiver')));
         const before = liveBytes();
         for (let i = 0; i < STREAMS; i++) subscriber.open(receivers[i % receivers.length]!);
-        await until(() => hub.hub.context.fanout.size === STREAMS, 'all streams open');
+        await until(() => hub.hub.probe.openSubscribeStreams() === STREAMS, 'all streams open');
         // Let every stream read its first pages and fill its window.
         await new Promise((resolve) => setTimeout(resolve, 1000));
         const held = liveBytes() - before;
@@ -101,7 +101,7 @@ describe('resource limits', function () {
 
         await until(() => subscriber.resetCodes.length === STREAMS, 'stalled streams to be reset');
         assert.deepEqual(new Set(subscriber.resetCodes), new Set([http2.constants.NGHTTP2_ENHANCE_YOUR_CALM]));
-        await until(() => hub.hub.context.fanout.size === 0, 'the hub to release the streams');
+        await until(() => hub.hub.probe.openSubscribeStreams() === 0, 'the hub to release the streams');
       } finally {
         subscriber.close();
         await hub.stop();
@@ -136,7 +136,7 @@ describe('resource limits', function () {
         let reason: string | undefined;
         const stream = client.subscribe({ afterSequence: 0n }, { metadata: basicAuth(receiver), onTrailer: (t) => (reason = t.get('pushhub-reason')) });
         const iterator = stream[Symbol.asyncIterator]();
-        assert.equal((await iterator.next()).value?.event?.$case, 'caughtUp');
+        assert.equal((await iterator.next()).value?.events[0]?.event?.$case, 'caughtUp');
         const body = 'q'.repeat(4000);
         // 100 items of ~4 KiB in one batch: past 64 KiB before the stream can take them.
         await Promise.all(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ClientError, Status } from 'nice-grpc';
-import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth } from '../support/hub.js';
+import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 import { outcomeOf } from './support.js';
 
 const info = { key: '', title: 'rotation', body: '', data: {}, validUntil: undefined, offer: undefined };
@@ -13,7 +13,7 @@ const subscribeAs = (client: HubClient, creds: Credentials) =>
     }
   });
 
-describe('password rotation', function () {
+describeOnBackends('password rotation', function () {
   let hub: TestHub;
   let client: HubClient;
 
@@ -29,9 +29,9 @@ describe('password rotation', function () {
     const merchant = await hub.register('merchant');
     // Two calls: the second is served from the verified-credential cache.
     assert.equal((await listAs(client, merchant)).code, Status.OK);
-    const scryptBefore = hub.hub.context.registry.stats.scryptVerifications;
+    const scryptBefore = hub.hub.probe.authStats.scryptVerifications;
     assert.equal((await listAs(client, merchant)).code, Status.OK);
-    assert.equal(hub.hub.context.registry.stats.scryptVerifications, scryptBefore, 'second call came from the cache');
+    assert.equal(hub.hub.probe.authStats.scryptVerifications, scryptBefore, 'second call came from the cache');
 
     const { password } = await client.rotatePassword({}, { metadata: basicAuth(merchant) });
     assert.notEqual(password, merchant.password);

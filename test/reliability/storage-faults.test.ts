@@ -42,8 +42,8 @@ describe('storage faults', function () {
         assert.equal(await serving(), HealthCheckResponse_ServingStatus.SERVING);
 
         // The database may not grow past the pages it has now: the next pages are "the disk".
-        const pages = await hub.context.commits.testPragma('page_count');
-        await hub.context.commits.testPragma(`max_page_count = ${pages}`);
+        const pages = await hub.probe.testPragma('page_count');
+        await hub.probe.testPragma(`max_page_count = ${pages}`);
         const rejected: string[] = [];
         let fault;
         for (let i = 0; i < 50 && !fault; i++) {
@@ -70,7 +70,7 @@ describe('storage faults', function () {
         assert.ok(!whileFull.some((t) => t === `during ${rejected.length > 0 ? rejected[0]!.slice(5) : ''}`), 'the rejected push was not stored');
 
         // Space returns: the retry with the same request id is stored, health is SERVING again.
-        await hub.context.commits.testPragma('max_page_count = 1073741823');
+        await hub.probe.testPragma('max_page_count = 1073741823');
         const retried = await client.pushPublic({ info: bigInfo(`during ${rejected[0]!.slice(5)}`), requestId: rejected[0]! }, { metadata: asMerchant });
         assert.ok(BigInt(retried.sequence) > BigInt(acked.sequence));
         assert.equal(await serving(), HealthCheckResponse_ServingStatus.SERVING);
@@ -90,13 +90,13 @@ describe('storage faults', function () {
         const push = (requestId: string) =>
           outcomeOf((o) => client.pushPublic({ info: bigInfo(requestId), requestId }, { ...o, metadata: basicAuth(merchant) }));
         // query_only makes every write on the commit worker's connection fail with SQLITE_READONLY.
-        await hub.context.commits.testPragma('query_only = 1');
+        await hub.probe.testPragma('query_only = 1');
         const refused = await push('ro-1');
         assert.equal(statusName(refused.code), 'UNAVAILABLE');
         assert.equal(refused.reason, 'STORAGE_UNAVAILABLE');
         assert.match(refused.details, /^storage: the database is read-only \(SQLITE_READONLY/);
         assert.equal((await health.check({ service: '' })).status, HealthCheckResponse_ServingStatus.NOT_SERVING);
-        await hub.context.commits.testPragma('query_only = 0');
+        await hub.probe.testPragma('query_only = 0');
         assert.equal((await push('ro-1')).code, Status.OK);
         assert.equal((await health.check({ service: '' })).status, HealthCheckResponse_ServingStatus.SERVING);
         const listed = await client.listItems({ receiverId: '', audience: 0, pageSize: 100, pageToken: '' }, { metadata: basicAuth(merchant) });

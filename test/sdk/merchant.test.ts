@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { MerchantClient, PushHubError, Status } from '../../sdk/src/merchant.js';
 import { ReceiverClient } from '../../sdk/src/receiver.js';
-import { TestHub } from '../support/hub.js';
+import { TestHub, describeOnBackends } from '../support/hub.js';
 import { TcpProxy, waitUntil } from './support.js';
 
-describe('sdk: merchant client', () => {
+describeOnBackends('sdk: merchant client', () => {
   let hub: TestHub;
   const closers: (() => unknown)[] = [];
 
@@ -88,18 +88,18 @@ describe('sdk: merchant client', () => {
     const receiver = await receiverId();
     await merchant.pushPublic({ title: 'warm-up' }); // the connection is up before replies vanish
 
-    const headBefore = hub.hub.context.feed.head;
+    const headBefore = hub.hub.probe.headSequence();
     proxy.swallowReplies = true;
     const pushing = merchant.pushSpecific(receiver, { key: 'balance', title: 'Balance: 10' });
     // The hub received and committed the push; its reply is lost on the way back.
-    await waitUntil(() => hub.hub.context.feed.head > headBefore, 'the hub to commit the push');
+    await waitUntil(() => hub.hub.probe.headSequence() > headBefore, 'the hub to commit the push');
     proxy.swallowReplies = false;
     proxy.dropAll();
     const result = await pushing;
 
     assert.equal(proxy.accepted, 2, 'the push was retried on a new connection');
     assert.equal(result.sequence, BigInt(headBefore + 1), 'the retry returned the original commit');
-    assert.equal(hub.hub.context.feed.head, headBefore + 1, 'nothing else was committed');
+    assert.equal(hub.hub.probe.headSequence(), headBefore + 1, 'nothing else was committed');
     const items = await listAll(merchant, { receiverId: receiver });
     assert.deepEqual(items.map((i) => i.itemId), [result.itemId]);
   });
@@ -147,17 +147,17 @@ describe('sdk: merchant client', () => {
     const merchant = await merchantOn(proxy.address);
     await merchant.pushPublic({ title: 'warm-up' });
     const stream = merchant.openPushStream({ window: 64 });
-    const headBefore = hub.hub.context.feed.head;
+    const headBefore = hub.hub.probe.headSequence();
     proxy.swallowReplies = true;
     const pushes = Array.from({ length: 50 }, (_, i) => stream.pushPublic({ key: `k${i}`, title: `item ${i}` }));
-    await waitUntil(() => hub.hub.context.feed.head >= headBefore + 50, 'the hub to commit all 50 pushes');
+    await waitUntil(() => hub.hub.probe.headSequence() >= headBefore + 50, 'the hub to commit all 50 pushes');
     proxy.swallowReplies = false;
     proxy.dropAll();
     const results = await Promise.all(pushes);
     await stream.close();
 
     assert.ok(proxy.accepted >= 2, 'the stream reconnected');
-    assert.equal(hub.hub.context.feed.head, headBefore + 50, 'no push was committed twice');
+    assert.equal(hub.hub.probe.headSequence(), headBefore + 50, 'no push was committed twice');
     assert.equal(new Set(results.map((r) => r.itemId)).size, 50);
     assert.equal((await listAll(merchant)).length, 51);
   });

@@ -11,7 +11,7 @@ import {
   Status,
   createReceiverStore,
 } from '../../sdk/src/receiver.js';
-import { TestHub } from '../support/hub.js';
+import { TestHub, describeOnBackends } from '../support/hub.js';
 import { TcpProxy, waitUntil } from './support.js';
 
 /** Runs a subscription in the background and records its events. */
@@ -39,7 +39,7 @@ function collect(receiver: ReceiverClient, afterSequence = 0n) {
   };
 }
 
-describe('sdk: receiver client', () => {
+describeOnBackends('sdk: receiver client', () => {
   let hub: TestHub;
   const closers: (() => unknown)[] = [];
 
@@ -184,7 +184,7 @@ describe('sdk: receiver client', () => {
   });
 });
 
-describe('sdk: receiver store', () => {
+describeOnBackends('sdk: receiver store', () => {
   let hub: TestHub;
   let dir: string;
   const closers: (() => unknown)[] = [];

@@ -65,8 +65,10 @@ describe('README walk-through without grpcurl', function () {
     const seen = events.map((e) =>
       e.type === 'item' ? ['item', e.item.sequence, e.item.info?.title] : e.type === 'withdrawal' ? ['withdrawal', e.withdrawal.sequence, e.withdrawal.itemId] : ['caughtUp', e.sequence],
     );
-    // v1 (replaced by v2) and the voucher (withdrawn) are not replayed; no sequence is out of order.
+    // v1 (replaced by v2) and the voucher (withdrawn) are not replayed; v1's tombstone (written
+    // just before v2) is; no sequence is out of order.
     assert.deepEqual(seen, [
+      ['withdrawal', v2.sequence - 1n, v1.itemId],
       ['item', v2.sequence, 'v2'],
       ['withdrawal', withdrawn.sequence, voucher.itemId],
       ['caughtUp', withdrawn.sequence],

@@ -36,9 +36,39 @@ export function testConfig(dir: string, overrides: Partial<HubConfig> = {}): Hub
 export const basicAuth = ({ id, password }: Credentials) =>
   Metadata({ authorization: `Basic ${Buffer.from(`${id}:${password}`).toString('base64')}` });
 
+/** The storage backends the hub's behaviour tests run on. */
+export type TestBackend = 'sqlite' | 'postgres';
+export const BACKENDS: readonly TestBackend[] = ['sqlite', 'postgres'];
+
+/** The backend TestHub.start uses; set per suite by describeOnBackends. */
+let currentBackend: TestBackend = 'sqlite';
+
 /**
- * A real hub on 127.0.0.1:0 with a temp SQLite file. restart() stops it and starts a new
- * process-equivalent on the same database (and the same port when possible).
+ * Runs a suite once per backend: on SQLite (a temp file) and on PostgreSQL (a fresh database
+ * on the run's embedded server, test/support/postgres.ts), so every behaviour it checks holds
+ * on both. Suites run one after another, so the backend is set around each.
+ */
+export function describeOnBackends(title: string, suite: (this: Mocha.Suite, backend: TestBackend) => void): void {
+  for (const backend of BACKENDS) {
+    describe(`${title} [${backend}]`, function () {
+      before(() => void (currentBackend = backend));
+      after(() => void (currentBackend = 'sqlite'));
+      suite.call(this, backend);
+    });
+  }
+}
+
+/** Overrides for the current backend: none for SQLite (testConfig's file), a fresh PostgreSQL database otherwise. */
+export async function backendOverrides(): Promise<Partial<HubConfig>> {
+  if (currentBackend === 'sqlite') return {};
+  const { freshDatabase } = await import('./postgres.js');
+  return { databaseUrl: await freshDatabase() };
+}
+
+/**
+ * A real hub on 127.0.0.1:0 with a temp SQLite file, or a fresh PostgreSQL database inside
+ * describeOnBackends. restart() stops it and starts a new process-equivalent on the same
+ * database (and the same port when possible).
  */
 export class TestHub {
   readonly dir = mkdtempSync(join(tmpdir(), 'pushhub-test-'));
@@ -48,7 +78,7 @@ export class TestHub {
   constructor(private readonly overrides: Partial<HubConfig> = {}) {}
 
   static async start(overrides: Partial<HubConfig> = {}): Promise<TestHub> {
-    const t = new TestHub(overrides);
+    const t = new TestHub({ ...(await backendOverrides()), ...overrides });
     t.hub = await startHub(testConfig(t.dir, t.overrides), { logger: silentLogger });
     return t;
   }

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { itemIdSequence } from '../../core/ids.js';
 import {
-  type BatchCommitter,
+  type WorkingSetCommitter,
   type BatchWrites,
   type StoredRequest,
   type WorkingSet,
@@ -21,7 +21,7 @@ interface RequestRow {
   item_id: string;
   seq: number;
   created_at_ms: number;
-  digest: Buffer;
+  digest: string;
 }
 
 /**
@@ -43,7 +43,7 @@ export function createPostgresCommitter(
   onError: (error: unknown) => void,
   /** After each commit: the rows stored, the new head and the head the batch started from. */
   onCommitted: (stored: ChangeRecord[], head: number, previousHead: number) => void,
-): BatchCommitter {
+): WorkingSetCommitter {
   let client: pg.Client | undefined;
   let chain: Promise<unknown> = Promise.resolve();
   let closed = false;
@@ -133,7 +133,16 @@ export function createPostgresCommitter(
 
 /** The working set in at most three statements: requests, items (by key and by id), counts. */
 async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<WorkingSet> {
-  const ws: WorkingSet = { requests: new Map(), itemsByKey: new Map(), itemsById: new Map(), publicItemCounts: new Map() };
+  const ws: WorkingSet = { requests: new Map(), itemsByKey: new Map(), itemsById: new Map(), publicItemCounts: new Map(), receivers: new Set() };
+
+  if (q.receiverIds.length > 0) {
+    const { rows } = await c.query<{ id: string }>({
+      name: 'ws-receivers',
+      text: `SELECT id FROM accounts WHERE id = ANY($1::text[]) AND role = 'receiver'`,
+      values: [q.receiverIds],
+    });
+    for (const row of rows) ws.receivers.add(row.id);
+  }
 
   if (q.requests.length > 0) {
     const { rows } = await c.query<RequestRow>({
@@ -144,7 +153,7 @@ async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<Wor
       values: [q.requests.map((r) => r.merchantId), q.requests.map((r) => r.requestId)],
     });
     for (const row of rows) {
-      const record: StoredRequest = { itemId: row.item_id, seq: row.seq, createdAtMs: row.created_at_ms, digest: row.digest };
+      const record: StoredRequest = { itemId: row.item_id, seq: row.seq, createdAtMs: row.created_at_ms, digest: String(row.digest) };
       ws.requests.set(workingSetKey(row.merchant_id, row.request_id), record);
     }
   }
@@ -241,7 +250,7 @@ async function write(c: pg.ClientBase, w: BatchWrites, head: number): Promise<Ch
     await c.query({
       name: 'batch-requests',
       text: `INSERT INTO requests (merchant_id, request_id, item_id, seq, created_at_ms, digest)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bytea[])
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])
              ON CONFLICT (merchant_id, request_id) DO UPDATE SET
                item_id = excluded.item_id, seq = excluded.seq, created_at_ms = excluded.created_at_ms,
                digest = excluded.digest`,
@@ -251,7 +260,7 @@ async function write(c: pg.ClientBase, w: BatchWrites, head: number): Promise<Ch
         col((x) => x.record.itemId),
         col((x) => x.record.seq),
         col((x) => x.record.createdAtMs),
-        col((x) => Buffer.from(x.record.digest)),
+        col((x) => x.record.digest),
       ],
     });
   }

@@ -45,7 +45,7 @@ export const MIGRATIONS: readonly string[] = [
     item_id text NOT NULL,
     seq bigint NOT NULL,
     created_at_ms bigint NOT NULL,
-    digest bytea NOT NULL,
+    digest text NOT NULL DEFAULT '',
     PRIMARY KEY (merchant_id, request_id)
   );
   CREATE INDEX requests_by_age ON requests (created_at_ms);

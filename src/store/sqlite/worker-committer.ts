@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { BatchLimits, BatchResult, WriteAck } from '../../core/write-ops.js';
 import type { BatchCommitter } from '../ports.js';
-import { HubError } from '../../core/errors.js';
+import { HubError, type Reason } from '../../core/errors.js';
 import type { ChangeRecord } from '../../core/records.js';
 
 type BatchReply = { outcomes: (WriteAck | { hubError: { code: number; reason: string; message: string } })[]; published: ChangeRecord[]; head: number };
@@ -76,7 +76,7 @@ export function sqliteWorkerCommitter(dbPath: string, limits: BatchLimits, optio
       const reply = (await request({ ops, nowMs })) as BatchReply;
       return {
         outcomes: reply.outcomes.map((o) =>
-          'hubError' in o ? new HubError(o.hubError.code, o.hubError.reason as never, o.hubError.message) : o,
+          'hubError' in o ? new HubError(o.hubError.reason as Reason, o.hubError.message) : o,
         ),
         published: reply.published,
         head: reply.head,

@@ -82,6 +82,8 @@ export const pushhubTarget: BenchTarget = {
       '--max-public-items-per-merchant',
       '0',
       ...(options.bypassAuth ? ['--insecure-bench-skip-password-check'] : []),
+      // e.g. BENCH_HUB_ARGS="--metrics-address 127.0.0.1:0" to measure what metrics cost.
+      ...(process.env.BENCH_HUB_ARGS?.split(' ').filter(Boolean) ?? []),
     ];
     const child = spawnWithUlimit(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

@@ -29,6 +29,13 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     if (maxPublicItemsPerMerchant > 0) publicItems.set(merchantId, publicCount(merchantId) + delta);
   };
   const published: ChangeRecord[] = [];
+  const batchStart = head;
+  /** Items this batch inserted and removed again (a push replaced within the batch). */
+  const unpublished = new Set<number>();
+  const remove = (seq: number) => {
+    store.deleteChange(seq);
+    if (seq > batchStart) unpublished.add(seq);
+  };
   const nextSeq = () => ++head;
 
   /**
@@ -61,7 +68,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
    * is gone, whatever happened after (a replacing item may itself end first).
    */
   const tombstone = (item: ChangeRecord, replaced: boolean): ChangeRecord => {
-    store.deleteChange(item.seq);
+    remove(item.seq);
     const seq = nextSeq();
     const change: ChangeRecord = {
       seq,
@@ -102,7 +109,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     }
     if (older) {
       // An older item that has already ended needs no tombstone: every receiver drops it.
-      if (older && older.validUntilMs <= nowMs) store.deleteChange(older.seq);
+      if (older && older.validUntilMs <= nowMs) remove(older.seq);
       else if (older) tombstone(older, true);
     }
     const seq = nextSeq();
@@ -136,8 +143,10 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
       const what = op.itemId !== '' ? `item_id: no live item ${op.itemId}` : `key: no live item with key "${op.key}"`;
       throw new HubError(Reason.ItemNotFound, `${what} among this merchant's items`);
     }
-    const { seq } = tombstone(item, false);
+    // The count is read before the delete: the view's count already sees the batch's own
+    // writes, and a first read after it would take the withdrawn item off twice.
     if (item.receiverId === PUBLIC_RECEIVER) addPublic(item.merchantId, -1);
+    const { seq } = tombstone(item, false);
     return remember(op, { itemId: item.itemId, seq });
   };
 
@@ -150,5 +159,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     }
   }
   store.setHeadSequence(head);
-  return { outcomes, published, head };
+  // Published is what is stored: an item the batch itself removed is not fanned out (its
+  // tombstone is), so the live stream and a resume from the store show the same rows.
+  return { outcomes, published: unpublished.size > 0 ? published.filter((c) => !unpublished.has(c.seq)) : published, head };
 }

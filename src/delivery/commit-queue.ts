@@ -6,22 +6,32 @@ import type { BatchCommitter } from '../store/ports.js';
 export type { BatchCommitter } from '../store/ports.js';
 
 /**
- * SQLite result codes that mean the storage (not the request, not the code) failed: the disk
- * is full, the file went read-only, or I/O failed. Extended codes (SQLITE_IOERR_WRITE,
- * SQLITE_READONLY_DBMOVED, ...) share their primary code's prefix.
+ * Codes that mean the storage (not the request, not the code) failed: the disk is full, the
+ * database went read-only, or I/O failed. SQLite's result codes (extended codes such as
+ * SQLITE_IOERR_WRITE share their primary code's prefix), and the PostgreSQL backend's
+ * classes of SQLSTATE (store/postgres/storage-fault.ts): a lost connection counts too.
  */
-const STORAGE_FAULTS = ['SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_PROTOCOL'];
+const STORAGE_FAULTS: readonly [prefix: string, problem: string][] = [
+  ['SQLITE_FULL', 'the disk is full'],
+  ['SQLITE_READONLY', 'the database is read-only'],
+  ['SQLITE_BUSY', 'the database is locked'],
+  ['SQLITE_LOCKED', 'the database is locked'],
+  ['SQLITE_IOERR', 'the database cannot be written'],
+  ['SQLITE_CANTOPEN', 'the database cannot be written'],
+  ['SQLITE_PROTOCOL', 'the database cannot be written'],
+  ['POSTGRES_FULL', 'the disk is full'],
+  ['POSTGRES_READONLY', 'the database is read-only'],
+  ['POSTGRES_BUSY', 'the database is locked'],
+  ['POSTGRES_IOERR', 'the database cannot be written'],
+  ['POSTGRES_UNAVAILABLE', 'the database cannot be reached'],
+];
 
 /** A retryable UNAVAILABLE (reason STORAGE_UNAVAILABLE) for a storage fault; undefined otherwise. */
 export function classifyStorageFault(error: unknown): HubError | undefined {
   const code = (error as { code?: unknown })?.code;
-  if (typeof code !== 'string' || !STORAGE_FAULTS.some((fault) => code === fault || code.startsWith(`${fault}_`))) return undefined;
-  const problem =
-    code.startsWith('SQLITE_FULL') ? 'the disk is full' :
-    code.startsWith('SQLITE_READONLY') ? 'the database is read-only' :
-    code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') ? 'the database is locked' :
-    'the database cannot be written';
-  return storageUnavailable(`${problem} (${code})`);
+  if (typeof code !== 'string') return undefined;
+  const fault = STORAGE_FAULTS.find(([prefix]) => code === prefix || code.startsWith(`${prefix}_`));
+  return fault && storageUnavailable(`${fault[1]} (${code})`);
 }
 
 interface Pending {

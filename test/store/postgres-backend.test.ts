@@ -1,16 +1,24 @@
 import assert from 'node:assert/strict';
-import type { HubBackend } from '../../src/store/ports.js';
 import pg from 'pg';
+import { ChangeKind } from '../../src/core/records.js';
+import type { HubBackend } from '../../src/store/ports.js';
+import { createPostgresWriter } from '../../src/store/postgres/committer.js';
 import { connectionConfig } from '../../src/store/postgres/connection.js';
-import { openPostgresBackend } from '../../src/store/postgres/postgres-backend.js';
-import { type AccountRecord, ChangeKind, PUBLIC_RECEIVER } from '../../src/core/records.js';
-import { freshDatabase } from '../support/postgres.js';
-import { FAR, NOW, type Op, type Outcome, queryFor, standInDecide } from './postgres-stand-in.js';
+import { PostgresFault, PostgresStorageError, openPostgresBackend } from '../../src/store/postgres/postgres-backend.js';
+import { postgresFaultOf } from '../../src/store/postgres/storage-fault.js';
+import { adminQuery, freshDatabase } from '../support/postgres.js';
+import { pushOp } from '../support/write-ops.js';
 
+/**
+ * What only the PostgreSQL backend has: its sessions, the writer's guards on a decision,
+ * and storage faults told apart. The domain rules are in backend-contract.test.ts.
+ */
 const M1 = 'M00-0000000000000001';
-const M2 = 'M00-0000000000000002';
 const R1 = 'R00-0000000000000001';
-const R2 = 'R00-0000000000000002';
+const NOW = 1_000_000;
+const limits = { idempotencyWindowMs: 60_000, maxPublicItemsPerMerchant: 0 };
+const databaseName = (url: string) => new URL(url).pathname.slice(1);
+const emptyQuery = { requests: [], itemKeys: [], itemIds: [], publicCountsFor: [], receiverIds: [], nowMs: NOW };
 
 describe('postgres backend (one node)', function () {
   this.timeout(60_000);
@@ -18,240 +26,153 @@ describe('postgres backend (one node)', function () {
   let url: string;
   beforeEach(async () => {
     url = await freshDatabase();
-    backend = await openPostgresBackend(url);
+    backend = await openPostgresBackend(url, { limits });
+    await backend.accounts.insertAccount({ id: R1, role: 'receiver', displayName: 'r', passwordHash: Buffer.from('h'), createdAtMs: 1 });
   });
   afterEach(() => backend.close());
 
-  const commit = async (ops: Op[], opts: { publicCap?: number; nowMs?: number } = {}): Promise<Outcome[]> =>
-    (await backend.committer.commit(queryFor(ops, opts.nowMs), standInDecide(ops, opts))).outcomes;
-  const read = (receiverId: string, over: { afterSeq?: number; upToSeq?: number; nowMs?: number; limit?: number; maxBytes?: number; snapshotFrom?: number } = {}) =>
-    backend.changes.receiverChanges({
-      receiverId,
-      afterSeq: 0,
-      upToSeq: Number.MAX_SAFE_INTEGER,
-      nowMs: NOW,
-      limit: 1000,
-      maxBytes: 1 << 20,
-      ...over,
-    });
-  const itemId = (o: Outcome) => (assert.ok(o.ok), o.itemId);
+  const stored = async () =>
+    (
+      await backend.changes.receiverChanges({ receiverId: R1, afterSeq: 0, upToSeq: Number.MAX_SAFE_INTEGER, nowMs: 0, limit: 100, maxBytes: 1 << 20 })
+    ).map((c) => c.seq);
 
-  describe('accounts', () => {
-    const account: AccountRecord = { id: R1, role: 'receiver', displayName: 'Ann', passwordHash: Buffer.from('h1'), createdAtMs: 5 };
-
-    it('inserts once, reads back, and reports an id collision', async () => {
-      assert.equal(await backend.accounts.insertAccount(account), true);
-      assert.equal(await backend.accounts.insertAccount({ ...account, displayName: 'other' }), false);
-      const got = await backend.accounts.getAccount(R1);
-      assert.deepEqual({ ...got, passwordHash: Buffer.from(got!.passwordHash) }, account);
-      assert.equal(await backend.accounts.getAccount(R2), undefined);
-      assert.equal(await backend.accounts.isReceiver(R1), true);
-      assert.equal(await backend.accounts.isReceiver(R2), false);
-      await backend.accounts.insertAccount({ ...account, id: M1, role: 'merchant' });
-      assert.equal(await backend.accounts.isReceiver(M1), false);
-    });
-
-    it('replaces a password hash only while it is still the expected one', async () => {
-      await backend.accounts.insertAccount(account);
-      assert.equal(await backend.accounts.replacePasswordHash(R1, Buffer.from('wrong'), Buffer.from('h2')), false);
-      assert.equal(await backend.accounts.replacePasswordHash(R1, Buffer.from('h1'), Buffer.from('h2')), true);
-      assert.equal(await backend.accounts.replacePasswordHash(R1, Buffer.from('h1'), Buffer.from('h3')), false);
-      assert.equal(Buffer.from((await backend.accounts.getAccount(R1))!.passwordHash).toString(), 'h2');
-    });
+  it('runs on sessions that force custom plans and parse bigint as numbers', async () => {
+    const client = new pg.Client(connectionConfig(url, 'pushhub-test'));
+    await client.connect();
+    try {
+      assert.equal((await client.query('SHOW plan_cache_mode')).rows[0].plan_cache_mode, 'force_custom_plan');
+      assert.equal((await client.query('SELECT seq FROM head')).rows[0].seq, 0);
+    } finally {
+      await client.end();
+    }
   });
 
-  describe('committer', () => {
-    it('writes a batch at consecutive sequences and persists the head', async () => {
-      const out = await commit([{ push: { merchantId: M1, receiverId: R1 } }, { push: { merchantId: M1 } }, { push: { merchantId: M2, receiverId: R2 } }]);
-      assert.deepEqual(out.map((o) => o.ok && o.seq), [1, 2, 3]);
-      const rows = await read(R1);
-      assert.deepEqual(rows.map((r) => [r.seq, r.receiverId]), [[1, R1], [2, PUBLIC_RECEIVER]]);
-      assert.equal(Buffer.from(rows[0]!.frame).toString(), 'item 1');
-      const next = await commit([{ push: { merchantId: M1, receiverId: R1 } }]);
-      assert.equal(next[0]!.ok && next[0]!.seq, 4);
-    });
+  it('stores request digests as text', async () => {
+    await backend.committer.commit([pushOp(M1, R1, { requestId: 'r', requestDigest: 'ab12' })], NOW);
+    const c = new pg.Client(connectionConfig(url, 'pushhub-test'));
+    await c.connect();
+    const [row] = await c
+      .query<{ digest: string; type: string }>("SELECT digest, pg_typeof(digest)::text AS type FROM requests WHERE request_id = 'r'")
+      .then((r) => r.rows)
+      .finally(() => c.end());
+    assert.deepEqual(row, { digest: 'ab12', type: 'text' });
+  });
 
-    it('a push with a key deletes the live item, writes its tombstone, then the new item', async () => {
-      const [first] = await commit([{ push: { merchantId: M1, receiverId: R1, itemKey: 'k', validUntilMs: NOW + 500 } }]);
-      const [second] = await commit([{ push: { merchantId: M1, receiverId: R1, itemKey: 'k' } }]);
-      assert.ok(second!.ok && second!.seq === 3);
-      const rows = await read(R1);
-      assert.deepEqual(
-        rows.map((r) => [r.seq, r.kind, r.itemId]),
-        [
-          [2, ChangeKind.Withdrawal, itemId(first!)],
-          [3, ChangeKind.Item, itemId(second!)],
-        ],
-      );
-      assert.equal(rows[0]!.validUntilMs, NOW + 500, 'the tombstone lives as long as the item would have');
-      // The same key for another receiver or merchant is another item.
-      await commit([{ push: { merchantId: M1, receiverId: R2, itemKey: 'k' } }, { push: { merchantId: M2, receiverId: R1, itemKey: 'k' } }]);
-      assert.equal((await read(R1)).filter((r) => r.kind === ChangeKind.Withdrawal).length, 1);
+  describe('writer', () => {
+    let writer: ReturnType<typeof createPostgresWriter>;
+    const reported: number[][] = [];
+    beforeEach(async () => {
+      reported.length = 0;
+      writer = createPostgresWriter(url, () => undefined, (rows) => reported.push(rows.map((r) => r.seq)));
+      await writer.ready();
     });
+    afterEach(() => writer.close());
 
-    it('replaces twice inside one batch', async () => {
-      const out = await commit([
-        { push: { merchantId: M1, receiverId: R1, itemKey: 'k' } },
-        { push: { merchantId: M1, receiverId: R1, itemKey: 'k' } },
-        { push: { merchantId: M1, receiverId: R1, itemKey: 'k' } },
-      ]);
-      assert.ok(out.every((o) => o.ok));
-      const items = (await read(R1)).filter((r) => r.kind === ChangeKind.Item);
-      assert.deepEqual(items.map((r) => r.itemId), [itemId(out[2]!)]);
-    });
-
-    it('withdraw by id deletes the item and writes a tombstone; another merchant gets not-found', async () => {
-      const [pushed] = await commit([{ push: { merchantId: M1, receiverId: R1 } }]);
-      const id = itemId(pushed!);
-      assert.deepEqual(await commit([{ withdraw: { merchantId: M2, itemId: id } }]), [{ ok: false, reason: 'not-found' }]);
-      const [withdrawn] = await commit([{ withdraw: { merchantId: M1, itemId: id } }]);
-      assert.ok(withdrawn!.ok && withdrawn!.seq === 2);
-      assert.deepEqual((await read(R1)).map((r) => [r.seq, r.kind]), [[2, ChangeKind.Withdrawal]]);
-      assert.deepEqual(await commit([{ withdraw: { merchantId: M1, itemId: id } }]), [{ ok: false, reason: 'not-found' }]);
-      assert.deepEqual(await commit([{ withdraw: { merchantId: M1, itemId: 'not-an-item-id' } }]), [{ ok: false, reason: 'not-found' }]);
-    });
-
-    it('a request id replays its first ack with the same digest, and refuses another', async () => {
-      const op: Op = { push: { merchantId: M1, receiverId: R1, requestId: 'req-1', body: 'a' } };
-      const [first] = await commit([op]);
-      const [again] = await commit([op]);
-      assert.deepEqual(again, { ...first, replayed: true });
-      const [other] = await commit([{ push: { ...op.push, body: 'b' } }] as Op[]);
-      assert.deepEqual(other, { ok: false, reason: 'request-id-reused' });
-      // The same request id of another merchant is another request.
-      const [m2] = await commit([{ push: { merchantId: M2, receiverId: R1, requestId: 'req-1', body: 'a' } }]);
-      assert.ok(m2!.ok && !m2!.replayed);
-      assert.equal((await read(R1)).length, 2);
-    });
-
-    it('counts live public items per merchant inside the commit', async () => {
-      const pub = (merchantId: string): Op => ({ push: { merchantId } });
-      assert.ok((await commit([pub(M1), pub(M1)], { publicCap: 2 })).every((o) => o.ok));
-      assert.deepEqual(await commit([pub(M1)], { publicCap: 2 }), [{ ok: false, reason: 'public-cap' }]);
-      assert.ok((await commit([pub(M2)], { publicCap: 2 }))[0]!.ok, 'the cap is per merchant');
-      // Expired items are not live.
-      await commit([{ push: { merchantId: M2, validUntilMs: NOW + 10 } }], { publicCap: 2 });
-      const later = await commit([pub(M2)], { publicCap: 2, nowMs: NOW + 10 });
-      assert.ok(later[0]!.ok);
+    const item = (seq: number) => ({
+      seq,
+      kind: ChangeKind.Item,
+      itemId: `I${seq.toString(16).padStart(16, '0')}${'0'.repeat(16)}`,
+      merchantId: M1,
+      receiverId: R1,
+      itemKey: '',
+      frame: Buffer.from([seq]),
+      pushedAtMs: NOW,
+      validUntilMs: NOW + 1000,
     });
 
     it('stores nothing when decide throws, and keeps working', async () => {
       await assert.rejects(
-        backend.committer.commit(queryFor([]), () => {
+        writer.commit(emptyQuery, () => {
           throw new Error('domain failure');
         }),
-        /domain failure/,
+        (error: Error) => error.message === 'domain failure' && !(error instanceof PostgresStorageError),
       );
-      const ops: Op[] = [{ push: { merchantId: M1, receiverId: R1 } }];
-      // decide writes and then the batch is refused by the database (a seq collision).
-      await commit(ops);
-      await assert.rejects(
-        backend.committer.commit(queryFor(ops), (ws, head) => {
-          const r = standInDecide(ops)(ws, head);
-          r.writes.inserts.push({ ...r.writes.inserts[0]!, seq: head + 2 });
-          r.writes.inserts[1]!.seq = head + 1;
-          r.writes.head = head + 2;
-          return r;
-        }),
-      );
-      assert.deepEqual((await read(R1)).map((r) => r.seq), [1]);
-      assert.equal((await commit(ops))[0]!.ok && (await read(R1)).length, 2);
+      await writer.commit(emptyQuery, (_ws, head) => ({ writes: { inserts: [item(head + 1)], deletes: [], requests: [], head: head + 1 } }));
+      assert.deepEqual(await stored(), [1]);
+      assert.deepEqual(reported, [[1]], 'stored rows are reported to the feed');
     });
 
-    it('refuses a decision whose rows fall outside its sequence range', async () => {
+    it('stores nothing of a batch the database refuses (a sequence taken twice)', async () => {
       await assert.rejects(
-        backend.committer.commit(queryFor([]), (_ws, head) => ({
-          writes: { inserts: [], deletes: [], requests: [], head: head - 1 },
+        writer.commit(emptyQuery, (_ws, head) => ({
+          writes: { inserts: [item(head + 1), { ...item(head + 1), itemId: 'I' + 'f'.repeat(32) }], deletes: [], requests: [], head: head + 1 },
         })),
+        (error: { code?: string }) => error.code === '23505',
+      );
+      assert.deepEqual(await stored(), []);
+      assert.deepEqual(reported, []);
+    });
+
+    it('refuses a decision that moves the head back or writes outside its range', async () => {
+      await assert.rejects(
+        writer.commit(emptyQuery, (_ws, head) => ({ writes: { inserts: [], deletes: [], requests: [], head: head - 1 } })),
         /moved the head back/,
       );
+      await assert.rejects(
+        writer.commit(emptyQuery, (_ws, head) => ({ writes: { inserts: [item(head + 2)], deletes: [], requests: [], head: head + 1 } })),
+        /outside the batch's range/,
+      );
     });
 
-    it('purge deletes expired changes and old request ids, never reuses a sequence', async () => {
-      await commit([
-        { push: { merchantId: M1, receiverId: R1, validUntilMs: NOW + 10, requestId: 'old' } },
-        { push: { merchantId: M1, receiverId: R1 } },
+    it('a connection killed during a commit rejects it as POSTGRES_UNAVAILABLE; the next commit reconnects', async () => {
+      // Another session holds the head lock, so the writer's commit waits inside its transaction.
+      const holder = new pg.Client(connectionConfig(url, 'pushhub-test'));
+      await holder.connect();
+      await holder.query('BEGIN');
+      await holder.query('SELECT seq FROM head WHERE id = 1 FOR UPDATE');
+      const pending = writer.commit(emptyQuery, (_ws, head) => ({ writes: { inserts: [item(head + 1)], deletes: [], requests: [], head: head + 1 } }));
+      const waiting = async () =>
+        (
+          await holder.query<{ pid: number }>(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'pushhub-writer' AND datname = $1 AND wait_event_type = 'Lock'",
+            [databaseName(url)],
+          )
+        ).rows;
+      let pids = await waiting();
+      for (let i = 0; i < 500 && pids.length === 0; i++) pids = await new Promise((r) => setTimeout(r, 10)).then(waiting);
+      assert.equal(pids.length, 1, 'the writer waits for the head lock');
+      await holder.query('SELECT pg_terminate_backend($1)', [pids[0]!.pid]);
+      await holder.query('ROLLBACK');
+      await holder.end();
+      await assert.rejects(pending, (error: unknown) => error instanceof PostgresStorageError && error.code === PostgresFault.Unavailable);
+      assert.deepEqual(await stored(), []);
+      await writer.commit(emptyQuery, (_ws, head) => ({ writes: { inserts: [item(head + 1)], deletes: [], requests: [], head: head + 1 } }));
+      assert.deepEqual(await stored(), [1]);
+    });
+
+    it('a read-only database rejects commits as POSTGRES_READONLY, storing nothing', async () => {
+      await adminQuery(`ALTER DATABASE ${databaseName(url)} SET default_transaction_read_only = on`);
+      await adminQuery("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pushhub-writer' AND datname = $1", [
+        databaseName(url),
       ]);
-      const removed = await backend.committer.purge(NOW + 10, NOW + 1);
-      assert.equal(removed, 2);
-      assert.deepEqual((await read(R1, { nowMs: 0 })).map((r) => r.seq), [2]);
-      const [next] = await commit([{ push: { merchantId: M1, receiverId: R1, requestId: 'old' } }]);
-      assert.ok(next!.ok && next!.seq === 3 && !next!.replayed);
+      const codes: string[] = [];
+      for (let attempt = 0; attempt < 3 && codes.at(-1) !== PostgresFault.ReadOnly; attempt++) {
+        await writer
+          .commit(emptyQuery, (_ws, head) => ({ writes: { inserts: [item(head + 1)], deletes: [], requests: [], head: head + 1 } }))
+          .then(
+            () => codes.push('stored'),
+            (error: unknown) => codes.push(error instanceof PostgresStorageError ? error.code : String(error)),
+          );
+      }
+      // The first attempt may meet the killed connection; the new one is read-only.
+      assert.equal(codes.at(-1), PostgresFault.ReadOnly, codes.join(', '));
+      assert.ok(codes.every((c) => c === PostgresFault.ReadOnly || c === PostgresFault.Unavailable), codes.join(', '));
+      assert.deepEqual(await stored(), []);
     });
   });
 
-  describe('change reader', () => {
-    it('runs on sessions that force custom plans (no cached sequential-scan plan for the cursor read)', async () => {
-      const client = new pg.Client(connectionConfig(url, 'pushhub-test'));
-      await client.connect();
-      try {
-        assert.equal((await client.query('SHOW plan_cache_mode')).rows[0].plan_cache_mode, 'force_custom_plan');
-        // bigint columns come back as numbers.
-        assert.equal((await client.query('SELECT seq FROM head')).rows[0].seq, 0);
-      } finally {
-        await client.end();
-      }
-    });
-
-    it('reads a receiver’s own and public changes after a cursor, up to a head, in order', async () => {
-      await commit([
-        { push: { merchantId: M1, receiverId: R1 } },
-        { push: { merchantId: M1, receiverId: R2 } },
-        { push: { merchantId: M1 } },
-        { push: { merchantId: M2, receiverId: R1 } },
-        { push: { merchantId: M2, receiverId: R1 } },
-      ]);
-      assert.deepEqual((await read(R1)).map((r) => r.seq), [1, 3, 4, 5]);
-      assert.deepEqual((await read(R1, { afterSeq: 1, upToSeq: 4 })).map((r) => r.seq), [3, 4]);
-      assert.deepEqual((await read(R2)).map((r) => r.seq), [2, 3]);
-    });
-
-    it('pages by row count and by bytes, always at least one row', async () => {
-      const ops: Op[] = Array.from({ length: 10 }, (_, i) => ({ push: { merchantId: M1, receiverId: R1, body: 'x'.repeat(100 + i) } }));
-      await commit(ops);
-      assert.deepEqual((await read(R1, { limit: 3 })).map((r) => r.seq), [1, 2, 3]);
-      assert.deepEqual((await read(R1, { afterSeq: 3, limit: 3 })).map((r) => r.seq), [4, 5, 6]);
-      assert.deepEqual((await read(R1, { maxBytes: 250 })).map((r) => r.seq), [1, 2]);
-      assert.deepEqual((await read(R1, { maxBytes: 1 })).map((r) => r.seq), [1]);
-      assert.deepEqual(await read(R1, { afterSeq: 10 }), []);
-    });
-
-    it('leaves out expired changes', async () => {
-      await commit([
-        { push: { merchantId: M1, receiverId: R1, validUntilMs: NOW + 5 } },
-        { push: { merchantId: M1, receiverId: R1, validUntilMs: NOW + 50 } },
-      ]);
-      assert.deepEqual((await read(R1, { nowMs: NOW + 4 })).map((r) => r.seq), [1, 2]);
-      assert.deepEqual((await read(R1, { nowMs: NOW + 5 })).map((r) => r.seq), [2]);
-      assert.deepEqual(await read(R1, { nowMs: NOW + 50 }), []);
-    });
-
-    it('a snapshot leaves out tombstones at or below its start, and keeps later ones', async () => {
-      const [a] = await commit([{ push: { merchantId: M1, receiverId: R1 } }, { push: { merchantId: M1, receiverId: R1 } }]);
-      await commit([{ withdraw: { merchantId: M1, itemId: itemId(a!) } }]); // tombstone at 3
-      const snapshotFrom = 3;
-      const [b] = await commit([{ push: { merchantId: M1, receiverId: R1 } }]); // 4
-      await commit([{ withdraw: { merchantId: M1, itemId: itemId(b!) } }]); // tombstone at 5
-      assert.deepEqual((await read(R1)).map((r) => [r.seq, r.kind]), [[2, 1], [3, 2], [5, 2]]);
-      assert.deepEqual((await read(R1, { snapshotFrom })).map((r) => [r.seq, r.kind]), [[2, 1], [5, 2]]);
-    });
-
-    it('lists a merchant’s live items, optionally for one receiver', async () => {
-      const out = await commit([
-        { push: { merchantId: M1, receiverId: R1 } },
-        { push: { merchantId: M1 } },
-        { push: { merchantId: M2, receiverId: R1 } },
-        { push: { merchantId: M1, receiverId: R2, validUntilMs: NOW + 1 } },
-        { push: { merchantId: M1, receiverId: R1 } },
-      ]);
-      await commit([{ withdraw: { merchantId: M1, itemId: itemId(out[4]!) } }]);
-      const list = (over: { receiverId?: string; afterSeq?: number; limit?: number; nowMs?: number } = {}) =>
-        backend.changes.merchantItems({ merchantId: M1, afterSeq: 0, nowMs: NOW, limit: 100, maxBytes: 1 << 20, ...over });
-      assert.deepEqual((await list()).map((r) => r.seq), [1, 2, 4]);
-      assert.deepEqual((await list({ nowMs: NOW + 1 })).map((r) => r.seq), [1, 2]);
-      assert.deepEqual((await list({ receiverId: R1 })).map((r) => r.seq), [1]);
-      assert.deepEqual((await list({ receiverId: PUBLIC_RECEIVER })).map((r) => r.seq), [2]);
-      assert.deepEqual((await list({ afterSeq: 1, limit: 1 })).map((r) => r.seq), [2]);
-    });
+  it('tells storage faults from other database errors by SQLSTATE', () => {
+    const pgError = (code: string) => Object.assign(new Error('x'), { code });
+    assert.equal(postgresFaultOf(pgError('53100')), PostgresFault.Full);
+    assert.equal(postgresFaultOf(pgError('25006')), PostgresFault.ReadOnly);
+    assert.equal(postgresFaultOf(pgError('57P01')), PostgresFault.Unavailable);
+    assert.equal(postgresFaultOf(pgError('08006')), PostgresFault.Unavailable);
+    assert.equal(postgresFaultOf(pgError('58030')), PostgresFault.IoError);
+    assert.equal(postgresFaultOf(pgError('40P01')), PostgresFault.Busy);
+    assert.equal(postgresFaultOf(pgError('ECONNREFUSED')), PostgresFault.Unavailable);
+    assert.equal(postgresFaultOf(new Error('Connection terminated unexpectedly')), PostgresFault.Unavailable);
+    assert.equal(postgresFaultOf(pgError('23505')), undefined, 'a unique violation is a bug, not the storage');
+    assert.equal(postgresFaultOf(pgError('42P01')), undefined);
+    assert.equal(postgresFaultOf(new Error('domain failure')), undefined);
   });
 });

@@ -5,7 +5,9 @@ import { LOCK_NAMESPACE, LockKey } from '../../src/store/postgres/connection.js'
 import type { ChangeRecord } from '../../src/core/records.js';
 import { prng } from '../support/prng.js';
 import { adminQuery, freshDatabase } from '../support/postgres.js';
-import { type Op, queryFor, standInDecide } from './postgres-stand-in.js';
+import type { WriteOp } from '../../src/core/write-ops.js';
+import { HubError } from '../../src/core/errors.js';
+import { pushOp } from '../support/write-ops.js';
 
 /** Waits until check() holds; fails with what it was waiting for (never a timing assertion). */
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
@@ -17,14 +19,21 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 }
 
 const databaseName = (url: string) => new URL(url).pathname.slice(1);
+const NOW = 1_000_000;
+const limits = { idempotencyWindowMs: 60_000, maxPublicItemsPerMerchant: 0 };
+const RECEIVERS = Array.from({ length: 5 }, (_, i) => `R00-000000000000000${i}`);
 
 describe('postgres backend: several nodes on one database', function () {
   this.timeout(90_000);
   let url: string;
   const open: HubBackend[] = [];
   const node = async (options: Partial<PostgresBackendOptions> = {}) => {
-    const backend = await openPostgresBackend(url, { leaderRetryMs: 20, reconnectDelayMs: 20, ...options });
+    const backend = await openPostgresBackend(url, { limits, leaderRetryMs: 20, reconnectDelayMs: 20, ...options });
     open.push(backend);
+    for (const id of RECEIVERS) {
+      // Every node registers the same receivers: the second insert of an id is refused, harmlessly.
+      await backend.accounts.insertAccount({ id, role: 'receiver', displayName: id, passwordHash: Buffer.from('h'), createdAtMs: 1 });
+    }
     return backend;
   };
   const record = (backend: HubBackend) => {
@@ -32,7 +41,11 @@ describe('postgres backend: several nodes on one database', function () {
     backend.feed.onChanges((changes) => seen.push(...changes));
     return seen;
   };
-  const commit = (backend: HubBackend, ops: Op[]) => backend.committer.commit(queryFor(ops), standInDecide(ops));
+  const commit = async (backend: HubBackend, ops: WriteOp[]) => {
+    const result = await backend.committer.commit(ops, NOW);
+    for (const o of result.outcomes) if (o instanceof HubError) throw o;
+    return result;
+  };
 
   beforeEach(async () => {
     url = await freshDatabase();
@@ -52,9 +65,7 @@ describe('postgres backend: several nodes on one database', function () {
       for (let batch = 0; batch < 40; batch++) {
         const size = 1 + Math.floor(random() * 25);
         total += size;
-        const ops: Op[] = Array.from({ length: size }, (_, i) => ({
-          push: { merchantId, receiverId: i % 3 === 0 ? undefined : `R00-000000000000000${i % 5}` },
-        }));
+        const ops: WriteOp[] = Array.from({ length: size }, (_, i) => pushOp(merchantId, i % 3 === 0 ? '' : RECEIVERS[i % 5], { title: `t${i}` }));
         await commit(backend, ops);
       }
     };
@@ -68,14 +79,15 @@ describe('postgres backend: several nodes on one database', function () {
     // Both merchants' rows are in every feed, with their frames.
     assert.ok(feeds[2]!.some((x) => x.merchantId === 'M00-0000000000000001'));
     assert.ok(feeds[2]!.some((x) => x.merchantId === 'M00-0000000000000002'));
-    assert.equal(Buffer.from(feeds[1]!.at(-1)!.frame).toString(), `item ${total}`);
+    // Every node hands on the same rows, frames included.
+    assert.deepEqual(feeds[1]!.map((x) => Buffer.from(x.frame).toString('hex')), feeds[0]!.map((x) => Buffer.from(x.frame).toString('hex')));
   });
 
   it('a replace on one node reaches the other as its tombstone and the new item', async () => {
     const a = await node();
     const b = await node();
     const seen = record(b);
-    const push: Op = { push: { merchantId: 'M00-0000000000000001', receiverId: 'R00-0000000000000001', itemKey: 'k' } };
+    const push = pushOp('M00-0000000000000001', 'R00-0000000000000001', { key: 'k' });
     await commit(a, [push]);
     await until('node b sees the first item', () => seen.length === 1);
     await commit(a, [push]);
@@ -85,6 +97,35 @@ describe('postgres backend: several nodes on one database', function () {
       [2, 2, true],
       [3, 1, false],
     ]);
+  });
+
+  it('the domain decides on the shared rows: a request id, a receiver and an item of one node are known to the other', async () => {
+    const a = await node();
+    const b = await node();
+    const M = 'M00-0000000000000001';
+    const op = pushOp(M, RECEIVERS[1], { requestId: 'req', title: 'a' });
+    const first = await commit(a, [op]);
+    const replay = await b.committer.commit([op], NOW);
+    assert.deepEqual(replay.outcomes, first.outcomes, 'B answers A’s request id from the record');
+    assert.deepEqual(replay.published, []);
+    // A receiver registered through B is known to a commit on A.
+    await b.accounts.insertAccount({ id: 'R00-0000000000000077', role: 'receiver', displayName: 'x', passwordHash: Buffer.from('h'), createdAtMs: 1 });
+    await commit(a, [pushOp(M, 'R00-0000000000000077')]);
+    // B withdraws by key what A pushed, and the public cap counts both nodes' items.
+    await commit(a, [pushOp(M, RECEIVERS[2], { key: 'k' })]);
+    const withdrawn = await b.committer.commit([{ kind: 'withdraw', merchantId: M, itemId: '', key: 'k', receiverId: RECEIVERS[2]!, requestId: '', requestDigest: '' }], NOW);
+    assert.ok(!(withdrawn.outcomes[0] instanceof HubError));
+    assert.deepEqual(withdrawn.published.map((c) => c.kind), [2]);
+  });
+
+  it('the public item cap holds across nodes', async () => {
+    const capped = { ...limits, maxPublicItemsPerMerchant: 3 };
+    const a = await node({ limits: capped });
+    const b = await node({ limits: capped });
+    const M = 'M00-0000000000000001';
+    const results = await Promise.all([a, b, a, b, a, b].map((n) => n.committer.commit([pushOp(M)], NOW)));
+    const refused = results.filter((r) => r.outcomes[0] instanceof HubError).map((r) => (r.outcomes[0] as HubError).reason);
+    assert.deepEqual(refused, ['PUBLIC_ITEM_LIMIT', 'PUBLIC_ITEM_LIMIT', 'PUBLIC_ITEM_LIMIT']);
   });
 
   it('an account event published on one node reaches every node once', async () => {
@@ -97,7 +138,7 @@ describe('postgres backend: several nodes on one database', function () {
     await b.feed.publishAccountEvent({ kind: 'password-rotated', accountId: 'R00-0000000000000008' });
     await until('both nodes see both events', () => events.a!.length === 2 && events.b!.length === 2);
     // A catch-up after that (the poll) does not hand them on again.
-    await commit(a, [{ push: { merchantId: 'M00-0000000000000001' } }]);
+    await commit(a, [pushOp('M00-0000000000000001')]);
     await until('node b sees the push', () => b.feed.head === 1);
     for (const seen of [events.a!, events.b!]) {
       assert.deepEqual(seen, [
@@ -154,13 +195,13 @@ describe('postgres backend: several nodes on one database', function () {
     const before = (await listeners()).map((r) => r.pid);
     assert.equal(before.length, 2);
     await adminQuery('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [before]);
-    await commit(a, [{ push: { merchantId: 'M00-0000000000000001' } }]);
+    await commit(a, [pushOp('M00-0000000000000001')]);
     await until('node b gets the change committed while it had no listener', () => seen.length === 1);
     await until('both listeners are back', async () => {
       const now = (await listeners()).map((r) => r.pid);
       return now.length === 2 && now.every((p) => !before.includes(p));
     });
-    await commit(a, [{ push: { merchantId: 'M00-0000000000000001' } }]);
+    await commit(a, [pushOp('M00-0000000000000001')]);
     await until('node b gets a change after the reconnect', () => seen.length === 2);
     assert.deepEqual(seen.map((x) => x.seq), [1, 2]);
   });
@@ -168,7 +209,7 @@ describe('postgres backend: several nodes on one database', function () {
   it('the writer opens a new connection after its own is killed', async () => {
     const a = await node();
     const seen = record(a);
-    await commit(a, [{ push: { merchantId: 'M00-0000000000000001' } }]);
+    await commit(a, [pushOp('M00-0000000000000001')]);
     await adminQuery(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pushhub-writer' AND datname = $1",
       [databaseName(url)],
@@ -176,7 +217,7 @@ describe('postgres backend: several nodes on one database', function () {
     // The first commit may meet the dead connection (and fail, storing nothing); one after it succeeds.
     let stored = 0;
     for (let attempt = 0; attempt < 3 && stored === 0; attempt++) {
-      await commit(a, [{ push: { merchantId: 'M00-0000000000000001' } }]).then(
+      await commit(a, [pushOp('M00-0000000000000001')]).then(
         () => stored++,
         () => undefined,
       );

@@ -3,6 +3,8 @@ import pg from 'pg';
 import { DatabaseTooNewError, MIGRATIONS, migrate, openPostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import { freshDatabase } from '../support/postgres.js';
 
+const limits = { idempotencyWindowMs: 60_000, maxPublicItemsPerMerchant: 0 };
+
 describe('postgres migrations', function () {
   this.timeout(60_000);
   let url: string;
@@ -31,7 +33,7 @@ describe('postgres migrations', function () {
     await migrate(client);
     await client.query("UPDATE head SET seq = 42");
     await client.query("INSERT INTO accounts VALUES ('R00-1', 'receiver', 'r', '\\x00', 1)");
-    const backend = await openPostgresBackend(url);
+    const backend = await openPostgresBackend(url, { limits });
     try {
       assert.equal(backend.feed.head, 42);
       assert.equal(await backend.accounts.isReceiver('R00-1'), true);
@@ -60,7 +62,7 @@ describe('postgres migrations', function () {
     await migrate(client);
     await client.query('UPDATE pushhub_schema SET version = $1', [MIGRATIONS.length + 1]);
     await assert.rejects(migrate(client), DatabaseTooNewError);
-    await assert.rejects(openPostgresBackend(url), (error: Error) => {
+    await assert.rejects(openPostgresBackend(url, { limits }), (error: Error) => {
       assert.ok(error instanceof DatabaseTooNewError);
       assert.match(error.message, /newer than this pushhub understands/);
       return true;
@@ -69,7 +71,7 @@ describe('postgres migrations', function () {
   });
 
   it('nodes starting together migrate once', async () => {
-    const backends = await Promise.all([openPostgresBackend(url), openPostgresBackend(url), openPostgresBackend(url)]);
+    const backends = await Promise.all([openPostgresBackend(url, { limits }), openPostgresBackend(url, { limits }), openPostgresBackend(url, { limits })]);
     await Promise.all(backends.map((b) => b.close()));
     assert.equal(await version(), MIGRATIONS.length);
   });

@@ -24,7 +24,11 @@ export interface PostgresFeedOptions {
  * (one per batch, no data) only says "read now"; a pinned LISTEN connection that reconnects
  * and a fallback poll make a lost notification cost latency, never a change.
  */
-export function createPostgresChangeFeed(pool: pg.Pool, url: string, options: PostgresFeedOptions): ChangeFeed {
+export function createPostgresChangeFeed(
+  pool: pg.Pool,
+  url: string,
+  options: PostgresFeedOptions,
+): ChangeFeed & { readUpTo(seq: number): Promise<void> } {
   let head = 0;
   let lastEventId = 0;
   const changeListeners: ((changes: ChangeRecord[]) => void)[] = [];
@@ -162,10 +166,17 @@ export function createPostgresChangeFeed(pool: pg.Pool, url: string, options: Po
       eventListeners.push(l);
     },
     committed(changes, newHead, previousHead) {
-      // Continues what is published: hand it on without a read. Otherwise another node
-      // committed in between (or a catch-up is reading), and the store has the rows in order.
-      if (previousHead === head && !running) publish(changes, newHead);
+      // Continues what is published: hand it on without a read. A catch-up running meanwhile
+      // cannot hold anything between: every seq up to previousHead is published, and the head
+      // lock kept other nodes from committing inside this batch's range; publish() drops what
+      // the catch-up brings again. Otherwise another node committed in between, and the
+      // store has the rows in order.
+      if (previousHead === head) publish(changes, newHead);
       else if (newHead > head) void catchUp();
+    },
+    async readUpTo(seq) {
+      // One catch-up pass (it retries on its own poll if the read fails): never waits forever.
+      if (head < seq) await catchUp();
     },
     async publishAccountEvent(event) {
       const client = await pool.connect();

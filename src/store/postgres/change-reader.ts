@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { ChangeReader, MerchantItemsQuery, ReceiverChangesQuery } from '../ports.js';
 import { CHANGE_COLUMNS, type ChangeRow, trimToBytes } from './rows.js';
+import { storageFaultsOf } from './storage-fault.js';
 
 /**
  * Reads of the change log on the node's pool. Each is one statement, so it sees one
@@ -10,7 +11,7 @@ import { CHANGE_COLUMNS, type ChangeRow, trimToBytes } from './rows.js';
 export function createPostgresChangeReader(pool: pg.Pool): ChangeReader {
   return {
     async receiverChanges(q: ReceiverChangesQuery) {
-      const { rows } = await pool.query<ChangeRow>({
+      const { rows } = await storageFaultsOf(pool.query<ChangeRow>({
         name: 'changes-for-receiver',
         // (kind = 1 OR seq > $5): a snapshot leaves out tombstones at or below its start;
         // without one $5 is 0 and every tombstone in range is kept.
@@ -19,27 +20,32 @@ export function createPostgresChangeReader(pool: pg.Pool): ChangeReader {
                  AND (kind = 1 OR seq > $5)
                ORDER BY seq LIMIT $6`,
         values: [q.receiverId, q.afterSeq, q.upToSeq, q.nowMs, q.snapshotFrom ?? 0, q.limit],
-      });
+      }));
       return trimToBytes(rows, q.maxBytes);
     },
     async merchantItems(q: MerchantItemsQuery) {
       const { rows } =
         q.receiverId === undefined
-          ? await pool.query<ChangeRow>({
+          ? await storageFaultsOf(pool.query<ChangeRow>({
               name: 'items-for-merchant',
               text: `SELECT ${CHANGE_COLUMNS} FROM changes
                      WHERE merchant_id = $1 AND kind = 1 AND seq > $2 AND valid_until_ms > $3
                      ORDER BY seq LIMIT $4`,
               values: [q.merchantId, q.afterSeq, q.nowMs, q.limit],
-            })
-          : await pool.query<ChangeRow>({
+            }))
+          : await storageFaultsOf(pool.query<ChangeRow>({
               name: 'items-for-merchant-receiver',
               text: `SELECT ${CHANGE_COLUMNS} FROM changes
                      WHERE receiver_id = $1 AND merchant_id = $2 AND kind = 1 AND seq > $3 AND valid_until_ms > $4
                      ORDER BY seq LIMIT $5`,
               values: [q.receiverId, q.merchantId, q.afterSeq, q.nowMs, q.limit],
-            });
+            }));
       return trimToBytes(rows, q.maxBytes);
+    },
+    async headSequence() {
+      // The head row is written by the same transaction as the batch: it is committed, never ahead.
+      const { rows } = await storageFaultsOf(pool.query<{ seq: number }>({ name: 'head-read', text: 'SELECT seq FROM head WHERE id = 1' }));
+      return rows[0]!.seq;
     },
   };
 }

@@ -1,16 +1,17 @@
 import pg from 'pg';
 import { itemIdSequence } from '../../core/ids.js';
 import {
-  type WorkingSetCommitter,
   type BatchWrites,
   type StoredRequest,
   type WorkingSet,
+  type WorkingSetCommitter,
   type WorkingSetQuery,
   workingSetKey,
 } from '../ports.js';
 import type { ChangeRecord } from '../../core/records.js';
 import { Channel, connectionConfig, inTransaction } from './connection.js';
 import { CHANGE_COLUMNS, type ChangeRow, toChange } from './rows.js';
+import { PostgresFault, PostgresStorageError, asStorageFault } from './storage-fault.js';
 
 /** Rows removed per purge transaction, so the head lock is never held for long. */
 const PURGE_CHUNK = 5000;
@@ -37,13 +38,17 @@ interface RequestRow {
  * A connection lost during a commit fails that commit and the next one opens a new
  * connection. If it is lost during COMMIT itself, the outcome is unknown to this node: the
  * caller's retry with the same request id is then answered from the record if it did commit.
+ *
+ * A storage fault (connection lost, disk full, read-only, shutdown) rejects with a
+ * PostgresStorageError carrying a `code` (storage-fault.ts); a failure of decide rejects with
+ * decide's own error. Either way nothing of the batch is stored.
  */
-export function createPostgresCommitter(
+export function createPostgresWriter(
   url: string,
   onError: (error: unknown) => void,
   /** After each commit: the rows stored, the new head and the head the batch started from. */
   onCommitted: (stored: ChangeRecord[], head: number, previousHead: number) => void,
-): WorkingSetCommitter {
+): WorkingSetCommitter & { ready(): Promise<void> } {
   let client: pg.Client | undefined;
   let chain: Promise<unknown> = Promise.resolve();
   let closed = false;
@@ -68,13 +73,32 @@ export function createPostgresCommitter(
   const serialised = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
     const run = chain.then(async () => {
       if (closed) throw new Error('committer: closed');
-      return fn(await connection());
+      let c: pg.Client | undefined;
+      try {
+        c = await connection();
+        return await fn(c);
+      } catch (error) {
+        const fault = asStorageFault(error);
+        // A connection that failed this way is not trusted again, even if node-postgres has
+        // not reported it ended: the next call opens a new one.
+        if (fault instanceof PostgresStorageError && fault.code === PostgresFault.Unavailable && c && client === c) {
+          client = undefined;
+          c.end().catch(() => undefined);
+        }
+        throw fault;
+      }
     });
     chain = run.catch(() => undefined);
     return run;
   };
 
+  // Opened at once, so the node's first batch does not pay for the connection.
+  const opened = serialised(async () => undefined);
+  opened.catch(() => undefined);
+
   return {
+    ready: () => opened,
+
     commit<R extends { writes: BatchWrites }>(query: WorkingSetQuery, decide: (ws: WorkingSet, head: number) => R) {
       return serialised(async (c) => {
         let stored: ChangeRecord[] = [];
@@ -131,18 +155,15 @@ export function createPostgresCommitter(
   };
 }
 
-/** The working set in at most three statements: requests, items (by key and by id), counts. */
+/** The working set in at most four statements: requests, items (by key and by id), receivers, counts. */
 async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<WorkingSet> {
-  const ws: WorkingSet = { requests: new Map(), itemsByKey: new Map(), itemsById: new Map(), publicItemCounts: new Map(), receivers: new Set() };
-
-  if (q.receiverIds.length > 0) {
-    const { rows } = await c.query<{ id: string }>({
-      name: 'ws-receivers',
-      text: `SELECT id FROM accounts WHERE id = ANY($1::text[]) AND role = 'receiver'`,
-      values: [q.receiverIds],
-    });
-    for (const row of rows) ws.receivers.add(row.id);
-  }
+  const ws: WorkingSet = {
+    requests: new Map(),
+    itemsByKey: new Map(),
+    itemsById: new Map(),
+    receivers: new Set(),
+    publicItemCounts: new Map(),
+  };
 
   if (q.requests.length > 0) {
     const { rows } = await c.query<RequestRow>({
@@ -153,7 +174,7 @@ async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<Wor
       values: [q.requests.map((r) => r.merchantId), q.requests.map((r) => r.requestId)],
     });
     for (const row of rows) {
-      const record: StoredRequest = { itemId: row.item_id, seq: row.seq, createdAtMs: row.created_at_ms, digest: String(row.digest) };
+      const record: StoredRequest = { itemId: row.item_id, seq: row.seq, createdAtMs: row.created_at_ms, digest: row.digest };
       ws.requests.set(workingSetKey(row.merchant_id, row.request_id), record);
     }
   }
@@ -189,6 +210,15 @@ async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<Wor
       if (row.by_key) ws.itemsByKey.set(workingSetKey(row.merchant_id, row.receiver_id, row.item_key), change);
       else ws.itemsById.set(row.item_id, change);
     }
+  }
+
+  if (q.receiverIds.length > 0) {
+    const { rows } = await c.query<{ id: string }>({
+      name: 'ws-receivers',
+      text: "SELECT id FROM accounts WHERE id = ANY($1::text[]) AND role = 'receiver'",
+      values: [q.receiverIds],
+    });
+    for (const row of rows) ws.receivers.add(row.id);
   }
 
   if (q.publicCountsFor.length > 0) {

@@ -1,16 +1,21 @@
 import pg from 'pg';
+import type { BatchLimits } from '../../core/write-ops.js';
 import type { HubBackend } from '../ports.js';
 import { createPostgresAccountStore } from './account-store.js';
 import { createPostgresChangeFeed } from './change-feed.js';
 import { createPostgresChangeReader } from './change-reader.js';
-import { createPostgresCommitter } from './committer.js';
+import { createPostgresBatchCommitter } from './batch-committer.js';
+import { createPostgresWriter } from './committer.js';
 import { connectionConfig } from './connection.js';
 import { createPostgresLeader } from './leader.js';
 import { migrate } from './migrations.js';
 
 export { DatabaseTooNewError, MIGRATIONS, migrate } from './migrations.js';
+export { PostgresFault, PostgresStorageError } from './storage-fault.js';
 
 export interface PostgresBackendOptions {
+  /** The domain's per-batch rules (idempotency window, public item cap), as on every backend. */
+  limits: BatchLimits;
   /** Connections for reads and account queries (the writer, listener and leader have their own). */
   poolSize: number;
   /** Fallback catch-up read of the feed when no notification came. ms. */
@@ -26,7 +31,7 @@ export interface PostgresBackendOptions {
   onLeaderChange?: (isLeader: boolean) => void;
 }
 
-export const DEFAULT_POSTGRES_OPTIONS: PostgresBackendOptions = {
+export const DEFAULT_POSTGRES_OPTIONS: Omit<PostgresBackendOptions, 'limits'> = {
   poolSize: 8,
   // A lost NOTIFY then costs at most a second of latency, for one cheap head read per second.
   feedPollIntervalMs: 1000,
@@ -41,8 +46,11 @@ export const DEFAULT_POSTGRES_OPTIONS: PostgresBackendOptions = {
  * then starts the node's writer, change feed and leader election. N nodes may open the
  * same database; each must be closed to release its connections (and leadership).
  */
-export async function openPostgresBackend(url: string, overrides: Partial<PostgresBackendOptions> = {}): Promise<HubBackend> {
-  const options = { ...DEFAULT_POSTGRES_OPTIONS, ...overrides };
+export async function openPostgresBackend(
+  url: string,
+  overrides: Partial<PostgresBackendOptions> & Pick<PostgresBackendOptions, 'limits'>,
+): Promise<HubBackend> {
+  const options: PostgresBackendOptions = { ...DEFAULT_POSTGRES_OPTIONS, ...overrides };
   const migrator = new pg.Client(connectionConfig(url, 'pushhub-migrate'));
   await migrator.connect();
   try {
@@ -61,14 +69,15 @@ export async function openPostgresBackend(url: string, overrides: Partial<Postgr
     onError: options.onError,
   });
   // The node's own commits reach its fan-out without a read (persist, then publish).
-  const committer = createPostgresCommitter(url, options.onError, (stored, head, previousHead) =>
+  const writer = createPostgresWriter(url, options.onError, (stored, head, previousHead) =>
     feed.committed(stored, head, previousHead),
   );
+  const committer = createPostgresBatchCommitter(writer, options.limits, (seq) => feed.readUpTo(seq));
   try {
     await feed.start();
   } catch (error) {
     await feed.close();
-    await committer.close();
+    await writer.close();
     await pool.end();
     throw error;
   }

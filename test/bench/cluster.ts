@@ -9,7 +9,7 @@
 // lost and duplicated deliveries; then the same run on one node with SQLite beside it.
 // PostgreSQL runs durable (fsync and synchronous_commit on), as in production.
 import { type ChildProcess, fork } from 'node:child_process';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,8 @@ const RECEIVERS = Number(args.receivers ?? 1000);
 const SECONDS = Number(args.seconds ?? 5);
 const RATES = (args.rates ?? '1000,10000,max').split(',').map((r) => (r === 'max' ? 'max' : Number(r)));
 const WINDOW = Number(args.window ?? 1024);
+/** --durable=false: PostgreSQL without fsync and synchronous_commit (to tell the disk from the rest). */
+const DURABLE = args.durable !== 'false';
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
 interface ReceiverSpec {
@@ -56,7 +58,10 @@ interface PhaseResult {
   target_per_s: number | 'max';
   committed: number;
   committed_per_s: number | null;
+  /** Push to delivery on the receiving node. */
   latency: ReturnType<Hist['summary']>;
+  /** Push to the publisher's acknowledgement (the commit). */
+  ack: ReturnType<Hist['summary']>;
 }
 
 /**
@@ -64,6 +69,8 @@ interface PhaseResult {
  * (one host process per address). Returns the figures per phase and the checks.
  */
 async function runOnce(label: string, publisherAddress: string, receiverAddresses: string[]) {
+  // The machine may be shared: the 1-minute load average before and after says how much.
+  const loadBefore = round(loadavg()[0], 2);
   progress(`[${label}] registering 1 merchant and ${RECEIVERS} receivers`);
   const merchantCredentials = await MerchantClient.register(publisherAddress);
   const specs: ReceiverSpec[] = [];
@@ -95,14 +102,19 @@ async function runOnce(label: string, publisherAddress: string, receiverAddresse
     let firstFailure = '';
     let counter = 0;
     let acks = 0;
+    const ackLatency = new Map<string, Hist>();
     const push = (phase: string, sentUs: number) => {
       const idx = counter++ % RECEIVERS;
+      let hist = ackLatency.get(phase);
+      if (!hist) ackLatency.set(phase, (hist = new Hist()));
+      const ackHist = hist;
       return stream.pushSpecific(specs[idx]!.id, { title: `${phase}|${sentUs}`, body: 'x'.repeat(100) }).then(
         (result) => {
           let list = expected.get(idx);
           if (!list) expected.set(idx, (list = []));
           list.push(Number(result.sequence));
           acks++;
+          ackHist.add(nowUs() - sentUs);
         },
         (error: unknown) => {
           pushFailures++;
@@ -134,14 +146,15 @@ async function runOnce(label: string, publisherAddress: string, receiverAddresse
         for (let now = nowUs(); now < endUs; now = nowUs()) {
           const due = Math.floor(((now - t0) / 1e6) * rate);
           while (sent < due) inFlight.push(push(phase, t0 + (sent++ / rate) * 1e6));
-          await new Promise((resolve) => setImmediate(resolve));
+          // A timer, not setImmediate: a spinning publisher would take a core from the hubs.
+          await sleep(1);
           if (inFlight.length > 50_000) await Promise.all(inFlight.splice(0));
         }
       }
       await Promise.all(inFlight);
       const seconds = (nowUs() - t0) / 1e6;
       const committed = acks - acksBefore;
-      phases.push({ phase, target_per_s: rate, committed, committed_per_s: round(committed / seconds, 0), latency: { n: 0 } });
+      phases.push({ phase, target_per_s: rate, committed, committed_per_s: round(committed / seconds, 0), latency: { n: 0 }, ack: ackLatency.get(phase)?.summary() ?? { n: 0 } });
       await sleep(1000); // let deliveries of this phase land before the next one starts
     }
     await stream.close();
@@ -183,7 +196,8 @@ async function runOnce(label: string, publisherAddress: string, receiverAddresse
       for (const sequence of sequences) if (!got.has(sequence)) lost++;
     }
     for (const phase of phases) phase.latency = latency.get(phase.phase)?.summary() ?? { n: 0 };
-    return { label, phases, acked, lost, duplicated, skipped, streamErrors, pushFailures, firstFailure };
+    const load = { before: loadBefore, after: round(loadavg()[0], 2) };
+    return { label, phases, acked, lost, duplicated, skipped, streamErrors, pushFailures, firstFailure, load };
   } finally {
     await Promise.all(hosts.map((h) => h.ask({ cmd: 'close' }).catch(() => undefined)));
   }
@@ -193,8 +207,8 @@ async function runOnce(label: string, publisherAddress: string, receiverAddresse
 const HUB_ARGS = ['--log-level', 'info'];
 
 async function clusterRun() {
-  progress('[cluster] starting PostgreSQL (durable) and three hubs');
-  const server = await startPostgres({ durable: true });
+  progress(`[cluster] starting PostgreSQL (${DURABLE ? 'durable' : 'fsync off'}) and three hubs`);
+  const server = await startPostgres({ durable: DURABLE });
   const admin = new pg.Client({ connectionString: server.adminUrl });
   await admin.connect();
   await admin.query('CREATE DATABASE bench');
@@ -233,14 +247,15 @@ if (args.only !== 'cluster') runs.push(await sqliteRun());
 const line = (cells: (string | number | null | undefined)[]) => cells.map((c) => String(c ?? '-').padEnd(14)).join('');
 const out: string[] = [];
 out.push(`cluster bench: ${RECEIVERS} receivers, ${SECONDS} s per phase, push window ${WINDOW}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
-out.push(line(['run', 'phase', 'target/s', 'committed/s', 'p50 ms', 'p99 ms', 'max ms']));
+out.push(line(['run', 'phase', 'target/s', 'committed/s', 'p50 ms', 'p99 ms', 'max ms', 'ack p50 ms', 'ack p99 ms']));
 for (const run of runs) {
-  for (const p of run.phases) out.push(line([run.label, p.phase, p.target_per_s, p.committed_per_s, p.latency.p50_ms, p.latency.p99_ms, p.latency.max_ms]));
+  for (const p of run.phases) out.push(line([run.label, p.phase, p.target_per_s, p.committed_per_s, p.latency.p50_ms, p.latency.p99_ms, p.latency.max_ms, p.ack.p50_ms, p.ack.p99_ms]));
 }
 for (const run of runs) {
   out.push(
     `${run.label}: acked ${run.acked}, skipped ${run.skipped}, lost ${run.lost}, duplicated ${run.duplicated}, ` +
-      `push failures ${run.pushFailures}${run.firstFailure ? ` (${run.firstFailure})` : ''}, stream errors ${run.streamErrors}` +
+      `push failures ${run.pushFailures}${run.firstFailure ? ` (${run.firstFailure})` : ''}, stream errors ${run.streamErrors}, ` +
+      `load average ${run.load.before} before, ${run.load.after} after` +
       (run.errorLines.length ? `\n  hub errors: ${run.errorLines.join('\n  ')}` : ''),
   );
 }

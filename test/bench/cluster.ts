@@ -28,7 +28,12 @@ const args = Object.fromEntries(
 );
 const RECEIVERS = Number(args.receivers ?? 1000);
 const SECONDS = Number(args.seconds ?? 5);
-const RATES = (args.rates ?? '1000,10000,max').split(',').map((r) => (r === 'max' ? 'max' : Number(r)));
+/**
+ * Phases: a paced rate per second, `max` (closed loop: as fast as the push window allows;
+ * its latency is the window's queue, by Little's law), and `sustained` (paced at 80 % of what
+ * `max` committed: the latency at the highest rate the machine keeps up with).
+ */
+const RATES = (args.rates ?? '1000,10000,max,sustained').split(',').map((r) => (r === 'max' || r === 'sustained' ? r : Number(r)));
 const WINDOW = Number(args.window ?? 1024);
 /** --durable=false: PostgreSQL without fsync and synchronous_commit (to tell the disk from the rest). */
 const DURABLE = args.durable !== 'false';
@@ -55,7 +60,7 @@ function startReceiverHost(): { child: ChildProcess; ask: (message: object) => P
 
 interface PhaseResult {
   phase: string;
-  target_per_s: number | 'max';
+  target_per_s: number | 'max' | 'sustained';
   committed: number;
   committed_per_s: number | null;
   /** Push to delivery on the receiving node. */
@@ -127,8 +132,11 @@ async function runOnce(label: string, publisherAddress: string, receiverAddresse
     await Promise.all(Array.from({ length: 2000 }, () => push('warm', nowUs())));
 
     const phases: PhaseResult[] = [];
-    for (const rate of RATES) {
-      const phase = rate === 'max' ? 'max' : `${rate / 1000}k`;
+    for (const wanted of RATES) {
+      const maxRate = phases.find((p) => p.phase === 'max')?.committed_per_s;
+      if (wanted === 'sustained' && !maxRate) throw new Error('--rates: sustained needs a max phase before it');
+      const rate = wanted === 'sustained' ? Math.round((maxRate! * 0.8) / 100) * 100 : wanted;
+      const phase = rate === 'max' ? 'max' : wanted === 'sustained' ? `sustained ${rate / 1000}k` : `${rate / 1000}k`;
       progress(`[${label}] phase ${phase}: ${SECONDS} s`);
       const inFlight: Promise<void>[] = [];
       const acksBefore = acks;
@@ -142,9 +150,11 @@ async function runOnce(label: string, publisherAddress: string, receiverAddresse
         await Promise.all(lanes);
       } else {
         // Open loop: push i is due at t0 + i / rate; its latency counts from then.
+        // Every push of the phase is sent, also when the loop falls behind the clock.
+        const total = rate * SECONDS;
         let sent = 0;
-        for (let now = nowUs(); now < endUs; now = nowUs()) {
-          const due = Math.floor(((now - t0) / 1e6) * rate);
+        for (let now = nowUs(); sent < total; now = nowUs()) {
+          const due = Math.min(total, Math.floor(((now - t0) / 1e6) * rate));
           while (sent < due) inFlight.push(push(phase, t0 + (sent++ / rate) * 1e6));
           // A timer, not setImmediate: a spinning publisher would take a core from the hubs.
           await sleep(1);
@@ -244,7 +254,7 @@ const runs = [];
 if (args.only !== 'sqlite') runs.push(await clusterRun());
 if (args.only !== 'cluster') runs.push(await sqliteRun());
 
-const line = (cells: (string | number | null | undefined)[]) => cells.map((c) => String(c ?? '-').padEnd(14)).join('');
+const line = (cells: (string | number | null | undefined)[]) => cells.map((c) => String(c ?? '-').padEnd(16)).join('');
 const out: string[] = [];
 out.push(`cluster bench: ${RECEIVERS} receivers, ${SECONDS} s per phase, push window ${WINDOW}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
 out.push(line(['run', 'phase', 'target/s', 'committed/s', 'p50 ms', 'p99 ms', 'max ms', 'ack p50 ms', 'ack p99 ms']));

@@ -310,6 +310,7 @@ describe('cluster: three hubs on one PostgreSQL', function () {
     await waitUntil(() => ackedByB.length >= perMerchant / 3, 'a third of B\'s pushes acknowledged', 60_000);
     const ackedBeforeKill = [...ackedByA, ...ackedByB];
     await cluster.node('B').kill();
+    assert.ok(ackedByB.length < perMerchant, 'B died with pushes of its merchant still unanswered');
     await Promise.all(storms);
     await streamA.close();
     await streamB.close();

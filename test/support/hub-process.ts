@@ -21,6 +21,11 @@ export function freePort(): Promise<number> {
 // limit, room in the scrypt queue, and no push rate or public item cap unless a test asks.
 const HARNESS_ARGS = ['--registration-rate-per-source', '0', '--scrypt-queue-limit', '100000', '--scrypt-queue-per-source', '100000', '--merchant-push-rate', '0', '--max-public-items-per-merchant', '0'];
 
+/** The flags selecting the hub's store: a PostgreSQL URL or a SQLite file. */
+function storeArgs(dbPath: string): string[] {
+  return /^postgres(ql)?:\/\//.test(dbPath) ? ['--database-url', dbPath] : ['--db', dbPath];
+}
+
 /**
  * The hub as a real child process (`node --import tsx src/main.ts`), as `npm start` runs it,
  * so SIGKILL is a real crash: no finally blocks, no shutdown hooks, the OS closes the files.
@@ -34,6 +39,7 @@ export class HubProcess {
   readonly lines: string[] = [];
 
   constructor(
+    /** A SQLite file (`--db`), or a `postgres://` URL (`--database-url`: a node of a cluster). */
     readonly dbPath: string,
     readonly port: number,
     private readonly extraArgs: string[] = [],
@@ -53,7 +59,7 @@ export class HubProcess {
   spawn(): void {
     const child = spawn(
       process.execPath,
-      [...this.entry, '--db', this.dbPath, '--address', this.address, '--scrypt-log-n', '4', ...HARNESS_ARGS, ...this.extraArgs],
+      [...this.entry, ...storeArgs(this.dbPath), '--address', this.address, '--scrypt-log-n', '4', ...HARNESS_ARGS, ...this.extraArgs],
       { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     this.child = child;

@@ -67,13 +67,20 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
   const window = Math.max(1, options.window ?? DEFAULT_WINDOW);
   const pending = new Map<bigint, Pending>(); // insertion order is ref order
   const windowWaiters: (() => void)[] = [];
+  /** Waiters woken for a freed slot that have not taken it yet (each holds one slot). */
+  let woken = 0;
   let nextRef = 1n;
   let closed = false;
   let current: Connection | undefined;
   let running: Promise<void> | undefined;
 
+  // One freed slot wakes one waiter, which holds it until it runs: waking every waiter on
+  // each ack (they only join `pending` later) made a deep queue spin, ~500 pushes/s.
   const wakeWindow = () => {
-    while (pending.size < window && windowWaiters.length > 0) windowWaiters.shift()!();
+    while (pending.size + woken < window && windowWaiters.length > 0) {
+      woken++;
+      windowWaiters.shift()!();
+    }
   };
 
   /**
@@ -177,12 +184,23 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
 
   const enqueue = async (build: (ref: bigint) => DeepPartial<PushStreamEntry>, signal?: AbortSignal): Promise<PushResult> => {
     if (closed) throw new Error('push stream is closed');
-    while (pending.size >= window) {
+    // Behind earlier waiters too (first come, first served), not only when the window is full.
+    if (pending.size + woken >= window || windowWaiters.length > 0) {
       await new Promise<void>((resolve) => windowWaiters.push(resolve));
-      signal?.throwIfAborted();
+      woken--; // this push takes the slot it was woken for
+      if (signal?.aborted) {
+        wakeWindow(); // pass the slot on
+        signal.throwIfAborted();
+      }
     }
     const ref = nextRef++;
-    const frame = encodeMessage(PushStreamRequest, { entries: [PushStreamEntry.fromPartial(build(ref))] });
+    let frame: Buffer;
+    try {
+      frame = encodeMessage(PushStreamRequest, { entries: [PushStreamEntry.fromPartial(build(ref))] });
+    } catch (error) {
+      wakeWindow(); // the slot this push would have taken is free again
+      throw error;
+    }
     const result = new Promise<PushResult>((resolve, reject) => pending.set(ref, { frame, resolve, reject }));
     if (current && !current.abort.signal.aborted) {
       current.outbox.push(frame);

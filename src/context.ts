@@ -96,7 +96,7 @@ async function openBackend(config: HubConfig, logger: Logger, overrides: HubOver
     return openPostgresBackend(config.databaseUrl, {
       limits,
       onError: (error) => logger.warn('postgres connection error', { error: String((error as Error)?.message ?? error) }),
-      onLeaderChange: (isLeader) => logger.info(isLeader ? 'leader: this node purges' : 'leader: another node purges'),
+      onLeaderChange: (isLeader) => logger.info(isLeader ? 'leader: this node purges' : 'leader: this node stopped leading (another node purges)'),
     });
   }
   try {

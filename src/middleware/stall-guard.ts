@@ -18,8 +18,10 @@ import type { Logger } from '../logger.js';
  */
 export function stallGuardInterceptor(timeoutMs: number, logger: Logger): grpc.ServerInterceptor {
   return (method, call) => {
+    // Other calls get the call itself, no wrapper per unary push: grpc-js only chains the
+    // interceptors' results through the interface (the declared return type is narrower).
+    if (!method.responseStream || !(timeoutMs > 0)) return call as grpc.ServerInterceptingCall;
     const guarded = new grpc.ServerInterceptingCall(call);
-    if (!method.responseStream || !(timeoutMs > 0)) return guarded;
     let pending = 0;
     let timer: NodeJS.Timeout | undefined;
     const onStall = () => {

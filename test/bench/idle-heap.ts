@@ -1,10 +1,12 @@
-// npx tsx --expose-gc test/bench/idle-heap.ts [streams=1000]
+// npx tsx --expose-gc test/bench/idle-heap.ts [streams=1000] [broadcasts=0]
 //
 // What one idle Subscribe stream holds on the hub's heap: starts a hub in this process
 // (TestHub: temp SQLite, tiny scrypt), opens N Subscribe streams from a child process (each on
 // its own HTTP/2 connection, so the hub's side is all that is measured here), and reports the
 // heap (after full GCs) per stream, plus the object counts per constructor that grew by at
 // least N/2 (from two heap snapshots). Used to find what an idle stream holds beyond grpc-js.
+// With broadcasts > 0 it then pushes that many public items, one every 20 ms (W2's pace), and
+// reports the hub process's CPU (all its threads) per delivery until every stream has them all.
 import { fork } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,12 +22,18 @@ if (process.argv[2] === '--child') {
   // Child: N subscribers, one channel each; tells the parent when all got CaughtUp.
   const [address, file] = [process.argv[3]!, process.argv[4]!];
   const creds = JSON.parse(readFileSync(file, 'utf8')) as { id: string; password: string }[];
+  const broadcasts = Number(process.argv[5] ?? 0);
   let ready = 0;
+  let complete = 0;
   for (const c of creds) {
     const client = createClient(PushHubServiceDefinition, createChannel(address));
+    let items = 0;
     void (async () => {
       for await (const response of client.subscribe({ afterSequence: 0n }, { metadata: basicAuth(c) })) {
-        if (response.events.some((e) => e.event?.$case === 'caughtUp') && ++ready === creds.length) process.send!('ready');
+        for (const e of response.events) {
+          if (e.event?.$case === 'caughtUp' && ++ready === creds.length) process.send!('ready');
+          if (e.event?.$case === 'item' && ++items === broadcasts && ++complete === creds.length) process.send!('complete');
+        }
       }
     })().catch((error) => process.send!(`error ${String(error)}`));
   }
@@ -47,9 +55,11 @@ if (process.argv[2] === '--child') {
   await settle();
   const before = process.memoryUsage();
   const snapBefore = countsByConstructor(writeHeapSnapshot(join(tmpdir(), `idle-heap-before-${process.pid}.heapsnapshot`)));
-  const child = fork(new URL(import.meta.url).pathname, ['--child', hub.address, file], { execArgv: ['--import', 'tsx'] });
+  const broadcasts = Number(process.argv[3] ?? 0);
+  const child = fork(new URL(import.meta.url).pathname, ['--child', hub.address, file, String(broadcasts)], { execArgv: ['--import', 'tsx'] });
+  let onComplete = () => {};
   await new Promise<void>((resolve, reject) =>
-    child.on('message', (m) => (m === 'ready' ? resolve() : reject(new Error(String(m))))),
+    child.on('message', (m) => (m === 'ready' ? resolve() : m === 'complete' ? onComplete() : reject(new Error(String(m))))),
   );
   await new Promise((r) => setTimeout(r, 2000));
   await settle();
@@ -68,6 +78,24 @@ if (process.argv[2] === '--child') {
   for (const r of rows) total += r.bytesPerStream;
   console.log(`objects grown by >= 0.5 per stream (${rows.length} kinds, ${(total / 1024).toFixed(2)} KiB per stream):`);
   for (const r of rows.slice(0, 60)) console.log(`  ${r.perStream.toFixed(2).padStart(6)} × ${r.name.slice(0, 110).padEnd(110)} ${r.bytesPerStream.toFixed(0).padStart(6)} B`);
+  if (broadcasts > 0) {
+    const merchant = await hub.register('merchant');
+    const client = hub.client();
+    const done = new Promise<void>((resolve) => (onComplete = resolve));
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < broadcasts; i++) {
+      void client.pushPublic({ info: { title: `broadcast ${i}`, body: 'x'.repeat(150) } }, { metadata: basicAuth(merchant) });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await done;
+    const cpu = process.cpuUsage(cpu0);
+    const wall = performance.now() - t0;
+    const deliveries = broadcasts * n;
+    console.log(
+      `${broadcasts} broadcasts to ${n} streams: hub CPU ${(((cpu.user + cpu.system) / deliveries)).toFixed(2)} µs per delivery (user ${(cpu.user / deliveries).toFixed(2)}), wall ${wall.toFixed(0)} ms`,
+    );
+  }
   child.kill();
   await hub.stop();
   rmSync(file, { force: true });

@@ -23,16 +23,44 @@ if (process.argv[2] === '--child') {
   const [address, file] = [process.argv[3]!, process.argv[4]!];
   const creds = JSON.parse(readFileSync(file, 'utf8')) as { id: string; password: string }[];
   const broadcasts = Number(process.argv[5] ?? 0);
+  process.on('message', (m) => m === 'exit' && process.exit(0)); // exits normally, so --cpu-prof writes its profile
   let ready = 0;
   let complete = 0;
-  for (const c of creds) {
+  // IDLE_HEAP_SDK=1: the subscribers are the SDK's ReceiverClient; the child then reports its
+  // own CPU per event handed to the application (from the first item to the last).
+  let cpu0: NodeJS.CpuUsage | undefined;
+  const completeOne = () => {
+    if (++complete < creds.length) return;
+    const cpu = process.cpuUsage(cpu0);
+    process.send!(`complete ${((cpu.user + cpu.system) / (broadcasts * creds.length)).toFixed(2)}`);
+  };
+  if (process.env.IDLE_HEAP_SDK === '1') {
+    const { ReceiverClient } = await import('../../sdk/src/receiver.js');
+    for (const c of creds) {
+      const receiver = new ReceiverClient({ address, id: c.id, password: c.password });
+      let items = 0;
+      void (async () => {
+        for await (const event of receiver.subscribe()) {
+          if (event.type === 'caughtUp' && ++ready === creds.length) process.send!('ready');
+          if (event.type === 'item') {
+            cpu0 ??= process.cpuUsage();
+            if (++items === broadcasts) completeOne();
+          }
+        }
+      })().catch((error) => process.send!(`error ${String(error)}`));
+    }
+  }
+  for (const c of process.env.IDLE_HEAP_SDK === '1' ? [] : creds) {
     const client = createClient(PushHubServiceDefinition, createChannel(address));
     let items = 0;
     void (async () => {
       for await (const response of client.subscribe({ afterSequence: 0n }, { metadata: basicAuth(c) })) {
         for (const e of response.events) {
           if (e.event?.$case === 'caughtUp' && ++ready === creds.length) process.send!('ready');
-          if (e.event?.$case === 'item' && ++items === broadcasts && ++complete === creds.length) process.send!('complete');
+          if (e.event?.$case === 'item') {
+            cpu0 ??= process.cpuUsage();
+            if (++items === broadcasts) completeOne();
+          }
         }
       }
     })().catch((error) => process.send!(`error ${String(error)}`));
@@ -54,17 +82,22 @@ if (process.argv[2] === '--child') {
   };
   await settle();
   const before = process.memoryUsage();
-  const snapBefore = countsByConstructor(writeHeapSnapshot(join(tmpdir(), `idle-heap-before-${process.pid}.heapsnapshot`)));
+  // IDLE_HEAP_SNAPSHOTS=0 skips the snapshots (e.g. to profile only the broadcasts).
+  const snapshots = process.env.IDLE_HEAP_SNAPSHOTS !== '0';
+  const snapBefore = !snapshots ? new Map() : countsByConstructor(writeHeapSnapshot(join(tmpdir(), `idle-heap-before-${process.pid}.heapsnapshot`)));
   const broadcasts = Number(process.argv[3] ?? 0);
-  const child = fork(new URL(import.meta.url).pathname, ['--child', hub.address, file, String(broadcasts)], { execArgv: ['--import', 'tsx'] });
-  let onComplete = () => {};
+  const child = fork(new URL(import.meta.url).pathname, ['--child', hub.address, file, String(broadcasts)], {
+    // IDLE_HEAP_CHILD_PROF=dir profiles the subscriber process (--cpu-prof).
+    execArgv: ['--import', 'tsx', ...(process.env.IDLE_HEAP_CHILD_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.IDLE_HEAP_CHILD_PROF}`] : [])],
+  });
+  let onComplete = (_childCpuPerEvent: string) => {};
   await new Promise<void>((resolve, reject) =>
-    child.on('message', (m) => (m === 'ready' ? resolve() : m === 'complete' ? onComplete() : reject(new Error(String(m))))),
+    child.on('message', (m) => (m === 'ready' ? resolve() : String(m).startsWith('complete') ? onComplete(String(m).split(' ')[1]!) : reject(new Error(String(m))))),
   );
   await new Promise((r) => setTimeout(r, 2000));
   await settle();
   const after = process.memoryUsage();
-  const snapAfter = countsByConstructor(writeHeapSnapshot(join(tmpdir(), `idle-heap-after-${process.pid}.heapsnapshot`)));
+  const snapAfter = !snapshots ? new Map() : countsByConstructor(writeHeapSnapshot(join(tmpdir(), `idle-heap-after-${process.pid}.heapsnapshot`)));
   const per = (k: keyof NodeJS.MemoryUsage) => ((after[k] - before[k]) / n / 1024).toFixed(2);
   console.log(`${n} idle Subscribe streams: per stream KiB heapUsed ${per('heapUsed')}, external ${per('external')}, arrayBuffers ${per('arrayBuffers')}, rss ${per('rss')}`);
   const rows = [...snapAfter.entries()]
@@ -81,22 +114,25 @@ if (process.argv[2] === '--child') {
   if (broadcasts > 0) {
     const merchant = await hub.register('merchant');
     const client = hub.client();
-    const done = new Promise<void>((resolve) => (onComplete = resolve));
+    const done = new Promise<string>((resolve) => (onComplete = resolve));
     const cpu0 = process.cpuUsage();
+    const mark0 = process.hrtime.bigint() / 1000n; // µs, the clock of --cpu-prof's timestamps
     const t0 = performance.now();
     for (let i = 0; i < broadcasts; i++) {
       void client.pushPublic({ info: { title: `broadcast ${i}`, body: 'x'.repeat(150) } }, { metadata: basicAuth(merchant) });
       await new Promise((r) => setTimeout(r, 20));
     }
-    await done;
+    const childCpuPerEvent = await done;
     const cpu = process.cpuUsage(cpu0);
     const wall = performance.now() - t0;
+    if (process.execArgv.includes('--cpu-prof')) console.log(`profile window (µs): ${mark0} ${process.hrtime.bigint() / 1000n}`);
     const deliveries = broadcasts * n;
     console.log(
-      `${broadcasts} broadcasts to ${n} streams: hub CPU ${(((cpu.user + cpu.system) / deliveries)).toFixed(2)} µs per delivery (user ${(cpu.user / deliveries).toFixed(2)}), wall ${wall.toFixed(0)} ms`,
+      `${broadcasts} broadcasts to ${n} streams: hub CPU ${(((cpu.user + cpu.system) / deliveries)).toFixed(2)} µs per delivery (user ${(cpu.user / deliveries).toFixed(2)}), subscriber process CPU ${childCpuPerEvent} µs per event${process.env.IDLE_HEAP_SDK === '1' ? ' (SDK ReceiverClient)' : ' (bare nice-grpc client)'}, wall ${wall.toFixed(0)} ms`,
     );
   }
-  child.kill();
+  child.send('exit');
+  await new Promise((r) => child.once('exit', r));
   await hub.stop();
   rmSync(file, { force: true });
   process.exit(0);

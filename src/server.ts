@@ -10,10 +10,10 @@ import { createWireDefinition } from '../sdk/src/wire-definition.js';
 import { recordingWireTimestamps } from './api/wire-timestamps.js';
 import { grpcMetricsMiddleware } from './metrics.js';
 import { anonymousStreamLimitMiddleware } from './middleware/anonymous-stream-limit.js';
-import { authMiddleware } from './middleware/auth.js';
+import { callGuardMiddleware } from './middleware/call-guard.js';
 import { listenWithConnectionLimits } from './middleware/connection-limits.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
-import { decodeOrMark, malformedRequestMiddleware, metadataLimitMiddleware } from './middleware/request-guards.js';
+import { decodeOrMark } from './middleware/request-guards.js';
 import { stallGuardInterceptor } from './middleware/stall-guard.js';
 
 const PROTOSET_PATH = new URL('./gen/pushhub.binpb', import.meta.url);
@@ -67,20 +67,24 @@ export interface RunningServer {
 /** Assembles middleware and services on a nice-grpc server and binds it. */
 export async function startServer(hub: HubContext): Promise<RunningServer> {
   const { config } = hub;
-  // use() returns a new server: keep that one, it is the one with the middleware.
   const base = createServer(serverOptions(hub) as never);
-  // Per-RPC metrics sit outside the error middleware, so they see the final status code.
-  const server = (hub.metrics ? base.use(grpcMetricsMiddleware()).use(hub.metrics.middleware) : base).use(
-    errorStatusMiddleware(hub.logger, hub.metrics),
-  );
+  // use() returns a new server: keep that one, it is the one with the middleware. Per-RPC
+  // metrics sit outside the error mapping, so they see the final status code.
+  const server = hub.metrics ? base.use(grpcMetricsMiddleware()).use(hub.metrics.middleware) : base;
+  // PushHubService: one call guard (limits, auth, malformed requests, revocation, error mapping).
   server
-    .with(metadataLimitMiddleware(config.maxMetadataBytes))
-    .with(authMiddleware(hub.registry, { insecureBenchSkipPasswordCheck: config.insecureBenchSkipPasswordCheck }))
-    .with(malformedRequestMiddleware())
+    .with(
+      callGuardMiddleware(hub.registry, {
+        maxMetadataBytes: config.maxMetadataBytes,
+        insecureBenchSkipPasswordCheck: config.insecureBenchSkipPasswordCheck,
+        logger: hub.logger,
+        metrics: hub.metrics,
+      }),
+    )
     .add(pushHubWireDefinition, createPushHubService(hub) as never);
 
   // Health and reflection need no credentials: their streams are capped in total and per source.
-  const anonymous = server.with(
+  const anonymous = server.with(errorStatusMiddleware(hub.logger, hub.metrics)).with(
     anonymousStreamLimitMiddleware({ maxStreams: config.maxAnonymousStreams, maxStreamsPerSource: config.maxAnonymousStreamsPerSource }),
   );
   const health = HealthState();

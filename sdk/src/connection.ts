@@ -7,6 +7,7 @@ import {
   type ClientMiddlewareCall,
   Metadata,
   createChannel,
+  createClient,
   createClientFactory,
 } from 'nice-grpc';
 import { deadlineMiddleware } from 'nice-grpc-client-middleware-deadline';
@@ -87,6 +88,10 @@ export function createHubChannel(address: HubAddress, tls?: TlsOptions, options:
   return createChannel(hubTarget(address), credentials, options.private ? { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 } : CHANNEL_OPTIONS);
 }
 
+/** The `authorization` value for these credentials: `Basic base64(id:password)`. */
+export const basicAuthorization = (credentials: Credentials): string =>
+  `Basic ${Buffer.from(`${credentials.id}:${credentials.password}`).toString('base64')}`;
+
 /**
  * Attaches `authorization: Basic ...` to every call, read at call time so a rotated
  * password takes effect on the next call.
@@ -96,7 +101,7 @@ export function credentialsMiddleware(credentials: () => Credentials | undefined
     const current = credentials();
     if (!current) return yield* call.next(call.request, options);
     const metadata = Metadata(options.metadata);
-    metadata.set('authorization', `Basic ${Buffer.from(`${current.id}:${current.password}`).toString('base64')}`);
+    metadata.set('authorization', basicAuthorization(current));
     return yield* call.next(call.request, { ...options, metadata });
   };
 }
@@ -137,4 +142,13 @@ export function createHubClient(channel: Channel, credentials: () => Credentials
     .use(credentialsMiddleware(credentials))
     .use(errorMiddleware)
     .create(pushHubClientDefinition, channel);
+}
+
+/**
+ * A hub client on `channel` with no middleware, for a long-lived stream whose caller attaches
+ * the credentials and translates errors itself (ReceiverClient's Subscribe): each nice-grpc
+ * client middleware is an async generator that every message of the stream passes through.
+ */
+export function createStreamingHubClient(channel: Channel): HubClient {
+  return createClient(pushHubClientDefinition, channel);
 }

@@ -1,7 +1,15 @@
 import { delay, isAbortError } from 'abort-controller-x';
-import { type Channel } from 'nice-grpc';
-import { type Credentials, type HubAddress, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
-import { PushHubError, Status } from './errors.js';
+import { type Channel, Metadata } from 'nice-grpc';
+import {
+  type Credentials,
+  type HubAddress,
+  type HubClient,
+  type TlsOptions,
+  basicAuthorization,
+  createHubChannel,
+  createStreamingHubClient,
+} from './connection.js';
+import { PushHubError, REASON_TRAILER, Status, toPushHubError } from './errors.js';
 import { type Item, Role, type Withdrawal } from './gen/pushhub/v1/pushhub.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { type RetryOptions, backoffMs } from './retry.js';
@@ -109,14 +117,14 @@ export class ReceiverClient {
     this.credentials = { id: options.id, password: options.password };
     this.reconnect = { ...DEFAULT_RECONNECT, ...options.reconnect };
     this.channel = createHubChannel(options.address, options.tls, { private: true });
-    this.client = createHubClient(this.channel, () => this.credentials);
+    this.client = createStreamingHubClient(this.channel);
   }
 
   /** Replaces a connection found silently dead: a new call on it would hang the same way. */
   private renewChannel(): void {
     this.channel.close();
     this.channel = createHubChannel(this.options.address, this.options.tls, { private: true });
-    this.client = createHubClient(this.channel, () => this.credentials);
+    this.client = createStreamingHubClient(this.channel);
   }
 
   /** The receiver's id. */
@@ -167,8 +175,21 @@ export class ReceiverClient {
       };
       let watchdog = setTimeout(expire, watchdogMs);
       let failure: unknown;
+      // The client has no middleware (each would be a generator every event passes through):
+      // credentials, read per attempt so a rotated password counts, and the reason trailer
+      // for the error are handled here.
+      let reason = '';
       try {
-        const stream = this.client.subscribe({ afterSequence: cursor }, { signal: attempt.signal });
+        const stream = this.client.subscribe(
+          { afterSequence: cursor },
+          {
+            signal: attempt.signal,
+            metadata: Metadata({ authorization: basicAuthorization(this.credentials) }),
+            onTrailer: (trailer) => {
+              reason = trailer.get(REASON_TRAILER) ?? '';
+            },
+          },
+        );
         for await (const response of stream) {
           busy = true;
           const batch: ReceiverEvent[] = [];
@@ -208,7 +229,7 @@ export class ReceiverClient {
         }
         failure = new PushHubError(Status.UNAVAILABLE, '', 'subscribe stream ended');
       } catch (error) {
-        failure = dead ?? error;
+        failure = dead ?? toPushHubError(error, reason);
       } finally {
         clearTimeout(watchdog);
         outer.removeEventListener('abort', onOuterAbort);

@@ -8,7 +8,7 @@ import {
   Role,
   SubscribeResponse,
 } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { streamChanges } from '../delivery/subscribe-stream.js';
+import { type SubscribeDeps, streamChanges } from '../delivery/subscribe-stream.js';
 import { PUBLIC_RECEIVER } from '../core/records.js';
 import type { AuthContext, HubServices } from './call-context.js';
 import { LIMITS, checkReceiverId, checkText, parsePageToken } from './validate.js';
@@ -28,6 +28,17 @@ const toSeq = (value: bigint, field: string): number => {
  * the auth middleware; errors become statuses in the error middleware.
  */
 export function createPushHubService(hub: HubServices): PushHubServiceImplementation<AuthContext> {
+  // Built once, not per stream: every open Subscribe stream holds its deps.
+  const subscribeDeps: SubscribeDeps = {
+    changes: hub.changes,
+    feed: hub.feed,
+    fanout: hub.fanout,
+    heartbeatIntervalMs: hub.config.heartbeatIntervalMs,
+    subscriberBufferLimit: hub.config.subscriberBufferLimit,
+    subscriberBufferBytes: hub.config.subscriberBufferBytes,
+    maxStreamsPerReceiver: hub.config.maxStreamsPerReceiver,
+    now: hub.now,
+  };
   return {
     async register(req, { source }) {
       const role = req.role === Role.ROLE_MERCHANT ? 'merchant' : req.role === Role.ROLE_RECEIVER ? 'receiver' : undefined;
@@ -110,16 +121,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
 
     // The wire definition serializes Subscribe responses that are already encoded frames.
     subscribe(req, context) {
-      return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), context.signal, {
-        changes: hub.changes,
-        feed: hub.feed,
-        fanout: hub.fanout,
-        heartbeatIntervalMs: hub.config.heartbeatIntervalMs,
-        subscriberBufferLimit: hub.config.subscriberBufferLimit,
-        subscriberBufferBytes: hub.config.subscriberBufferBytes,
-        maxStreamsPerReceiver: hub.config.maxStreamsPerReceiver,
-        now: hub.now,
-      }) as unknown as AsyncIterable<SubscribeResponse>;
+      return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
     },
 
     async rotatePassword(_req, { account, source }) {

@@ -136,7 +136,7 @@ export const BATCH_MAX_BYTES = 64 * 1024;
  * stored frame itself, so one event per write (a broadcast) allocates nothing here.
  */
 export class FrameBatch {
-  private parts: Uint8Array[] = [];
+  private readonly parts: Uint8Array[] = [];
   private bytes = 0;
 
   /** Adds a frame; returns the batch so far when the frame does not fit in it (write that first). */
@@ -150,13 +150,13 @@ export class FrameBatch {
     return full;
   }
 
-  /** The batch so far (undefined when empty); the batch starts over. */
+  /** The batch so far (undefined when empty); the batch starts over (in the same array: a write per event allocates nothing here). */
   take(): Uint8Array | undefined {
     const parts = this.parts;
     if (parts.length === 0) return undefined;
-    const bytes = this.bytes;
-    this.parts = [];
+    const batch = parts.length === 1 ? parts[0] : Buffer.concat(parts, this.bytes);
+    parts.length = 0;
     this.bytes = 0;
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes);
+    return batch;
   }
 }

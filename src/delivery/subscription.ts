@@ -17,6 +17,8 @@ const HEARTBEAT: readonly ChangeRecord[] = Object.freeze([]);
  */
 export class Subscription {
   private queue: ChangeRecord[] = [];
+  /** The array poll() handed out last; the queue's next array (see poll). */
+  private spare: ChangeRecord[] = [];
   private queuedBytes = 0;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
@@ -44,7 +46,7 @@ export class Subscription {
 
   fail(error: Error): void {
     this.failure ??= error;
-    this.queue = [];
+    this.queue.length = 0;
     this.queuedBytes = 0;
     this.wakeUp();
   }
@@ -64,7 +66,7 @@ export class Subscription {
   /**
    * Takes everything queued: the changes, an empty array when only a heartbeat is due, or
    * undefined when there is nothing (then `wait`). Throws when the stream failed (too slow,
-   * shutdown, cancelled).
+   * shutdown, cancelled). The array returned is valid until the next poll.
    */
   poll(): readonly ChangeRecord[] | undefined {
     if (this.failure) throw this.failure;
@@ -72,8 +74,13 @@ export class Subscription {
     this.quietTicks = 0;
     this.heartbeatDue = false;
     if (this.queue.length === 0) return HEARTBEAT;
+    // Two arrays in turn, no new one per poll: the caller is done with the array it took
+    // last time when it polls again.
     const taken = this.queue;
-    this.queue = [];
+    const spare = this.spare;
+    spare.length = 0;
+    this.queue = spare;
+    this.spare = taken;
     this.queuedBytes = 0;
     return taken;
   }

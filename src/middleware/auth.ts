@@ -1,4 +1,4 @@
-import { type CallContext, type ServerMiddleware, type ServerMiddlewareCall } from 'nice-grpc';
+import { type CallContext } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
 import type { AuthContext } from '../api/call-context.js';
 import type { Registry } from '../registry/registry.js';
@@ -53,63 +53,29 @@ export function parseBasicAuth(headers: string[]): { id: string; password: strin
 }
 
 /**
- * Authenticates every call but Register and checks the caller's role before the handler
- * runs (permission before existence). Adds `account` to the call context.
+ * Authenticates a call (every method but Register) and checks the caller's role before the
+ * handler runs (permission before existence). Returns the call context with `source` and
+ * `account` added, for the call guard (call-guard.ts) to hand on.
  */
-export function authMiddleware(registry: Registry, options: { insecureBenchSkipPasswordCheck?: boolean } = {}): ServerMiddleware<AuthContext> {
-  return async function* auth(call, context: CallContext) {
-    const method = call.method.path.slice(call.method.path.lastIndexOf('/') + 1);
-    const required = REQUIRED_ROLE[method];
-    const source = sourceAddress(context.peer);
-    if (required === undefined) {
-      return yield* call.next(call.request, { ...context, source, account: { id: '', role: 'receiver' } });
-    }
-    const { id, password } = parseBasicAuth(context.metadata.getAll('authorization'));
-    // Bench only (config.insecureBenchSkipPasswordCheck): the id is trusted with the role the method needs.
-    const account = options.insecureBenchSkipPasswordCheck
-      ? { id, role: required === 'any' ? ('merchant' as const) : required }
-      : await registry.authenticate(id, password, source);
-    if (required !== 'any' && account.role !== required) {
-      throw new HubError(Reason.PermissionDenied,
-        `authorization: ${method} needs a ${required} account; ${id} is a ${account.role}`,
-      );
-    }
-    if (!call.requestStream && !call.responseStream) return yield* call.next(call.request, { ...context, source, account });
-    return yield* revocableStream(registry, account.id, call, { ...context, source, account });
-  };
-}
-
-const passwordRotated = () =>
-  new HubError(Reason.Unauthenticated, 'authorization: the password this stream was opened with was rotated; reconnect with the new one');
-
-/**
- * Runs a streaming call (Subscribe, PushStream) with a signal that also aborts when the
- * account's password is rotated: a stream opened with a leaked password does not outlive
- * the rotation. The stream then ends with UNAUTHENTICATED.
- */
-async function* revocableStream<Req, Res>(
+export async function authenticateCall(
   registry: Registry,
-  accountId: string,
-  call: ServerMiddlewareCall<Req, Res, AuthContext>,
-  context: CallContext & AuthContext,
-) {
-  const linked = new AbortController();
-  let revoked = false;
-  const onCallAbort = () => linked.abort(context.signal.reason);
-  context.signal.addEventListener('abort', onCallAbort, { once: true });
-  const unwatch = registry.watchRevocation(accountId, () => {
-    revoked = true;
-    linked.abort();
-  });
-  try {
-    const result = yield* call.next(call.request, { ...context, signal: linked.signal });
-    if (revoked) throw passwordRotated();
-    return result;
-  } catch (error) {
-    if (revoked) throw passwordRotated();
-    throw error;
-  } finally {
-    unwatch();
-    context.signal.removeEventListener('abort', onCallAbort);
+  path: string,
+  context: CallContext,
+  options: { insecureBenchSkipPasswordCheck?: boolean } = {},
+): Promise<CallContext & AuthContext> {
+  const method = path.slice(path.lastIndexOf('/') + 1);
+  const required = REQUIRED_ROLE[method];
+  const source = sourceAddress(context.peer);
+  if (required === undefined) return { ...context, source, account: { id: '', role: 'receiver' } };
+  const { id, password } = parseBasicAuth(context.metadata.getAll('authorization'));
+  // Bench only (config.insecureBenchSkipPasswordCheck): the id is trusted with the role the method needs.
+  const account = options.insecureBenchSkipPasswordCheck
+    ? { id, role: required === 'any' ? ('merchant' as const) : required }
+    : await registry.authenticate(id, password, source);
+  if (required !== 'any' && account.role !== required) {
+    throw new HubError(Reason.PermissionDenied,
+      `authorization: ${method} needs a ${required} account; ${id} is a ${account.role}`,
+    );
   }
+  return { ...context, source, account };
 }

@@ -51,7 +51,14 @@ function applyLimits(server: http2.Http2Server, limits: ConnectionLimits, logger
       session.socket?.resetAndDestroy();
       session.destroy();
     }, limits.handshakeTimeoutMs).unref();
-    session.once('remoteSettings', () => clearTimeout(timer));
-    session.once('close', () => clearTimeout(timer));
+    // Both listeners go once the preface arrived: a long-lived session keeps neither (nor
+    // the timer they would hold on to).
+    const done = () => {
+      clearTimeout(timer);
+      session.off('remoteSettings', done);
+      session.off('close', done);
+    };
+    session.once('remoteSettings', done);
+    session.once('close', done);
   });
 }

@@ -32,33 +32,42 @@ export const methodName = (path: string) => path.slice(path.lastIndexOf('/') + 1
  * its reason goes into a trailer); anything unexpected is INTERNAL with a generic message,
  * and its stack goes to the log, never to the client. Each rejected call is logged here
  * once (method, code, reason, message; never metadata or request fields) and counted.
+ * Returns what the call should throw (an abort passes through as it is).
+ */
+export function toCallError(error: unknown, path: string, context: CallContext, logger: Logger, metrics?: HubMetrics): unknown {
+  const method = methodName(path);
+  if (error instanceof HubError) {
+    context.trailer.set(REASON_TRAILER, error.reason);
+    logger[LEVEL_BY_REASON[error.reason] ?? 'debug']('rpc rejected', {
+      method,
+      code: Status[error.code],
+      reason: error.reason,
+      message: error.message,
+    });
+    metrics?.rejected(method, error.reason);
+    return new ServerError(error.code, error.message);
+  }
+  if (isAbortError(error)) return error;
+  if (error instanceof ServerError) {
+    logger.info('rpc rejected', { method, code: Status[error.code], message: error.details });
+    metrics?.rejected(method, Status[error.code] ?? String(error.code));
+    return error;
+  }
+  logger.error('unexpected error', { method, error: String((error as Error)?.stack ?? error) });
+  metrics?.rejected(method, 'INTERNAL');
+  return new ServerError(Status.INTERNAL, 'internal error');
+}
+
+/**
+ * {@link toCallError} as a middleware, for the services without the call guard (health,
+ * reflection); PushHubService's calls are mapped by the call guard itself (call-guard.ts).
  */
 export function errorStatusMiddleware(logger: Logger, metrics?: HubMetrics): ServerMiddleware {
   return async function* errorStatus(call, context: CallContext) {
     try {
       return yield* call.next(call.request, context);
     } catch (error) {
-      const method = methodName(call.method.path);
-      if (error instanceof HubError) {
-        context.trailer.set(REASON_TRAILER, error.reason);
-        logger[LEVEL_BY_REASON[error.reason] ?? 'debug']('rpc rejected', {
-          method,
-          code: Status[error.code],
-          reason: error.reason,
-          message: error.message,
-        });
-        metrics?.rejected(method, error.reason);
-        throw new ServerError(error.code, error.message);
-      }
-      if (isAbortError(error)) throw error;
-      if (error instanceof ServerError) {
-        logger.info('rpc rejected', { method, code: Status[error.code], message: error.details });
-        metrics?.rejected(method, Status[error.code] ?? String(error.code));
-        throw error;
-      }
-      logger.error('unexpected error', { method, error: String((error as Error)?.stack ?? error) });
-      metrics?.rejected(method, 'INTERNAL');
-      throw new ServerError(Status.INTERNAL, 'internal error');
+      throw toCallError(error, call.method.path, context, logger, metrics);
     }
   };
 }

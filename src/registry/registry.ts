@@ -123,8 +123,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       }
       outcome = 'succeeded';
       roles.set(id, account.role);
-      cache.remember(id, digest, account.passwordHash);
-      return { id, role: account.role, verifiedHash: account.passwordHash };
+      return { id, role: account.role, verifiedHash: cache.remember(id, digest, account.passwordHash) };
     } finally {
       throttle.finish(id, source, outcome, Date.now());
     }

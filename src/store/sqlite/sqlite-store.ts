@@ -184,6 +184,7 @@ export function openSqliteStore(path: string): SqliteStore {
     .pluck();
   const purgeChanges = db.prepare('DELETE FROM changes WHERE valid_until_ms <= ?');
   const purgeRequests = db.prepare('DELETE FROM requests WHERE created_at_ms < ?');
+  const knownReceivers = new Set<string>();
 
   return {
     transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
@@ -213,7 +214,16 @@ export function openSqliteStore(path: string): SqliteStore {
     },
     updatePasswordHash: (id, hash) => updatePassword.run(hash, id).changes === 1,
     replacePasswordHash: (id, expected, next) => replacePassword.run(next, id, expected).changes === 1,
-    isReceiver: (id) => isReceiver.get(id) !== undefined,
+    isReceiver(id) {
+      // Accounts are never deleted and never change role, so a receiver once found stays
+      // one: remembered, the check costs no statement for the next push to it (the commit
+      // worker runs it for every specific push). Bounded; a miss only costs the read again.
+      if (knownReceivers.has(id)) return true;
+      if (isReceiver.get(id) === undefined) return false;
+      if (knownReceivers.size >= KNOWN_RECEIVERS_MAX) knownReceivers.clear();
+      knownReceivers.add(id);
+      return true;
+    },
 
     headSequence: () => getHead.get() as number,
     setHeadSequence: (seq) => void setHead.run(seq),
@@ -262,5 +272,8 @@ export function openSqliteStore(path: string): SqliteStore {
     pragma: db.pragma.bind(db) as Database.Database['pragma'],
   };
 }
+
+/** Receiver ids a store remembers having found (see isReceiver): ~100 bytes each. */
+const KNOWN_RECEIVERS_MAX = 100_000;
 
 export { PUBLIC_RECEIVER };

@@ -76,6 +76,10 @@ export const pushhubTarget: BenchTarget = {
       '1000000',
       '--scrypt-queue-per-source',
       '1000000',
+      // W4 holds 10,000 subscriber connections, the default connection cap, and its publisher
+      // needs one more.
+      '--max-connections',
+      String(options.receivers + 1000),
       // The bench measures the hub's capacity, not its per-merchant limits.
       '--merchant-push-rate',
       '0',

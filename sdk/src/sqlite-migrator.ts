@@ -10,7 +10,7 @@ export function migrateSqlite(
   db: Database.Database,
   migrations: readonly string[],
   tooNew: (found: number, known: number) => Error,
-): void {
+): { fromVersion: number; toVersion: number } {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > migrations.length) throw tooNew(current, migrations.length);
   for (let version = current; version < migrations.length; version++) {
@@ -19,4 +19,5 @@ export function migrateSqlite(
       db.pragma(`user_version = ${version + 1}`);
     }).immediate();
   }
+  return { fromVersion: current, toVersion: migrations.length };
 }

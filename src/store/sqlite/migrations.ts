@@ -94,6 +94,6 @@ export class DatabaseTooNewError extends Error {
 }
 
 /** Brings the database to the newest version; `migrations` is a parameter only for tests. */
-export function migrate(db: Database.Database, migrations: readonly string[] = MIGRATIONS): void {
-  migrateSqlite(db, migrations, (found, known) => new DatabaseTooNewError(found, known));
+export function migrate(db: Database.Database, migrations: readonly string[] = MIGRATIONS): { fromVersion: number; toVersion: number } {
+  return migrateSqlite(db, migrations, (found, known) => new DatabaseTooNewError(found, known));
 }

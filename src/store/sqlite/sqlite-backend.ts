@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import Database from 'better-sqlite3';
 import { applyBatch } from '../../core/apply-batch.js';
 import type { ChangeRecord } from '../../core/records.js';
 import type { BatchLimits } from '../../core/write-ops.js';
@@ -14,17 +12,6 @@ export interface SqliteBackendOptions {
   testHooks?: boolean;
   /** Told when opening ran migrations (from and to schema version). */
   onMigrated?: (fromVersion: number, toVersion: number) => void;
-}
-
-/** The schema version of an existing database file, read without changing it; 0 for a new one. */
-function schemaVersion(path: string): number {
-  if (path === ':memory:' || !existsSync(path)) return 0;
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  try {
-    return db.pragma('user_version', { simple: true }) as number;
-  } finally {
-    db.close();
-  }
 }
 
 /** Keeps rows up to `maxBytes` of frames (always the first one): what a page may hold. */
@@ -62,10 +49,7 @@ function createSqliteChangeReader(store: SqliteStore): ChangeReader {
  * only writer, so the feed is in-process and this node is always the leader.
  */
 export async function openSqliteBackend(path: string, options: SqliteBackendOptions): Promise<HubBackend & { store: SqliteStore }> {
-  const before = schemaVersion(path);
-  const store = openSqliteStore(path);
-  const after = schemaVersion(path);
-  if (after !== before) options.onMigrated?.(before, after);
+  const store = openSqliteStore(path, { onMigrated: options.onMigrated });
 
   const feed = createInProcessFeed(store.headSequence());
   const inner: BatchCommitter =

@@ -99,7 +99,7 @@ export type SqliteStore = HubStore & { pragma: Database.Database['pragma'] };
  * Opens the database and proves it is writable (a write inside a rolled-back transaction):
  * a hub that would fail every push later refuses to start now, naming the path and why.
  */
-function openWritable(path: string): Database.Database {
+function openWritable(path: string, onMigrated?: (fromVersion: number, toVersion: number) => void): Database.Database {
   let db: Database.Database | undefined;
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -108,7 +108,8 @@ function openWritable(path: string): Database.Database {
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
-    migrate(db);
+    const { fromVersion, toVersion } = migrate(db);
+    if (fromVersion !== toVersion) onMigrated?.(fromVersion, toVersion);
     db.exec('BEGIN IMMEDIATE');
     try {
       db.exec("UPDATE meta SET value = value WHERE name = 'head_seq'");
@@ -132,8 +133,8 @@ function openWritable(path: string): Database.Database {
  * Opens (creating if needed) the SQLite database at path and migrates it. WAL with
  * synchronous=FULL: a commit is durable against power loss once transaction() returns.
  */
-export function openSqliteStore(path: string): SqliteStore {
-  const db = openWritable(path);
+export function openSqliteStore(path: string, options: { onMigrated?: (fromVersion: number, toVersion: number) => void } = {}): SqliteStore {
+  const db = openWritable(path, options.onMigrated);
 
   // Prepared once; each sits next to the method that uses it.
   const insertAccount = db.prepare(

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { ChangeReader, MerchantItemsQuery, ReceiverChangesQuery } from '../ports.js';
-import { CHANGE_COLUMNS, type ChangeRow, trimToBytes } from './rows.js';
+import { trimToBytes } from '../page-bytes.js';
+import { CHANGE_COLUMNS, type ChangeRow, toChange } from './rows.js';
 import { storageFaultsOf } from './storage-fault.js';
 
 /**
@@ -21,7 +22,7 @@ export function createPostgresChangeReader(pool: pg.Pool): ChangeReader {
                ORDER BY seq LIMIT $6`,
         values: [q.receiverId, q.afterSeq, q.upToSeq, q.nowMs, q.snapshotFrom ?? 0, q.limit],
       }));
-      return trimToBytes(rows, q.maxBytes);
+      return trimToBytes(rows.map(toChange), q.maxBytes);
     },
     async merchantItems(q: MerchantItemsQuery) {
       const { rows } =
@@ -40,7 +41,7 @@ export function createPostgresChangeReader(pool: pg.Pool): ChangeReader {
                      ORDER BY seq LIMIT $5`,
               values: [q.receiverId, q.merchantId, q.afterSeq, q.nowMs, q.limit],
             }));
-      return trimToBytes(rows, q.maxBytes);
+      return trimToBytes(rows.map(toChange), q.maxBytes);
     },
     async headSequence() {
       // The head row is written by the same transaction as the batch: it is committed, never ahead.

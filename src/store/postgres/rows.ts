@@ -26,15 +26,3 @@ export const toChange = (row: ChangeRow): ChangeRecord => ({
   pushedAtMs: row.pushed_at_ms,
   validUntilMs: row.valid_until_ms,
 });
-
-/** Keeps rows while their frames fit maxBytes, and always the first one. */
-export function trimToBytes(rows: ChangeRow[], maxBytes: number): ChangeRecord[] {
-  const out: ChangeRecord[] = [];
-  let bytes = 0;
-  for (const row of rows) {
-    bytes += row.frame.length;
-    if (out.length > 0 && bytes > maxBytes) break;
-    out.push(toChange(row));
-  }
-  return out;
-}

@@ -1,6 +1,7 @@
 import { applyBatch } from '../../core/apply-batch.js';
 import type { ChangeRecord } from '../../core/records.js';
 import type { BatchLimits } from '../../core/write-ops.js';
+import { trimToBytes } from '../page-bytes.js';
 import type { BatchCommitter, ChangeReader, HubBackend } from '../ports.js';
 import { createInProcessFeed } from './in-process-feed.js';
 import { type SqliteStore, openSqliteStore } from './sqlite-store.js';
@@ -12,16 +13,6 @@ export interface SqliteBackendOptions {
   testHooks?: boolean;
   /** Told when opening ran migrations (from and to schema version). */
   onMigrated?: (fromVersion: number, toVersion: number) => void;
-}
-
-/** Keeps rows up to `maxBytes` of frames (always the first one): what a page may hold. */
-function trimToBytes(rows: ChangeRecord[], maxBytes: number): ChangeRecord[] {
-  let bytes = 0;
-  for (let i = 0; i < rows.length; i++) {
-    bytes += rows[i]!.frame.byteLength;
-    if (i > 0 && bytes > maxBytes) return rows.slice(0, i);
-  }
-  return rows;
 }
 
 function createSqliteChangeReader(store: SqliteStore): ChangeReader {

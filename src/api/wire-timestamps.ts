@@ -19,16 +19,7 @@ const validUntilOf = new WeakMap<ServiceInfo, WireTimestamp>();
 export const wireValidUntil = (info: ServiceInfo): WireTimestamp | undefined => validUntilOf.get(info);
 
 /** Last occurrence of a length-delimited field (the generated decoder keeps the last one). */
-function lastField(bytes: Uint8Array, fieldNo: number): Uint8Array | undefined {
-  const reader = new BinaryReader(bytes);
-  let found: Uint8Array | undefined;
-  while (reader.pos < reader.len) {
-    const [no, wireType] = reader.tag();
-    if (no === fieldNo && wireType === WireType.LengthDelimited) found = reader.bytes();
-    else reader.skip(wireType, no);
-  }
-  return found;
-}
+const lastField = (bytes: Uint8Array, fieldNo: number): Uint8Array | undefined => allFields(bytes, fieldNo).at(-1);
 
 function readTimestamp(bytes: Uint8Array): WireTimestamp {
   const reader = new BinaryReader(bytes);

@@ -8,6 +8,7 @@ import { Fanout } from './delivery/fanout.js';
 import { PushRateLimiter } from './delivery/rate-limit.js';
 import { type Logger, createLogger } from './logger.js';
 import { type HubMetrics, createHubMetrics } from './metrics.js';
+import { createSourceResolver } from './middleware/client-source.js';
 import { createRegistry } from './registry/registry.js';
 import type { HubBackend } from './store/ports.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
@@ -82,6 +83,7 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
     metrics,
     now,
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
+    sourceOf: createSourceResolver(config.trustedProxies),
     shutdownSignal: shutdown.signal,
     stopTimers: () => clearInterval(purgeTimer),
     beginShutdown: () => shutdown.abort(),

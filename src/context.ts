@@ -10,6 +10,7 @@ import { type Logger, createLogger } from './logger.js';
 import { type HubMetrics, createHubMetrics } from './metrics.js';
 import { createRegistry } from './registry/registry.js';
 import type { HubBackend } from './store/ports.js';
+import { SqliteOwnedError } from './store/sqlite/owner.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
 
 export interface HubContext extends HubServices {
@@ -106,6 +107,7 @@ async function openBackend(config: HubConfig, logger: Logger, overrides: HubOver
       onMigrated: (fromVersion, toVersion) => logger.info('database migrated', { db: config.dbPath, fromVersion, toVersion }),
     });
   } catch (error) {
+    if (error instanceof SqliteOwnedError) throw error; // names the file and its owner already
     throw new Error(describeOpenFailure(config.dbPath, error));
   }
 }

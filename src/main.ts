@@ -1,18 +1,9 @@
 #!/usr/bin/env node
-import { ConfigError, helpText, loadConfig, wantsHelp } from './config.js';
+import { ConfigError, describeDatabaseUrl, helpText, loadConfig, wantsHelp } from './config.js';
 import { startHub } from './hub.js';
 import { createLogger } from './logger.js';
 import { EXIT_DATABASE_OWNED, SqliteOwnedError } from './store/sqlite/owner.js';
-
-/** postgres://user:secret@host:5432/db -> postgres://host:5432/db (never the credentials). */
-function describeDatabaseUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
-  } catch {
-    return 'postgres (unparsable URL)';
-  }
-}
+import { HUB_VERSION } from './version.js';
 
 /**
  * Process entry: config from flags and environment, listen, stop cleanly on SIGTERM/SIGINT.
@@ -25,6 +16,10 @@ if (wantsHelp(argv)) {
   process.stdout.write(helpText());
   process.exit(0);
 }
+if (argv.includes('--version') || argv.includes('-V')) {
+  process.stdout.write(`pushhub ${HUB_VERSION}\n`);
+  process.exit(0);
+}
 
 let config;
 try {
@@ -32,7 +27,7 @@ try {
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   // Before a logger exists (its level is config): plain words, on stderr, for a human.
-  process.stderr.write(`pushhub: ${error.message}\n`);
+  process.stderr.write(`pushhub: ${error.message}\nusage: pushhub [options]   (pushhub --help lists every option)\n`);
   process.exit(2);
 }
 

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 
 /** Everything the hub can be configured with; one typed object, built once in main. */
@@ -99,6 +101,23 @@ export interface HubConfig {
   registrationRatePerSourcePerSec: number;
   /** Registrations one source address may make at once before the rate applies (10). */
   registrationBurstPerSource: number;
+  /**
+   * Files holding the registration tokens (the whole file, one trailing newline dropped):
+   * for systemd's LoadCredential= and other secret stores, and so the token is not in `ps`.
+   * Read once at start; the token is then as if given with the flag above.
+   */
+  merchantRegistrationTokenFile?: string;
+  receiverRegistrationTokenFile?: string;
+  /**
+   * Secure by default (issue 16): on an address other than loopback the hub refuses to start
+   * in plaintext unless this is set, because Basic credentials would cross the network in clear.
+   */
+  insecurePlaintext: boolean;
+  /**
+   * Secure by default: on an address other than loopback, a role without a registration token
+   * is refused unless this is set (anyone who reaches the port could register accounts).
+   */
+  openRegistration: boolean;
   /** PEM certificate and key files; when both are set the hub serves TLS. */
   tlsCertPath?: string;
   tlsKeyPath?: string;
@@ -148,6 +167,8 @@ export const DEFAULT_CONFIG: HubConfig = {
   registrationRatePerSourcePerSec: 1,
   registrationBurstPerSource: 10,
   insecureBenchSkipPasswordCheck: false,
+  insecurePlaintext: false,
+  openRegistration: false,
 };
 
 /** A command line or environment the hub refuses to start with; the message says why and how to fix it. */
@@ -200,6 +221,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'tlsKeyPath', flag: 'tls-key', env: 'PUSHHUB_TLS_KEY', kind: { type: 'string' }, doc: 'PEM private key file for --tls-cert' },
   { key: 'merchantRegistrationToken', flag: 'merchant-registration-token', env: 'PUSHHUB_MERCHANT_REGISTRATION_TOKEN', kind: { type: 'string', secret: true }, doc: 'token required to register a merchant (default: open registration)' },
   { key: 'receiverRegistrationToken', flag: 'receiver-registration-token', env: 'PUSHHUB_RECEIVER_REGISTRATION_TOKEN', kind: { type: 'string', secret: true }, doc: 'token required to register a receiver (default: open registration)' },
+  { key: 'merchantRegistrationTokenFile', flag: 'merchant-registration-token-file', env: 'PUSHHUB_MERCHANT_REGISTRATION_TOKEN_FILE', kind: { type: 'string' }, doc: 'file holding the merchant registration token (e.g. a systemd credential); instead of the token itself' },
+  { key: 'receiverRegistrationTokenFile', flag: 'receiver-registration-token-file', env: 'PUSHHUB_RECEIVER_REGISTRATION_TOKEN_FILE', kind: { type: 'string' }, doc: 'file holding the receiver registration token; instead of the token itself' },
+  // Flags only (no environment variable): switching a safeguard off is said on the command line.
+  { key: 'openRegistration', flag: 'open-registration', kind: { type: 'boolean' }, doc: 'on a non-loopback address, let roles without a registration token register openly (default: refuse to start)' },
+  { key: 'insecurePlaintext', flag: 'insecure-plaintext', kind: { type: 'boolean' }, doc: 'on a non-loopback address, serve without TLS: passwords cross the network in clear (default: refuse to start)' },
   { key: 'scryptLogN', flag: 'scrypt-log-n', env: 'PUSHHUB_SCRYPT_LOG_N', kind: int(1, 20), doc: 'scrypt cost as log2(N); 15 costs ~60 ms per hash, checked once per credential' },
   { key: 'heartbeatIntervalMs', flag: 'heartbeat-ms', env: 'PUSHHUB_HEARTBEAT_MS', kind: int(100, HOUR, 'ms'), doc: 'heartbeat interval on a quiet Subscribe stream' },
   { key: 'subscriberBufferLimit', flag: 'subscriber-buffer-limit', env: 'PUSHHUB_SUBSCRIBER_BUFFER_LIMIT', kind: int(1, 10_000_000, 'events'), doc: 'events queued for one subscriber before it is cut off as too slow' },
@@ -312,7 +338,87 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
   if ((result.tlsCertPath === undefined) !== (result.tlsKeyPath === undefined)) {
     throw new ConfigError('--tls-cert and --tls-key must be given together (or neither, for plaintext)');
   }
+  readTokenFiles(result);
+  checkSecureDefaults(result);
   return result;
+}
+
+/** Fills each role's token from its --*-registration-token-file; a token given twice is refused. */
+function readTokenFiles(config: HubConfig): void {
+  const roles = [
+    ['merchant', 'merchantRegistrationToken', 'merchantRegistrationTokenFile'],
+    ['receiver', 'receiverRegistrationToken', 'receiverRegistrationTokenFile'],
+  ] as const;
+  for (const [role, tokenKey, fileKey] of roles) {
+    const file = config[fileKey];
+    if (file === undefined) continue;
+    if (config[tokenKey] !== undefined) {
+      throw new ConfigError(`--${role}-registration-token and --${role}-registration-token-file both give the ${role} token: give one`);
+    }
+    let token: string;
+    try {
+      token = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new ConfigError(`--${role}-registration-token-file ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    if (token.trim() === '') throw new ConfigError(`--${role}-registration-token-file ${file}: the file is empty`);
+    config[tokenKey] = token;
+  }
+}
+
+/** postgres://user:secret@host:5432/db -> postgres://host:5432/db (never the credentials). */
+export function describeDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return 'postgres (unparsable URL)';
+  }
+}
+
+/** The host part of HOST:PORT, without IPv6 brackets. */
+export function addressHost(address: string): string {
+  const host = address.slice(0, address.lastIndexOf(':'));
+  return host.startsWith('[') ? host.slice(1, -1) : host;
+}
+
+/**
+ * Whether only this machine can reach HOST: `localhost`, 127.0.0.0/8, ::1 (and the IPv4-mapped
+ * ::ffff:127.x). Any other name may resolve to a public address, so it counts as public.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const lower = host.toLowerCase();
+  if (lower === 'localhost') return true;
+  const v4 = lower.startsWith('::ffff:') ? lower.slice(7) : lower;
+  if (isIP(v4) === 4) return v4.startsWith('127.');
+  return isIP(lower) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(lower);
+}
+
+/**
+ * Secure by default, as Mosquitto 2.0 after exposed brokers: on loopback anything goes (a
+ * developer's machine); on any other address the hub starts only with TLS, or with
+ * --insecure-plaintext, and only with a registration token for each role, or with
+ * --open-registration. The message names the flags that fix it.
+ */
+function checkSecureDefaults(config: HubConfig): void {
+  if (isLoopbackHost(addressHost(config.address))) return;
+  const where = `--address ${config.address} is reachable from other machines`;
+  if (config.tlsCertPath === undefined && !config.insecurePlaintext) {
+    throw new ConfigError(
+      `${where}, and without TLS passwords would cross the network in clear: ` +
+        'serve TLS with --tls-cert and --tls-key (see docs/tls.md), or pass --insecure-plaintext to accept it (e.g. behind a TLS proxy on the same host)',
+    );
+  }
+  const open = [
+    ...(config.merchantRegistrationToken === undefined ? ['merchant'] : []),
+    ...(config.receiverRegistrationToken === undefined ? ['receiver'] : []),
+  ];
+  if (open.length > 0 && !config.openRegistration) {
+    throw new ConfigError(
+      `${where}, and anyone who reaches it could register ${open.join(' and ')} accounts: ` +
+        `require a token with ${open.map((role) => `--${role}-registration-token-file`).join(' and ')}, or pass --open-registration to allow it`,
+    );
+  }
 }
 
 /** The --help text, derived from the options table: every flag with its env var and default. */

@@ -11,6 +11,7 @@ import { recordingWireTimestamps } from './api/wire-timestamps.js';
 import { grpcMetricsMiddleware } from './metrics.js';
 import { anonymousStreamLimitMiddleware } from './middleware/anonymous-stream-limit.js';
 import { callGuardMiddleware } from './middleware/call-guard.js';
+import { describeListenFailure } from './listen-check.js';
 import { listenWithConnectionLimits } from './middleware/connection-limits.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
 import { decodeOrMark } from './middleware/request-guards.js';
@@ -102,7 +103,10 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
         ])
       : ServerCredentials.createInsecure();
   const port = await listenWithConnectionLimits(
-    () => server.listen(config.address, credentials),
+    () =>
+      server.listen(config.address, credentials).catch((error: unknown) => {
+        throw new Error(describeListenFailure('--address', config.address, error));
+      }),
     { maxConnections: config.maxConnections, handshakeTimeoutMs: config.handshakeTimeoutMs },
     hub.logger,
   );

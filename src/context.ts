@@ -11,6 +11,7 @@ import { type HubMetrics, createHubMetrics } from './metrics.js';
 import { createSourceResolver } from './middleware/client-source.js';
 import { createRegistry } from './registry/registry.js';
 import type { HubBackend } from './store/ports.js';
+import { SqliteOwnedError } from './store/sqlite/owner.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
 
 export interface HubContext extends HubServices {
@@ -112,6 +113,7 @@ async function openBackend(config: HubConfig, logger: Logger, overrides: HubOver
       onMigrated: (fromVersion, toVersion) => logger.info('database migrated', { db: config.dbPath, fromVersion, toVersion }),
     });
   } catch (error) {
+    if (error instanceof SqliteOwnedError) throw error; // names the file and its owner already
     throw new Error(describeOpenFailure(config.dbPath, error));
   }
 }

@@ -5,6 +5,7 @@ import { HubError, Reason } from '../core/errors.js';
 import type { AuthContext } from '../api/call-context.js';
 import type { Account, Registry } from '../registry/registry.js';
 import type { AccountRole } from '../core/records.js';
+import type { SourceResolver } from './client-source.js';
 
 /** Role each method needs; methods not listed need no credentials (Register). */
 const REQUIRED_ROLE: Record<string, AccountRole | 'any'> = {
@@ -19,20 +20,6 @@ const REQUIRED_ROLE: Record<string, AccountRole | 'any'> = {
 
 const unauthenticated = (problem: string) =>
   new HubError(Reason.Unauthenticated, `authorization: ${problem}`);
-
-/**
- * The caller's IP address from grpc-js's peer string (`127.0.0.1:54321`, `::1:54321`,
- * `[::1]:54321`, optionally prefixed `ipv4:`/`ipv6:`), without the port: a client gets a new
- * port per connection, so throttles key on the address. An IPv4-mapped IPv6 address counts
- * as the IPv4 one.
- */
-export function sourceAddress(peer: string): string {
-  let address = peer.replace(/^ipv[46]:/, '');
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
-  if (bracketed) address = bracketed[1]!;
-  else if (/:\d+$/.test(address) && (address.includes('.') || address.split(':').length > 2)) address = address.replace(/:\d+$/, '');
-  return address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-}
 
 /**
  * Parses `authorization: Basic base64(id:password)`. The scheme name is case-insensitive
@@ -96,11 +83,11 @@ const ANONYMOUS: Account = { id: '', role: 'receiver' };
  * spread was 2 % of a unary push). The source address is derived on first read: only the
  * throttles and the scrypt queue need it.
  */
-function withAuth(context: CallContext, account: Account): CallContext & AuthContext {
+function withAuth(context: CallContext, account: Account, sourceOf: SourceResolver): CallContext & AuthContext {
   const authed = context as CallContext & AuthContext;
   authed.account = account;
   let source: string | undefined;
-  Object.defineProperty(authed, 'source', { get: () => (source ??= sourceAddress(context.peer)), enumerable: true, configurable: true });
+  Object.defineProperty(authed, 'source', { get: () => (source ??= sourceOf(context).key), enumerable: true, configurable: true });
   return authed;
 }
 
@@ -113,11 +100,11 @@ export async function authenticateCall(
   registry: Registry,
   path: string,
   context: CallContext,
-  options: { insecureBenchSkipPasswordCheck?: boolean; connections?: ConnectionCredentials } = {},
+  options: { sourceOf: SourceResolver; insecureBenchSkipPasswordCheck?: boolean; connections?: ConnectionCredentials },
 ): Promise<CallContext & AuthContext> {
   const method = path.slice(path.lastIndexOf('/') + 1);
   const required = REQUIRED_ROLE[method];
-  if (required === undefined) return withAuth(context, ANONYMOUS);
+  if (required === undefined) return withAuth(context, ANONYMOUS, options.sourceOf);
   const headers = context.metadata.getAll('authorization');
   const header = headers.length === 1 ? headers[0]! : undefined;
   let account = header === undefined ? undefined : options.connections?.lookup(context.peer, header, registry);
@@ -128,7 +115,7 @@ export async function authenticateCall(
     // Bench only (config.insecureBenchSkipPasswordCheck): the id is trusted with the role the method needs.
     account = options.insecureBenchSkipPasswordCheck
       ? { id, role: required === 'any' ? ('merchant' as const) : required }
-      : await registry.authenticate(id, password, sourceAddress(context.peer));
+      : await registry.authenticate(id, password, options.sourceOf(context).key);
     if (header !== undefined) options.connections?.remember(context.peer, header, account, epoch);
   }
   if (required !== 'any' && account.role !== required) {
@@ -136,5 +123,5 @@ export async function authenticateCall(
       `authorization: ${method} needs a ${required} account; ${account.id} is a ${account.role}`,
     );
   }
-  return withAuth(context, account);
+  return withAuth(context, account, options.sourceOf);
 }

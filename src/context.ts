@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HubServices } from './api/call-context.js';
-import type { HubConfig } from './config.js';
+import { type HubConfig, describeDatabaseUrl } from './config.js';
 import { CommitQueue } from './delivery/commit-queue.js';
 import { Fanout } from './delivery/fanout.js';
 import { PushRateLimiter } from './delivery/rate-limit.js';
@@ -10,8 +10,10 @@ import { CallRateLimiter, ConfirmQueue, DeliveryWatch, PublicProgress } from './
 import type { ReceiptServices } from './api/call-context.js';
 import { type Logger, createLogger } from './logger.js';
 import { type HubMetrics, createHubMetrics } from './metrics.js';
+import { createSourceResolver } from './middleware/client-source.js';
 import { createRegistry } from './registry/registry.js';
 import type { HubBackend } from './store/ports.js';
+import { SqliteOwnedError } from './store/sqlite/owner.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
 
 export interface HubContext extends HubServices {
@@ -87,6 +89,7 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
     metrics,
     now,
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
+    sourceOf: createSourceResolver(config.trustedProxies),
     shutdownSignal: shutdown.signal,
     receipts,
     stopTimers: () => {
@@ -126,11 +129,15 @@ async function openBackend(config: HubConfig, logger: Logger, overrides: HubOver
   const limits = { idempotencyWindowMs: config.idempotencyWindowMs, maxPublicItemsPerMerchant: config.maxPublicItemsPerMerchant };
   if (config.databaseUrl !== undefined) {
     const { openPostgresBackend } = await import('./store/postgres/postgres-backend.js');
-    return openPostgresBackend(config.databaseUrl, {
-      limits,
-      onError: (error) => logger.warn('postgres connection error', { error: String((error as Error)?.message ?? error) }),
-      onLeaderChange: (isLeader) => logger.info(isLeader ? 'leader: this node purges' : 'leader: this node stopped leading (another node purges)'),
-    });
+    try {
+      return await openPostgresBackend(config.databaseUrl, {
+        limits,
+        onError: (error) => logger.warn('postgres connection error', { error: String((error as Error)?.message ?? error) }),
+        onLeaderChange: (isLeader) => logger.info(isLeader ? 'leader: this node purges' : 'leader: this node stopped leading (another node purges)'),
+      });
+    } catch (error) {
+      throw new Error(describeConnectFailure(config.databaseUrl, error));
+    }
   }
   try {
     return await openSqliteBackend(config.dbPath, {
@@ -139,6 +146,7 @@ async function openBackend(config: HubConfig, logger: Logger, overrides: HubOver
       onMigrated: (fromVersion, toVersion) => logger.info('database migrated', { db: config.dbPath, fromVersion, toVersion }),
     });
   } catch (error) {
+    if (error instanceof SqliteOwnedError) throw error; // names the file and its owner already
     throw new Error(describeOpenFailure(config.dbPath, error));
   }
 }
@@ -162,4 +170,29 @@ export function describeOpenFailure(path: string, error: unknown): string {
     // The checks above only refine the message; the store's own words stand otherwise.
   }
   return `--db ${path}: cannot open it for writing: ${cause}`;
+}
+
+/**
+ * "--database-url postgres://host:port/db: cannot connect: <likely cause>", with the host and
+ * port (never the user or password) and what the error most likely means.
+ */
+export function describeConnectFailure(url: string, error: unknown): string {
+  const code = String((error as { code?: unknown })?.code ?? '');
+  const message = String((error as Error)?.message ?? error);
+  let where = 'the server';
+  try {
+    const parsed = new URL(url);
+    where = `${parsed.hostname || 'localhost'}:${parsed.port || '5432'}`;
+  } catch {
+    // describeDatabaseUrl below says the URL is unparsable.
+  }
+  const cause =
+    code === 'ECONNREFUSED' ? `nothing listens on ${where} (is PostgreSQL running, on this host and port?)`
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? `the host of ${where} does not resolve`
+    : code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? `${where} does not answer (firewall, or a wrong host)`
+    : code === '28P01' || code === '28000' ? 'the server refused the user or password in the URL'
+    : code === '3D000' ? 'the database in the URL does not exist (create it first)'
+    // Anything else keeps its own words; the URL itself is never part of the message.
+    : message.replaceAll(url, describeDatabaseUrl(url));
+  return `--database-url ${describeDatabaseUrl(url)}: cannot connect: ${cause}`;
 }

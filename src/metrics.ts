@@ -28,6 +28,15 @@ export interface HubMetrics {
   batchCommitted(size: number, startedAtMs: number, oldestAtMs: number, published: readonly ChangeRecord[]): void;
   /** A call (or a push on a PushStream) refused with this reason. */
   rejected(method: string, reason: string): void;
+  /**
+   * A refusal by a per-source limit, and where the client address it counted came from
+   * (`peer`, or a trusted proxy's `x-real-ip` / `x-forwarded-for`): bounded labels, never the address.
+   */
+  sourceLimited(reason: string, via: string): void;
+  /** A TCP connection refused at accept because its source already had --max-connections-per-source. */
+  connectionRefused(limit: 'per_source'): void;
+  /** A call ended because its request message had not arrived within --request-timeout-ms. */
+  requestTimedOut(): void;
   /** Counts open PushStream calls (Subscribe streams are counted by the fan-out); once per call. */
   readonly middleware: ServerMiddleware;
   /** One stored batch of delivery confirmations: how many, and per receipt event the lag (ms). */
@@ -82,6 +91,23 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
     name: 'pushhub_throttled_total',
     help: 'Calls or pushes refused by a throttle: kind login (too many failed logins) or push_rate',
     labelNames: ['kind'],
+    registers,
+  });
+  const sourceLimited = new Counter({
+    name: 'pushhub_source_limited_total',
+    help: 'Calls refused by a per-source limit, by reason and by where the client address came from (via: peer, x-real-ip, x-forwarded-for)',
+    labelNames: ['reason', 'via'],
+    registers,
+  });
+  const connectionsRefused = new Counter({
+    name: 'pushhub_connections_refused_total',
+    help: 'TCP connections closed at accept by a limit (per_source: --max-connections-per-source)',
+    labelNames: ['limit'],
+    registers,
+  });
+  const requestTimeouts = new Counter({
+    name: 'pushhub_request_timeouts_total',
+    help: 'Calls ended because their request message had not arrived within --request-timeout-ms',
     registers,
   });
   const tooSlow = new Counter({ name: 'pushhub_streams_too_slow_total', help: 'Subscribe streams ended because the receiver read too slowly', registers });
@@ -169,6 +195,9 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
       const throttle = THROTTLE_KIND[reason];
       if (throttle) throttles.inc({ kind: throttle });
     },
+    sourceLimited: (reason, via) => sourceLimited.inc({ reason, via }),
+    connectionRefused: (limit) => connectionsRefused.inc({ limit }),
+    requestTimedOut: () => requestTimeouts.inc(),
     async *middleware(call, context) {
       if (!call.method.path.endsWith('/PushStream')) return yield* call.next(call.request, context);
       pushStreams++;

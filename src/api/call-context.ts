@@ -7,11 +7,15 @@ import type { CommitQueue } from '../delivery/commit-queue.js';
 import type { Fanout } from '../delivery/fanout.js';
 import type { PushRateLimiter } from '../delivery/rate-limit.js';
 import type { HubMetrics } from '../metrics.js';
+import type { SourceResolver } from '../middleware/client-source.js';
 
 /** What the auth middleware adds to every authenticated call. */
 export interface AuthContext {
   account: Account;
-  /** The caller's source address (IP, no port), which throttles and the scrypt queue key on. */
+  /**
+   * The caller's source key (an IPv4 address or an IPv6 /64; behind a trusted proxy the
+   * forwarded client's), which throttles and the scrypt queue key on (see client-source.ts).
+   */
   source: string;
 }
 
@@ -28,6 +32,8 @@ export interface HubServices {
   commits: CommitQueue;
   fanout: Fanout;
   pushLimiter: PushRateLimiter;
+  /** The client source of a call, for every per-source limit (--trusted-proxy decides whose headers count). */
+  sourceOf: SourceResolver;
   /** Set when metrics are served (--metrics-address). */
   metrics?: HubMetrics;
   /**

@@ -35,6 +35,8 @@ export const Reason = {
   ConfirmationAhead: 'CONFIRMATION_AHEAD',
   /** Too many ConfirmDelivery (per receiver) or GetDeliveryStatus (per merchant) calls; retry later. */
   ReceiptRateExceeded: 'RECEIPT_RATE_EXCEEDED',
+  /** The request message did not fully arrive within --request-timeout-ms of the call's start. */
+  RequestTimeout: 'REQUEST_TIMEOUT',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
@@ -66,6 +68,7 @@ export const STATUS_OF = {
   [Reason.MetadataTooLarge]: Status.RESOURCE_EXHAUSTED,
   [Reason.ShuttingDown]: Status.UNAVAILABLE,
   [Reason.StorageUnavailable]: Status.UNAVAILABLE,
+  [Reason.RequestTimeout]: Status.DEADLINE_EXCEEDED,
 } as const satisfies Record<Reason, Status>;
 
 /** A failure the hub expects and explains; the error middleware turns it into a gRPC status. */

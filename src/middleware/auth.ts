@@ -3,6 +3,7 @@ import { HubError, Reason } from '../core/errors.js';
 import type { AuthContext } from '../api/call-context.js';
 import type { Registry } from '../registry/registry.js';
 import type { AccountRole } from '../core/records.js';
+import type { SourceResolver } from './client-source.js';
 
 /** Role each method needs; methods not listed need no credentials (Register). */
 const REQUIRED_ROLE: Record<string, AccountRole | 'any'> = {
@@ -21,20 +22,6 @@ const REQUIRED_ROLE: Record<string, AccountRole | 'any'> = {
 
 const unauthenticated = (problem: string) =>
   new HubError(Reason.Unauthenticated, `authorization: ${problem}`);
-
-/**
- * The caller's IP address from grpc-js's peer string (`127.0.0.1:54321`, `::1:54321`,
- * `[::1]:54321`, optionally prefixed `ipv4:`/`ipv6:`), without the port: a client gets a new
- * port per connection, so throttles key on the address. An IPv4-mapped IPv6 address counts
- * as the IPv4 one.
- */
-export function sourceAddress(peer: string): string {
-  let address = peer.replace(/^ipv[46]:/, '');
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
-  if (bracketed) address = bracketed[1]!;
-  else if (/:\d+$/.test(address) && (address.includes('.') || address.split(':').length > 2)) address = address.replace(/:\d+$/, '');
-  return address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-}
 
 /**
  * Parses `authorization: Basic base64(id:password)`. The scheme name is case-insensitive
@@ -65,11 +52,11 @@ export async function authenticateCall(
   registry: Registry,
   path: string,
   context: CallContext,
-  options: { insecureBenchSkipPasswordCheck?: boolean } = {},
+  options: { sourceOf: SourceResolver; insecureBenchSkipPasswordCheck?: boolean },
 ): Promise<CallContext & AuthContext> {
   const method = path.slice(path.lastIndexOf('/') + 1);
   const required = REQUIRED_ROLE[method];
-  const source = sourceAddress(context.peer);
+  const source = options.sourceOf(context).key;
   if (required === undefined) return { ...context, source, account: { id: '', role: 'receiver' } };
   const { id, password } = parseBasicAuth(context.metadata.getAll('authorization'));
   // Bench only (config.insecureBenchSkipPasswordCheck): the id is trusted with the role the method needs.

@@ -4,6 +4,7 @@ import type { AuthContext } from '../api/call-context.js';
 import type { Logger } from '../logger.js';
 import type { HubMetrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
+import type { SourceResolver } from './client-source.js';
 import { authenticateCall } from './auth.js';
 import { toCallError } from './error-status.js';
 import { MalformedRequest, checkMetadataSize, malformed, rejectMalformedMessages } from './request-guards.js';
@@ -11,6 +12,8 @@ import { MalformedRequest, checkMetadataSize, malformed, rejectMalformedMessages
 export interface CallGuardOptions {
   /** Request metadata (keys plus values) larger than this is refused before anything else. */
   maxMetadataBytes: number;
+  /** The client source of a call (client-source.ts): limits key on it, rejections log it. */
+  sourceOf: SourceResolver;
   /** Bench only: trust the id with the role the method needs (see config.insecureBenchSkipPasswordCheck). */
   insecureBenchSkipPasswordCheck?: boolean;
   logger: Logger;
@@ -65,7 +68,7 @@ export function callGuardMiddleware(registry: Registry, options: CallGuardOption
       if (revocation?.revoked) throw passwordRotated();
       return result;
     } catch (error) {
-      throw toCallError(revocation?.revoked ? passwordRotated() : error, call.method.path, context, logger, metrics);
+      throw toCallError(revocation?.revoked ? passwordRotated() : error, call.method.path, context, logger, metrics, options.sourceOf);
     } finally {
       if (revocation) {
         revocation.unwatch();

@@ -104,14 +104,22 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       );
     }
     // The attempt counts against the throttle from here on, while it waits and while scrypt runs.
-    let outcome: 'failed' | 'succeeded' | 'not-run' = 'not-run';
+    let outcome: 'failed' | 'succeeded' | 'refused' | 'not-run' = 'not-run';
     try {
-      const { account, ok, hash } = await queue.run(source, 'authorization', async () => {
-        const account = await accounts.getAccount(id);
-        const hash = account?.passwordHash ?? (await decoyHash);
-        const ok = await verifyPassword(hash, password);
-        return { account, ok, hash };
-      });
+      const { account, ok, hash } = await queue
+        .run(source, 'authorization', async () => {
+          const account = await accounts.getAccount(id);
+          const hash = account?.passwordHash ?? (await decoyHash);
+          const ok = await verifyPassword(hash, password);
+          return { account, ok, hash };
+        })
+        .catch((error: unknown) => {
+          // AUTH_BUSY counts against the source that filled its share of the queue, as a
+          // failure would: a flood of refused attempts ends in LOGIN_THROTTLED (no queue work)
+          // instead of refusals forever.
+          if (error instanceof HubError && error.reason === Reason.AuthBusy) outcome = 'refused';
+          throw error;
+        });
       stats.scryptVerifications++;
       if (!account) stats.decoyVerifications++;
       stats.lastScryptCost = scryptCostOf(hash);
@@ -142,14 +150,9 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       // Charged before the hash: concurrent registrations from one source cannot all pass the check.
       registrations.charge(source, 1, Date.now());
       const password = newPassword();
-      let passwordHash: Buffer;
-      try {
-        passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
-      } catch (error) {
-        // Refused by a full queue (AUTH_BUSY): nothing was done, so the retry is not charged twice.
-        registrations.charge(source, -1, Date.now());
-        throw error;
-      }
+      // Refused by a full queue (AUTH_BUSY), the registration stays charged: the refusal
+      // counts against the source that caused it, so a flood of registrations is throttled.
+      const passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
       // 10^16 ids per region: a collision is astronomically rare, but retry rather than fail.
       for (let attempt = 0; attempt < 5; attempt++) {
         const id = newAccountId(role, regionCode);

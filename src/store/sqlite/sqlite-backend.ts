@@ -4,6 +4,7 @@ import type { BatchLimits } from '../../core/write-ops.js';
 import { trimToBytes } from '../page-bytes.js';
 import type { BatchCommitter, ChangeReader, HubBackend } from '../ports.js';
 import { createInProcessFeed } from './in-process-feed.js';
+import { acquireSqliteOwnership } from './owner.js';
 import { type SqliteStore, openSqliteStore } from './sqlite-store.js';
 import { sqliteWorkerCommitter } from './worker-committer.js';
 import { type ReceiptWrite, runReceiptWrite } from './receipt-writes.js';
@@ -40,10 +41,19 @@ function createSqliteChangeReader(store: SqliteStore): ChangeReader {
  * connection (WAL: they never wait for the writer); each batch commits in a worker thread on
  * its own connection, so the synchronous=FULL fsync never blocks the event loop. A
  * ':memory:' database cannot be shared with a worker: it commits inline. One process is the
- * only writer, so the feed is in-process and this node is always the leader.
+ * only writer (it owns the file, see owner.ts), so the feed is in-process and this node is
+ * always the leader.
  */
 export async function openSqliteBackend(path: string, options: SqliteBackendOptions): Promise<HubBackend & { store: SqliteStore }> {
-  const store = openSqliteStore(path, { onMigrated: options.onMigrated });
+  // Before anything is opened or migrated: a second writer on one file is refused (owner.ts).
+  const ownership = acquireSqliteOwnership(path, 'hub');
+  let store: SqliteStore;
+  try {
+    store = openSqliteStore(path, { onMigrated: options.onMigrated });
+  } catch (error) {
+    ownership.release();
+    throw error;
+  }
 
   const feed = createInProcessFeed(store.headSequence());
   const inner: BatchCommitter & { receiptWrite(write: ReceiptWrite): Promise<unknown> } =
@@ -86,6 +96,7 @@ export async function openSqliteBackend(path: string, options: SqliteBackendOpti
       await committer.close();
       await feed.close();
       store.close();
+      ownership.release();
     },
   };
 }

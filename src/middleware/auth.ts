@@ -16,6 +16,10 @@ const REQUIRED_ROLE: Record<string, AccountRole | 'any'> = {
   ListItems: 'merchant',
   Subscribe: 'receiver',
   RotatePassword: 'any',
+  ConfirmDelivery: 'receiver',
+  GetDeliveryStatus: 'merchant',
+  WatchDeliveries: 'merchant',
+  SetReceiptPolicy: 'receiver',
 };
 
 const unauthenticated = (problem: string) =>

@@ -3,6 +3,7 @@ import { applyBatch } from '../../core/apply-batch.js';
 import type { BatchLimits, WriteOp } from '../../core/write-ops.js';
 import { HubError } from '../../core/errors.js';
 import { openSqliteStore } from './sqlite-store.js';
+import { type ReceiptWrite, runReceiptWrite } from './receipt-writes.js';
 
 /**
  * The commit worker: its own connection to the hub's database, running each batch of writes
@@ -17,6 +18,7 @@ type Request =
   | { id: number; ops: WriteOp[]; nowMs: number }
   | { id: number; purge: { nowMs: number; requestCutoffMs: number } }
   | { id: number; testPragma: string }
+  | { id: number; receipts: ReceiptWrite }
   | { close: true };
 
 parentPort!.on('message', (m: Request) => {
@@ -30,6 +32,11 @@ parentPort!.on('message', (m: Request) => {
     if ('testPragma' in m) {
       if (!testHooks) throw new Error('test hooks are off');
       parentPort!.postMessage({ id: m.id, ok: true, removed: Number(store.pragma(m.testPragma, { simple: true }) ?? 0) });
+      return;
+    }
+    // Receipt writes share this connection, so they never contend with a batch for the lock.
+    if ('receipts' in m) {
+      parentPort!.postMessage({ id: m.id, ok: true, receipts: store.transaction(() => runReceiptWrite(store.receipts, m.receipts)) });
       return;
     }
     if ('purge' in m) {

@@ -13,6 +13,7 @@ import {
 import type { BatchView } from '../../core/batch-view.js';
 import { itemIdSequence } from '../../core/ids.js';
 import { migrate } from './migrations.js';
+import { type SqliteReceipts, createSqliteReceipts } from './receipt-statements.js';
 
 interface ChangeRow {
   seq: number;
@@ -101,7 +102,11 @@ export interface HubStore extends BatchView {
   close(): void;
 }
 
-export type SqliteStore = HubStore & { pragma: Database.Database['pragma'] };
+export type SqliteStore = HubStore & {
+  pragma: Database.Database['pragma'];
+  /** Delivery receipts on this connection (receipt-statements.ts). */
+  receipts: SqliteReceipts;
+};
 
 /**
  * Opens the database and proves it is writable (a write inside a rolled-back transaction):
@@ -203,6 +208,7 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
   const purgeChanges = db.prepare('DELETE FROM changes WHERE valid_until_ms <= ?');
   const purgeRequests = db.prepare('DELETE FROM requests WHERE created_at_ms < ?');
   const knownReceivers = new Set<string>();
+  const receipts = createSqliteReceipts(db);
 
   return {
     transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
@@ -311,10 +317,18 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
     },
 
     purge(nowMs, requestCutoffMs) {
-      return db.transaction(() => purgeChanges.run(nowMs).changes + purgeRequests.run(requestCutoffMs).changes).immediate();
+      // Receipt events go with the items they cover (their keep_until is the items' end);
+      // the count returned stays the changes and request ids removed.
+      return db
+        .transaction(() => {
+          receipts.purge(nowMs);
+          return purgeChanges.run(nowMs).changes + purgeRequests.run(requestCutoffMs).changes;
+        })
+        .immediate();
     },
     close: () => db.close(),
     pragma: db.pragma.bind(db) as Database.Database['pragma'],
+    receipts,
   };
 }
 

@@ -7,7 +7,7 @@
 // 2025-06-01T12:00Z, so that every record moves to the same local time of day on the same
 // day relative to today (in the rules' time zone, across daylight-saving changes too), and
 // prints each receiver's offers as its local store holds them. The second run sends nothing.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,9 +35,14 @@ writeFileSync(join(dir, 'records.csv'), `${rewritten.join('\n')}\n`);
 
 const env = { ...process.env, PUSHHUB_MERCHANT_ID: merchant.id, PUSHHUB_MERCHANT_PASSWORD: merchant.password };
 const args = ['--address', address, '--rules', join(here, 'rules.json'), '--records', join(dir, 'records.csv'), '--records-now', FILE_NOW];
-for (const run of ['first run', 'second run']) {
-  process.stdout.write(`${run}: `);
-  await main(args, { stdout: process.stdout, stderr: process.stderr, env });
+try {
+  for (const run of ['first run', 'second run']) {
+    process.stdout.write(`${run}: `);
+    await main(args, { stdout: process.stdout, stderr: process.stderr, env });
+  }
+} finally {
+  // The rewritten records file was only the runs' input: leave nothing in the temp directory.
+  rmSync(dir, { recursive: true, force: true });
 }
 
 for (const [exampleId, credentials] of receivers) {
@@ -49,8 +54,8 @@ for (const [exampleId, credentials] of receivers) {
   }
   process.stdout.write(`\n${exampleId} (${credentials.id}):\n`);
   for (const item of store.itemsByMerchant(merchant.id)) {
-    const info = item.info!;
-    process.stdout.write(`  ${info.key}  ${info.title}  (valid until ${info.validUntil?.toISOString()})\n    ${info.body}\n`);
+    const info = item.info;
+    process.stdout.write(`  ${info.key}  ${info.title}  (valid until ${info.validUntil})\n    ${info.body}\n`);
   }
   store.close();
   client.close();

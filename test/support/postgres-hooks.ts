@@ -1,12 +1,32 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { stopSharedPostgres } from './postgres.js';
 
 /**
- * Mocha root hooks (registered in .mocharc.json): the run's one PostgreSQL, started lazily by
- * the first test that needs it, is stopped after the last test.
+ * Mocha root hooks (registered in .mocharc.json), loaded before any test file:
+ *
+ * - One temp root per run. TMPDIR points into it, so os.tmpdir() in every test and in every
+ *   process a test starts (hubs, daemons, the embedded PostgreSQL, nginx) lands there, and the
+ *   last hook removes it whole: whatever a test forgets to remove, the run does not leave it
+ *   behind (issue 16 item 5; `.ci/run` checks that the temp directory is unchanged).
+ * - The run's one PostgreSQL, started lazily by the first test that needs it, is stopped
+ *   after the last test. Its handle lives on globalThis (see test/support/postgres.ts): this
+ *   file is loaded as CommonJS and test files as ESM, so each has its own module instance.
  */
+const runRoot = mkdtempSync(join(tmpdir(), 'pushhub-test-run-'));
+// The embedded PostgreSQL runs as the system user `postgres` when the tests run as root: it
+// must traverse the root to reach its data directory.
+chmodSync(runRoot, 0o755);
+process.env.TMPDIR = runRoot;
+
 export const mochaHooks = {
   async afterAll(this: Mocha.Context) {
     this.timeout(60_000);
-    await stopSharedPostgres();
+    try {
+      await stopSharedPostgres();
+    } finally {
+      rmSync(runRoot, { recursive: true, force: true, maxRetries: 3 });
+    }
   },
 };

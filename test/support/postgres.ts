@@ -105,19 +105,26 @@ export async function startPostgres(options: { durable?: boolean } = {}): Promis
   };
 }
 
-let shared: Promise<PostgresServer> | undefined;
+/**
+ * The run's one server lives on globalThis, not in a module variable: mocha loads the root hook
+ * (test/support/postgres-hooks.ts) as CommonJS and the test files as ESM, so this module is
+ * instantiated twice in one process. A module variable made the hook's stopSharedPostgres() see
+ * nothing, and every run left its ~750 MB data directory behind.
+ */
+const SHARED = Symbol.for('pushhub.test.sharedPostgres');
+const holder = globalThis as typeof globalThis & { [SHARED]?: Promise<PostgresServer> };
 
 /** The run's one server, started on first use. */
 export function sharedPostgres(): Promise<PostgresServer> {
-  shared ??= startPostgres();
-  return shared;
+  holder[SHARED] ??= startPostgres();
+  return holder[SHARED];
 }
 
 /** Stops the run's server if a test started it (called by the mocha root hook). */
 export async function stopSharedPostgres(): Promise<void> {
-  if (!shared) return;
-  const started = shared;
-  shared = undefined;
+  const started = holder[SHARED];
+  if (!started) return;
+  delete holder[SHARED];
   const server = await started.catch(() => undefined);
   await server?.stop();
 }

@@ -18,12 +18,13 @@ import {
   Role,
 } from './gen/pushhub/v1/pushhub.js';
 import { type RegisterOptions, registerAccount } from './register.js';
+import { RatePacer } from './rate-pacer.js';
 import { DEFAULT_RETRY, type RetryOptions, withRetry } from './retry.js';
 import { createPushStream, type MerchantPushStream } from './push-stream.js';
 import { type PushOptions, type PushResult, type ServiceInfoInput, type WithdrawTarget, toWithdrawRequest } from './push-types.js';
 import { newRequestId } from './request-id.js';
 
-export { PushHubError, Status } from './errors.js';
+export { ConnectionReason, PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
@@ -53,7 +54,9 @@ export interface MerchantClientOptions {
   /** TLS settings when the hub serves TLS. */
   tls?: TlsOptions;
   /**
-   * Deadline of every unary call attempt, in ms (default 10 000). A hub that does not answer
+   * Deadline of every unary call attempt, in ms (default 10 000). It also bounds how long a
+   * push refused with PUSH_RATE_EXCEEDED is paced and sent again (as the hub's hint says)
+   * before the call fails with that error. A hub that does not answer
    * in time fails the attempt with a PushHubError DEADLINE_EXCEEDED (not retried).
    */
   deadlineMs?: number;
@@ -78,6 +81,8 @@ export class MerchantClient {
   private readonly credentials: Credentials;
   private readonly deadlineMs: number;
   private readonly retry: Required<RetryOptions>;
+  /** Paces pushes after PUSH_RATE_EXCEEDED, across unary calls and push streams. */
+  private readonly pacer = new RatePacer();
 
   /**
    * Registers a new merchant and returns its id and password. The password is shown only
@@ -144,6 +149,8 @@ export class MerchantClient {
           { receiverId: filter.receiverId ?? '', audience, pageSize: filter.pageSize ?? LIST_PAGE_SIZE, pageToken: token },
           { deadline },
         ),
+        undefined,
+        false,
       );
       yield* page.items;
       pageToken = page.nextPageToken;
@@ -156,7 +163,7 @@ export class MerchantClient {
    * unacknowledged pushes with their request ids, so nothing is delivered twice.
    */
   openPushStream(options: { window?: number } = {}): MerchantPushStream {
-    return createPushStream(this.client, { window: options.window, retry: this.retry });
+    return createPushStream(this.client, { window: options.window, retry: this.retry, pacer: this.pacer, deadlineMs: this.deadlineMs });
   }
 
   /**
@@ -175,7 +182,9 @@ export class MerchantClient {
     this.channel.close();
   }
 
-  private unary<T>(call: (deadline: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(() => call(this.deadlineMs), this.retry, signal);
+  /** Runs a unary call with retries; pushes and withdrawals (`paced`) also wait out PUSH_RATE_EXCEEDED. */
+  private unary<T>(call: (deadline: number) => Promise<T>, signal?: AbortSignal, paced = true): Promise<T> {
+    const pacing = paced ? { pacer: this.pacer, deadlineAtMs: Date.now() + this.deadlineMs } : undefined;
+    return withRetry(() => call(this.deadlineMs), this.retry, signal, pacing);
   }
 }

@@ -6,6 +6,8 @@ import type { HubMetrics } from '../metrics.js';
 
 /** Trailer carrying the stable reason of a failure (AIP-193), for SDKs to branch on. */
 export const REASON_TRAILER = 'pushhub-reason';
+/** Trailer carrying when to retry, in ms (PUSH_RATE_EXCEEDED), like HTTP's Retry-After. */
+export const RETRY_AFTER_TRAILER = 'pushhub-retry-after-ms';
 
 /**
  * The level each rejection is logged at. A client's own mistakes (bad field, unknown id,
@@ -38,6 +40,7 @@ export function toCallError(error: unknown, path: string, context: CallContext, 
   const method = methodName(path);
   if (error instanceof HubError) {
     context.trailer.set(REASON_TRAILER, error.reason);
+    if (error.retryAfterMs !== undefined) context.trailer.set(RETRY_AFTER_TRAILER, String(error.retryAfterMs));
     logger[LEVEL_BY_REASON[error.reason] ?? 'debug']('rpc rejected', {
       method,
       code: Status[error.code],

@@ -2,12 +2,14 @@
 import { ConfigError, describeDatabaseUrl, helpText, loadConfig, wantsHelp } from './config.js';
 import { startHub } from './hub.js';
 import { createLogger } from './logger.js';
+import { EXIT_DATABASE_OWNED, SqliteOwnedError } from './store/sqlite/owner.js';
 import { HUB_VERSION } from './version.js';
 
 /**
  * Process entry: config from flags and environment, listen, stop cleanly on SIGTERM/SIGINT.
  * Exit codes: 0 after a clean stop or --help, 1 when the hub failed or was stopped uncleanly,
- * 2 for a command line or environment it refuses (a usage error, as for most Unix tools).
+ * 2 for a command line or environment it refuses (a usage error, as for most Unix tools),
+ * 3 when another process owns the SQLite file (EXIT_DATABASE_OWNED; see docs/backups.md).
  */
 const argv = process.argv.slice(2);
 if (wantsHelp(argv)) {
@@ -61,5 +63,5 @@ try {
   process.on('SIGINT', onSignal);
 } catch (error) {
   logger.error('failed to start', { error: String((error as Error)?.message ?? error) });
-  process.exit(1);
+  process.exit(error instanceof SqliteOwnedError ? EXIT_DATABASE_OWNED : 1);
 }

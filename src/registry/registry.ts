@@ -45,6 +45,12 @@ export interface Registry {
    */
   watchRevocation(id: string, onRevoked: () => void): () => void;
   /**
+   * A number that changes whenever the account's password is rotated (on any node): whoever
+   * remembers a verified credential beyond the registry (middleware/auth.ts, per connection)
+   * keeps the epoch it was verified at and drops the credential once it moved on.
+   */
+  credentialEpoch(id: string): number;
+  /**
    * scrypt verifications run so far (a push with remembered credentials runs none); of those,
    * decoyVerifications ran against the decoy hash for an unknown id, and lastScryptCost is
    * the cost (log2 N) of the hash the latest one ran against: tests check that an unknown id
@@ -87,7 +93,10 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
 
   const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
+  // Rotations per account seen by this node (see credentialEpoch).
+  const epochs = new Map<string, number>();
   const revoke = (accountId: string) => {
+    epochs.set(accountId, (epochs.get(accountId) ?? 0) + 1);
     cache.forget(accountId);
     revocations.revoke(accountId);
   };
@@ -104,14 +113,22 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       );
     }
     // The attempt counts against the throttle from here on, while it waits and while scrypt runs.
-    let outcome: 'failed' | 'succeeded' | 'not-run' = 'not-run';
+    let outcome: 'failed' | 'succeeded' | 'refused' | 'not-run' = 'not-run';
     try {
-      const { account, ok, hash } = await queue.run(source, 'authorization', async () => {
-        const account = await accounts.getAccount(id);
-        const hash = account?.passwordHash ?? (await decoyHash);
-        const ok = await verifyPassword(hash, password);
-        return { account, ok, hash };
-      });
+      const { account, ok, hash } = await queue
+        .run(source, 'authorization', async () => {
+          const account = await accounts.getAccount(id);
+          const hash = account?.passwordHash ?? (await decoyHash);
+          const ok = await verifyPassword(hash, password);
+          return { account, ok, hash };
+        })
+        .catch((error: unknown) => {
+          // AUTH_BUSY counts against the source that filled its share of the queue, as a
+          // failure would: a flood of refused attempts ends in LOGIN_THROTTLED (no queue work)
+          // instead of refusals forever.
+          if (error instanceof HubError && error.reason === Reason.AuthBusy) outcome = 'refused';
+          throw error;
+        });
       stats.scryptVerifications++;
       if (!account) stats.decoyVerifications++;
       stats.lastScryptCost = scryptCostOf(hash);
@@ -142,14 +159,9 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       // Charged before the hash: concurrent registrations from one source cannot all pass the check.
       registrations.charge(source, 1, Date.now());
       const password = newPassword();
-      let passwordHash: Buffer;
-      try {
-        passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
-      } catch (error) {
-        // Refused by a full queue (AUTH_BUSY): nothing was done, so the retry is not charged twice.
-        registrations.charge(source, -1, Date.now());
-        throw error;
-      }
+      // Refused by a full queue (AUTH_BUSY), the registration stays charged: the refusal
+      // counts against the source that caused it, so a flood of registrations is throttled.
+      const passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
       // 10^16 ids per region: a collision is astronomically rare, but retry rather than fail.
       for (let attempt = 0; attempt < 5; attempt++) {
         const id = newAccountId(role, regionCode);
@@ -193,6 +205,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
     },
 
     watchRevocation: (id, onRevoked) => revocations.watch(id, onRevoked),
+    credentialEpoch: (id) => epochs.get(id) ?? 0,
 
   };
 }

@@ -8,8 +8,9 @@ import {
   basicAuthorization,
   createHubChannel,
   createStreamingHubClient,
+  toChannelError,
 } from './connection.js';
-import { PushHubError, REASON_TRAILER, Status, toPushHubError } from './errors.js';
+import { PushHubError, REASON_TRAILER, Status } from './errors.js';
 import { Role } from './gen/pushhub/v1/pushhub.js';
 import { METHOD } from './push-types.js';
 import { type RegisterOptions, registerAccount } from './register.js';
@@ -237,7 +238,8 @@ export class ReceiverClient {
         }
         failure = new PushHubError(Status.UNAVAILABLE, '', 'subscribe stream ended');
       } catch (error) {
-        failure = dead ?? toPushHubError(error, reason);
+        // A hub never reached gets the SDK's explanation (TLS mismatch, nothing listening).
+        failure = dead ?? (await toChannelError(this.channel, error, reason));
       } finally {
         clearTimeout(watchdog);
         outer.removeEventListener('abort', onOuterAbort);

@@ -17,6 +17,7 @@ import { type Channel } from 'nice-grpc';
 import { type Credentials, type HubAddress, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import { Audience as WireAudience, Role } from './gen/pushhub/v1/pushhub.js';
 import { type RegisterOptions, registerAccount } from './register.js';
+import { RatePacer } from './rate-pacer.js';
 import { DEFAULT_RETRY, type RetryOptions, withRetry } from './retry.js';
 import { createPushStream, type MerchantPushStream } from './push-stream.js';
 import { METHOD, type PushOptions, type PushResult, type WithdrawTarget, checkRequestId, toWithdrawRequest } from './push-types.js';
@@ -34,7 +35,7 @@ import {
   watchDeliveries,
 } from './receipts.js';
 
-export { PushHubError, Status } from './errors.js';
+export { ConnectionReason, PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
@@ -64,7 +65,9 @@ export interface MerchantClientOptions {
   /** TLS settings when the hub serves TLS. */
   tls?: TlsOptions;
   /**
-   * Deadline of every unary call attempt, in ms (default 10 000). A hub that does not answer
+   * Deadline of every unary call attempt, in ms (default 10 000). It also bounds how long a
+   * push refused with PUSH_RATE_EXCEEDED is paced and sent again (as the hub's hint says)
+   * before the call fails with that error. A hub that does not answer
    * in time fails the attempt with a PushHubError DEADLINE_EXCEEDED (not retried).
    */
   deadlineMs?: number;
@@ -89,6 +92,8 @@ export class MerchantClient {
   private readonly credentials: Credentials;
   private readonly deadlineMs: number;
   private readonly retry: Required<RetryOptions>;
+  /** Paces pushes after PUSH_RATE_EXCEEDED, across unary calls and push streams. */
+  private readonly pacer = new RatePacer();
 
   /**
    * Registers a new merchant and returns its id and password. The password is shown only
@@ -165,6 +170,8 @@ export class MerchantClient {
           { receiverId, audience, pageSize, pageToken: token },
           { deadline },
         ),
+        undefined,
+        false,
       );
       for (const item of page.items) yield itemFromWire(item);
       pageToken = page.nextPageToken;
@@ -177,7 +184,7 @@ export class MerchantClient {
    * unacknowledged pushes with their request ids, so nothing is delivered twice.
    */
   openPushStream(options: { window?: number } = {}): MerchantPushStream {
-    return createPushStream(this.client, { window: options.window, retry: this.retry });
+    return createPushStream(this.client, { window: options.window, retry: this.retry, pacer: this.pacer, deadlineMs: this.deadlineMs });
   }
 
   /**
@@ -229,9 +236,10 @@ export class MerchantClient {
     this.channel.close();
   }
 
-  /** Runs one unary call with the client's deadline and retries. */
-  private unary<T>(call: (deadline: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(() => call(this.deadlineMs), this.retry, signal);
+  /** Runs one unary call with the client's deadline and retries; pushes and withdrawals (`paced`) also wait out PUSH_RATE_EXCEEDED. */
+  private unary<T>(call: (deadline: number) => Promise<T>, signal?: AbortSignal, paced = true): Promise<T> {
+    const pacing = paced ? { pacer: this.pacer, deadlineAtMs: Date.now() + this.deadlineMs } : undefined;
+    return withRetry(() => call(this.deadlineMs), this.retry, signal, pacing);
   }
 }
 

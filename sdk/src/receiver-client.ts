@@ -8,8 +8,9 @@ import {
   basicAuthorization,
   createHubChannel,
   createStreamingHubClient,
+  toChannelError,
 } from './connection.js';
-import { PushHubError, REASON_TRAILER, Status, toPushHubError } from './errors.js';
+import { PushHubError, REASON_TRAILER, Status } from './errors.js';
 import { ReceiptPolicy, Role } from './gen/pushhub/v1/pushhub.js';
 import { RECEIPT_METHOD } from './receipts.js';
 import { METHOD } from './push-types.js';
@@ -238,7 +239,8 @@ export class ReceiverClient {
         }
         failure = new PushHubError(Status.UNAVAILABLE, '', 'subscribe stream ended');
       } catch (error) {
-        failure = dead ?? toPushHubError(error, reason);
+        // A hub never reached gets the SDK's explanation (TLS mismatch, nothing listening).
+        failure = dead ?? (await toChannelError(this.channel, error, reason));
       } finally {
         clearTimeout(watchdog);
         outer.removeEventListener('abort', onOuterAbort);
@@ -298,7 +300,7 @@ export class ReceiverClient {
         reason = trailer.get(REASON_TRAILER) ?? '';
       });
     } catch (error) {
-      const converted = toPushHubError(error, reason);
+      const converted = await toChannelError(this.channel, error, reason);
       throw converted instanceof PushHubError && converted.path === '' ? new PushHubError(converted.code, converted.reason, converted.details, path) : converted;
     }
   }

@@ -60,7 +60,7 @@ export async function openSqliteBackend(path: string, options: SqliteBackendOpti
     path === ':memory:'
       ? {
           ready: async () => {},
-          commit: async (ops, nowMs) => store.transaction(() => applyBatch(store, ops, store.headSequence(), nowMs, options.limits)),
+          commit: async (ops, nowMs) => store.transaction(() => store.withBatchRequests(ops, () => applyBatch(store, ops, store.headSequence(), nowMs, options.limits))),
           purge: async (nowMs, requestCutoffMs) => store.purge(nowMs, requestCutoffMs),
           receiptWrite: async (write) => store.transaction(() => runReceiptWrite(store.receipts, write)),
           close: async () => {},

@@ -13,6 +13,10 @@ const REQUIRED_ROLE: Record<string, AccountRole | 'any'> = {
   ListItems: 'merchant',
   Subscribe: 'receiver',
   RotatePassword: 'any',
+  BlockMerchant: 'receiver',
+  UnblockMerchant: 'receiver',
+  ListBlockedMerchants: 'receiver',
+  DeleteAccount: 'any',
 };
 
 const unauthenticated = (problem: string) =>

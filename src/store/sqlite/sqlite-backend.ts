@@ -3,6 +3,7 @@ import type { ChangeRecord } from '../../core/records.js';
 import type { BatchLimits } from '../../core/write-ops.js';
 import { trimToBytes } from '../page-bytes.js';
 import type { BatchCommitter, ChangeReader, HubBackend } from '../ports.js';
+import { createSqliteAdminStore } from './admin-store.js';
 import { createInProcessFeed } from './in-process-feed.js';
 import { type SqliteStore, openSqliteStore } from './sqlite-store.js';
 import { sqliteWorkerCommitter } from './worker-committer.js';
@@ -70,7 +71,12 @@ export async function openSqliteBackend(path: string, options: SqliteBackendOpti
       getAccount: async (id) => store.getAccount(id),
       replacePasswordHash: async (id, expected, next) => store.replacePasswordHash(id, Buffer.from(expected), Buffer.from(next)),
       isReceiver: async (id) => store.isReceiver(id),
+      touch: async (id, atMs) => store.touch(id, atMs),
+      listBlocks: async (receiverId) => store.listBlocks(receiverId),
+      suspendedMerchants: async () => store.suspendedMerchants(),
+      registerWithRequest: async (account, requestHash, digest, windowStartMs) => store.registerWithRequest(account, requestHash, digest, windowStartMs),
     },
+    admin: createSqliteAdminStore(store.db),
     changes: createSqliteChangeReader(store),
     committer,
     feed,

@@ -2,15 +2,19 @@ import { setMaxListeners } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HubServices } from './api/call-context.js';
-import type { HubConfig } from './config.js';
+import { type HubConfig, describeDatabaseUrl } from './config.js';
 import { CommitQueue } from './delivery/commit-queue.js';
 import { Fanout } from './delivery/fanout.js';
 import { PushRateLimiter } from './delivery/rate-limit.js';
+import { CallRateLimiter, ConfirmQueue, DeliveryWatch, PublicProgress } from './delivery/receipts.js';
+import type { ReceiptServices } from './api/call-context.js';
 import { type Logger, createLogger } from './logger.js';
 import { type HubMetrics, createHubMetrics } from './metrics.js';
+import { createSourceResolver } from './middleware/client-source.js';
 import { createRegistry } from './registry/registry.js';
 import type { HubBackend } from './store/ports.js';
 import { ChangeKind, PUBLIC_RECEIVER } from './core/records.js';
+import { SqliteOwnedError } from './store/sqlite/owner.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
 
 export interface HubContext extends HubServices {
@@ -69,12 +73,15 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
       })
     : undefined;
   if (metrics) commits.onBatchCommitted = (...batch) => metrics.batchCommitted(...batch);
+  const receipts = createReceiptServices(backend, config, now, logger);
+  if (metrics) receipts.confirms.onConfirmed = (count, lags) => metrics.receiptsConfirmed(count, lags);
 
   // Purge runs on one node of a cluster (the leader); SQLite's single node always leads.
   const purgeTimer = setInterval(() => {
     if (!backend.leader.isLeader) return;
     const nowMs = now();
-    commits.purge(nowMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
+    // Expired items stay endedItemRetentionMs past their end, so their receipts can be read.
+    commits.purge(nowMs - config.endedItemRetentionMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
       logger.error('purge failed', { error: String(error) });
     });
   }, config.purgeIntervalMs);
@@ -95,23 +102,56 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
     metrics,
     now,
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
+    sourceOf: createSourceResolver(config.trustedProxies),
     shutdownSignal: shutdown.signal,
     accountFilters: { listBlocks: (receiverId) => backend.accounts.listBlocks(receiverId), suspendedMerchants },
-    stopTimers: () => clearInterval(purgeTimer),
+    receipts,
+    stopTimers: () => {
+      clearInterval(purgeTimer);
+      receipts.stop();
+    },
     beginShutdown: () => shutdown.abort(),
   };
 }
+
+/** Receipts (issue 18): the confirmation queue, the public count coalescer, the watch router. */
+function createReceiptServices(backend: HubBackend, config: HubConfig, now: () => number, logger: Logger): ReceiptServices & { stop(): void } {
+  const onError = (error: unknown) => logger.warn('receipts: background work failed', { error: String((error as Error)?.message ?? error) });
+  const confirms = new ConfirmQueue(backend.receipts, backend.receiptFeed, now);
+  const progress = new PublicProgress(backend.receipts, backend.receiptFeed, now, PUBLIC_PROGRESS_INTERVAL_MS, onError);
+  confirms.onPublicItems = (items) => progress.touch(items);
+  const watch = new DeliveryWatch(backend.receipts, backend.receiptFeed, {
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    bufferLimit: config.subscriberBufferLimit,
+    maxStreamsPerMerchant: config.maxWatchStreamsPerMerchant,
+  }, onError);
+  return {
+    store: backend.receipts,
+    confirms,
+    watch,
+    confirmLimiter: new CallRateLimiter(config.receiptConfirmRatePerSec, 'confirm delivery rate limit (per receiver)'),
+    statusLimiter: new CallRateLimiter(config.receiptStatusRatePerSec, 'delivery status rate limit (per merchant)'),
+    stop: () => progress.stop(),
+  };
+}
+
+/** A public item's counts are sent at most once a second (issue 18). */
+const PUBLIC_PROGRESS_INTERVAL_MS = 1000;
 
 /** The one factory that knows both backends. */
 async function openBackend(config: HubConfig, logger: Logger, overrides: HubOverrides): Promise<HubBackend> {
   const limits = { idempotencyWindowMs: config.idempotencyWindowMs, maxPublicItemsPerMerchant: config.maxPublicItemsPerMerchant };
   if (config.databaseUrl !== undefined) {
     const { openPostgresBackend } = await import('./store/postgres/postgres-backend.js');
-    return openPostgresBackend(config.databaseUrl, {
-      limits,
-      onError: (error) => logger.warn('postgres connection error', { error: String((error as Error)?.message ?? error) }),
-      onLeaderChange: (isLeader) => logger.info(isLeader ? 'leader: this node purges' : 'leader: this node stopped leading (another node purges)'),
-    });
+    try {
+      return await openPostgresBackend(config.databaseUrl, {
+        limits,
+        onError: (error) => logger.warn('postgres connection error', { error: String((error as Error)?.message ?? error) }),
+        onLeaderChange: (isLeader) => logger.info(isLeader ? 'leader: this node purges' : 'leader: this node stopped leading (another node purges)'),
+      });
+    } catch (error) {
+      throw new Error(describeConnectFailure(config.databaseUrl, error));
+    }
   }
   try {
     return await openSqliteBackend(config.dbPath, {
@@ -120,6 +160,7 @@ async function openBackend(config: HubConfig, logger: Logger, overrides: HubOver
       onMigrated: (fromVersion, toVersion) => logger.info('database migrated', { db: config.dbPath, fromVersion, toVersion }),
     });
   } catch (error) {
+    if (error instanceof SqliteOwnedError) throw error; // names the file and its owner already
     throw new Error(describeOpenFailure(config.dbPath, error));
   }
 }
@@ -143,4 +184,29 @@ export function describeOpenFailure(path: string, error: unknown): string {
     // The checks above only refine the message; the store's own words stand otherwise.
   }
   return `--db ${path}: cannot open it for writing: ${cause}`;
+}
+
+/**
+ * "--database-url postgres://host:port/db: cannot connect: <likely cause>", with the host and
+ * port (never the user or password) and what the error most likely means.
+ */
+export function describeConnectFailure(url: string, error: unknown): string {
+  const code = String((error as { code?: unknown })?.code ?? '');
+  const message = String((error as Error)?.message ?? error);
+  let where = 'the server';
+  try {
+    const parsed = new URL(url);
+    where = `${parsed.hostname || 'localhost'}:${parsed.port || '5432'}`;
+  } catch {
+    // describeDatabaseUrl below says the URL is unparsable.
+  }
+  const cause =
+    code === 'ECONNREFUSED' ? `nothing listens on ${where} (is PostgreSQL running, on this host and port?)`
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? `the host of ${where} does not resolve`
+    : code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? `${where} does not answer (firewall, or a wrong host)`
+    : code === '28P01' || code === '28000' ? 'the server refused the user or password in the URL'
+    : code === '3D000' ? 'the database in the URL does not exist (create it first)'
+    // Anything else keeps its own words; the URL itself is never part of the message.
+    : message.replaceAll(url, describeDatabaseUrl(url));
+  return `--database-url ${describeDatabaseUrl(url)}: cannot connect: ${cause}`;
 }

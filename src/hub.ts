@@ -1,6 +1,7 @@
 import type { HubConfig } from './config.js';
 import { type HubContext, type HubOverrides, createHubContext } from './context.js';
 import { shuttingDown } from './core/errors.js';
+import { checkCanListen } from './listen-check.js';
 import { routeGrpcLogs } from './logger.js';
 import { type MetricsServer, serveMetrics } from './metrics.js';
 import { type RunningServer, startServer } from './server.js';
@@ -55,6 +56,9 @@ const SHUTDOWN_GRACE_MS = 5_000;
 
 /** Builds the context and starts serving; the one entry used by main and by tests. */
 export async function startHub(config: HubConfig, overrides: HubOverrides = {}): Promise<RunningHub> {
+  // Both listen addresses first: a port in use must not leave a created or migrated database.
+  await checkCanListen('--address', config.address);
+  if (config.metricsAddress) await checkCanListen('--metrics-address', config.metricsAddress);
   const context = await createHubContext(config, overrides);
   routeGrpcLogs(context.logger);
   let running: RunningServer | undefined;
@@ -93,6 +97,7 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
         // streams answer what they took and end; Subscribe streams end at once.
         context.beginShutdown();
         context.fanout.failAll(shuttingDown());
+        context.receipts.watch.failAll(shuttingDown());
         const graceful = running.server.shutdown();
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());
         if ((await Promise.race([graceful, timeout])) === 'timeout') running.server.forceShutdown();

@@ -1,26 +1,23 @@
 #!/usr/bin/env node
-import { ConfigError, helpText, loadConfig, wantsHelp } from './config.js';
+import { ConfigError, describeDatabaseUrl, helpText, loadConfig, wantsHelp } from './config.js';
 import { startHub } from './hub.js';
 import { createLogger } from './logger.js';
-
-/** postgres://user:secret@host:5432/db -> postgres://host:5432/db (never the credentials). */
-function describeDatabaseUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
-  } catch {
-    return 'postgres (unparsable URL)';
-  }
-}
+import { EXIT_DATABASE_OWNED, SqliteOwnedError } from './store/sqlite/owner.js';
+import { HUB_VERSION } from './version.js';
 
 /**
  * Process entry: config from flags and environment, listen, stop cleanly on SIGTERM/SIGINT.
  * Exit codes: 0 after a clean stop or --help, 1 when the hub failed or was stopped uncleanly,
- * 2 for a command line or environment it refuses (a usage error, as for most Unix tools).
+ * 2 for a command line or environment it refuses (a usage error, as for most Unix tools),
+ * 3 when another process owns the SQLite file (EXIT_DATABASE_OWNED; see docs/backups.md).
  */
 const argv = process.argv.slice(2);
 if (wantsHelp(argv)) {
   process.stdout.write(helpText());
+  process.exit(0);
+}
+if (argv.includes('--version') || argv.includes('-V')) {
+  process.stdout.write(`pushhub ${HUB_VERSION}\n`);
   process.exit(0);
 }
 
@@ -30,7 +27,7 @@ try {
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   // Before a logger exists (its level is config): plain words, on stderr, for a human.
-  process.stderr.write(`pushhub: ${error.message}\n`);
+  process.stderr.write(`pushhub: ${error.message}\nusage: pushhub [options]   (pushhub --help lists every option)\n`);
   process.exit(2);
 }
 
@@ -66,5 +63,5 @@ try {
   process.on('SIGINT', onSignal);
 } catch (error) {
   logger.error('failed to start', { error: String((error as Error)?.message ?? error) });
-  process.exit(1);
+  process.exit(error instanceof SqliteOwnedError ? EXIT_DATABASE_OWNED : 1);
 }

@@ -39,8 +39,19 @@ export interface HubMetrics {
   blockChanged(action: 'block' | 'unblock'): void;
   /** An account action by an operator or the account itself (suspend, resume, delete, rotate). */
   accountAction(action: string): void;
+  /**
+   * A refusal by a per-source limit, and where the client address it counted came from
+   * (`peer`, or a trusted proxy's `x-real-ip` / `x-forwarded-for`): bounded labels, never the address.
+   */
+  sourceLimited(reason: string, via: string): void;
+  /** A TCP connection refused at accept because its source already had --max-connections-per-source. */
+  connectionRefused(limit: 'per_source'): void;
+  /** A call ended because its request message had not arrived within --request-timeout-ms. */
+  requestTimedOut(): void;
   /** Counts open PushStream calls (Subscribe streams are counted by the fan-out); once per call. */
   readonly middleware: ServerMiddleware;
+  /** One stored batch of delivery confirmations: how many, and per receipt event the lag (ms). */
+  receiptsConfirmed(confirmations: number, lagsMs: readonly number[]): void;
 }
 
 /** A rejection reason's share of the failed-login and throttle counters. */
@@ -93,7 +104,35 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
     labelNames: ['kind'],
     registers,
   });
+  const sourceLimited = new Counter({
+    name: 'pushhub_source_limited_total',
+    help: 'Calls refused by a per-source limit, by reason and by where the client address came from (via: peer, x-real-ip, x-forwarded-for)',
+    labelNames: ['reason', 'via'],
+    registers,
+  });
+  const connectionsRefused = new Counter({
+    name: 'pushhub_connections_refused_total',
+    help: 'TCP connections closed at accept by a limit (per_source: --max-connections-per-source)',
+    labelNames: ['limit'],
+    registers,
+  });
+  const requestTimeouts = new Counter({
+    name: 'pushhub_request_timeouts_total',
+    help: 'Calls ended because their request message had not arrived within --request-timeout-ms',
+    registers,
+  });
   const tooSlow = new Counter({ name: 'pushhub_streams_too_slow_total', help: 'Subscribe streams ended because the receiver read too slowly', registers });
+  const confirmations = new Counter({
+    name: 'pushhub_receipt_confirmations_total',
+    help: 'Delivery confirmations stored (ConfirmDelivery calls and resumes; a receiver\'s confirmations in one batch count once)',
+    registers,
+  });
+  const confirmationLag = new Histogram({
+    name: 'pushhub_receipt_confirmation_lag_seconds',
+    help: 'From a push to its receiver\'s confirmation, for the oldest item each confirmation covered (one observation per receiver, merchant and confirmation)',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400],
+    registers,
+  });
   let deliveredBefore = 0;
   new Counter({
     name: 'pushhub_deliveries_total',
@@ -197,6 +236,10 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
     accountAction(action) {
       accountActions.inc({ action });
     },
+    receiptsConfirmed(count, lagsMs) {
+      confirmations.inc(count);
+      for (const lag of lagsMs) confirmationLag.observe(Math.max(0, lag) / 1000);
+    },
     rejected(method, reason) {
       rejections.inc({ method, reason });
       if (reason === Reason.Unauthenticated) failedLogins.inc();
@@ -204,6 +247,9 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
       const throttle = THROTTLE_KIND[reason];
       if (throttle) throttles.inc({ kind: throttle });
     },
+    sourceLimited: (reason, via) => sourceLimited.inc({ reason, via }),
+    connectionRefused: (limit) => connectionsRefused.inc({ limit }),
+    requestTimedOut: () => requestTimeouts.inc(),
     async *middleware(call, context) {
       if (!call.method.path.endsWith('/PushStream')) return yield* call.next(call.request, context);
       pushStreams++;

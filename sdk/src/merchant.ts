@@ -8,20 +8,21 @@
  * await merchant.pushPublic({ key: 'bread', title: 'Fresh bread', offer: { $case: 'discount', value: { percentOff: 10 } } });
  * ```
  *
+ * Every result is plain data (numbers and ISO-8601 strings, see {@link Item}) that
+ * survives `JSON.stringify`; inputs are checked before they are sent.
+ *
  * @module
  */
 import { type Channel } from 'nice-grpc';
 import { type Credentials, type HubAddress, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
-import {
-  Audience,
-  type Item,
-  Role,
-} from './gen/pushhub/v1/pushhub.js';
+import { Audience as WireAudience, Role } from './gen/pushhub/v1/pushhub.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { DEFAULT_RETRY, type RetryOptions, withRetry } from './retry.js';
 import { createPushStream, type MerchantPushStream } from './push-stream.js';
-import { type PushOptions, type PushResult, type ServiceInfoInput, type WithdrawTarget, toWithdrawRequest } from './push-types.js';
+import { METHOD, type PushOptions, type PushResult, type WithdrawTarget, checkRequestId, toWithdrawRequest } from './push-types.js';
 import { newRequestId } from './request-id.js';
+import type { Item, ServiceInfoInput } from './types.js';
+import { checkInteger, checkString, invalidArgument, itemFromWire, serviceInfoToWire, toSafeNumber } from './values.js';
 
 export { PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
@@ -29,8 +30,7 @@ export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
 export type { MerchantPushStream, PushStreamOptions } from './push-stream.js';
 export type { PushOptions, PushResult, ServiceInfoInput, WithdrawTarget } from './push-types.js';
-export { Audience, Role } from './gen/pushhub/v1/pushhub.js';
-export type { Discount, Item, Points, ServiceInfo, Voucher, Withdrawal } from './gen/pushhub/v1/pushhub.js';
+export type { Audience, Discount, Item, Offer, OfferInput, Points, ServiceInfo, ValidUntilInput, Voucher, Withdrawal } from './types.js';
 
 /** Which of the merchant's items `listItems` returns. */
 export interface ListItemsFilter {
@@ -101,51 +101,61 @@ export class MerchantClient {
     return this.credentials.id;
   }
 
-  /** Pushes `info` to one receiver; resolves once the hub has committed it. */
-  pushSpecific(receiverId: string, info: ServiceInfoInput, options: PushOptions = {}): Promise<PushResult> {
-    const requestId = options.requestId ?? newRequestId();
-    return this.unary(
-      (deadline) => this.client.pushSpecific({ receiverId, info, requestId }, { deadline, signal: options.signal }),
-      options.signal,
-    );
+  /**
+   * Pushes `info` to one receiver; resolves once the hub has committed it. Fails with
+   * NOT_FOUND (reason `RECEIVER_NOT_FOUND`) when there is no such receiver, and with
+   * INVALID_ARGUMENT naming the field for content the SDK or the hub refuses.
+   */
+  async pushSpecific(receiverId: string, info: ServiceInfoInput, options: PushOptions = {}): Promise<PushResult> {
+    const request = {
+      receiverId: checkString(receiverId, 'receiverId', METHOD.pushSpecific, true),
+      info: serviceInfoToWire(info, 'info', METHOD.pushSpecific),
+      requestId: checkRequestId(options, METHOD.pushSpecific, newRequestId),
+    };
+    const response = await this.unary((deadline) => this.client.pushSpecific(request, { deadline, signal: options.signal }), options.signal);
+    return pushResult(response);
   }
 
   /** Pushes `info` to every registered receiver (also those registered later). */
-  pushPublic(info: ServiceInfoInput, options: PushOptions = {}): Promise<PushResult> {
-    const requestId = options.requestId ?? newRequestId();
-    return this.unary(
-      (deadline) => this.client.pushPublic({ info, requestId }, { deadline, signal: options.signal }),
-      options.signal,
-    );
+  async pushPublic(info: ServiceInfoInput, options: PushOptions = {}): Promise<PushResult> {
+    const request = { info: serviceInfoToWire(info, 'info', METHOD.pushPublic), requestId: checkRequestId(options, METHOD.pushPublic, newRequestId) };
+    const response = await this.unary((deadline) => this.client.pushPublic(request, { deadline, signal: options.signal }), options.signal);
+    return pushResult(response);
   }
 
   /**
    * Withdraws one of this merchant's live items; its receivers get a withdrawal. Fails with
    * NOT_FOUND (reason `ITEM_NOT_FOUND`) when there is no such live item.
    */
-  withdraw(target: WithdrawTarget, options: PushOptions = {}): Promise<PushResult> {
-    const request = toWithdrawRequest(target, options.requestId ?? newRequestId());
-    return this.unary((deadline) => this.client.withdraw(request, { deadline, signal: options.signal }), options.signal);
+  async withdraw(target: WithdrawTarget, options: PushOptions = {}): Promise<PushResult> {
+    const request = toWithdrawRequest(target, checkRequestId(options, METHOD.withdraw, newRequestId), METHOD.withdraw);
+    const response = await this.unary((deadline) => this.client.withdraw(request, { deadline, signal: options.signal }), options.signal);
+    return pushResult(response);
   }
 
   /** Iterates over this merchant's live items in sequence order, fetching pages as needed. */
   async *listItems(filter: ListItemsFilter = {}): AsyncIterable<Item> {
     const audience =
       filter.audience === 'specific'
-        ? Audience.AUDIENCE_SPECIFIC
+        ? WireAudience.AUDIENCE_SPECIFIC
         : filter.audience === 'public'
-          ? Audience.AUDIENCE_PUBLIC
-          : Audience.AUDIENCE_UNSPECIFIED;
+          ? WireAudience.AUDIENCE_PUBLIC
+          : filter.audience === undefined || filter.audience === null
+            ? WireAudience.AUDIENCE_UNSPECIFIED
+            : undefined;
+    if (audience === undefined) throw invalidArgument('filter.audience', "must be 'specific' or 'public'", METHOD.listItems);
+    const receiverId = checkString(filter.receiverId, 'filter.receiverId', METHOD.listItems);
+    const pageSize = checkInteger(filter.pageSize, 'filter.pageSize', METHOD.listItems, { min: 1, fallback: LIST_PAGE_SIZE });
     let pageToken = '';
     do {
       const token = pageToken;
       const page = await this.unary((deadline) =>
         this.client.listItems(
-          { receiverId: filter.receiverId ?? '', audience, pageSize: filter.pageSize ?? LIST_PAGE_SIZE, pageToken: token },
+          { receiverId, audience, pageSize, pageToken: token },
           { deadline },
         ),
       );
-      yield* page.items;
+      for (const item of page.items) yield itemFromWire(item);
       pageToken = page.nextPageToken;
     } while (pageToken !== '');
   }
@@ -175,7 +185,14 @@ export class MerchantClient {
     this.channel.close();
   }
 
+  /** Runs one unary call with the client's deadline and retries. */
   private unary<T>(call: (deadline: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withRetry(() => call(this.deadlineMs), this.retry, signal);
   }
 }
+
+/** A push's or withdrawal's acknowledgement as plain data. */
+const pushResult = (response: { itemId: string; sequence: bigint }): PushResult => ({
+  itemId: response.itemId,
+  sequence: toSafeNumber(response.sequence, 'sequence'),
+});

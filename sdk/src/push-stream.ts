@@ -2,9 +2,11 @@ import { delay } from 'abort-controller-x';
 import type { HubClient } from './connection.js';
 import { PushHubError, Status, isRetryable } from './errors.js';
 import { type DeepPartial, PushStreamEntry, PushStreamRequest, type PushStreamResult } from './gen/pushhub/v1/pushhub.js';
-import { type PushOptions, type PushResult, type ServiceInfoInput, type WithdrawTarget, toWithdrawRequest } from './push-types.js';
+import { METHOD, type PushOptions, type PushResult, type WithdrawTarget, checkRequestId, toWithdrawRequest } from './push-types.js';
 import { newRequestId } from './request-id.js';
 import { type RetryOptions, backoffMs } from './retry.js';
+import type { ServiceInfoInput } from './types.js';
+import { checkString, serviceInfoToWire, toSafeNumber } from './values.js';
 import { encodeMessage } from './wire-definition.js';
 
 /**
@@ -116,8 +118,13 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
     if (response.code === Status.UNAVAILABLE) return false; // keep it; the caller reconnects
     pending.delete(response.ref);
     wakeWindow();
-    if (response.code === Status.OK) entry.resolve({ itemId: response.itemId, sequence: response.sequence });
-    else entry.reject(new PushHubError(response.code, response.reason, response.message, '/pushhub.v1.PushHubService/PushStream'));
+    if (response.code === Status.OK) {
+      try {
+        entry.resolve({ itemId: response.itemId, sequence: toSafeNumber(response.sequence, 'sequence') });
+      } catch (error) {
+        entry.reject(error);
+      }
+    } else entry.reject(new PushHubError(response.code, response.reason, response.message, '/pushhub.v1.PushHubService/PushStream'));
     return true;
   };
 
@@ -210,18 +217,39 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
     return result;
   };
 
+  /** Checks and converts a push before it takes a slot: a refused input never reaches the wire. */
+  const push = (build: () => DeepPartial<PushStreamEntry>['push'], signal: AbortSignal | undefined): Promise<PushResult> => {
+    let entry: DeepPartial<PushStreamEntry>['push'];
+    try {
+      entry = build();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return enqueue((ref) => ({ ref, push: entry }), signal);
+  };
+
   return {
     pushSpecific(receiverId, info, pushOptions = {}) {
-      const requestId = pushOptions.requestId ?? newRequestId();
-      return enqueue((ref) => ({ ref, push: { $case: 'specific', value: { receiverId, info, requestId } } }), pushOptions.signal);
+      return push(() => {
+        const value = {
+          receiverId: checkString(receiverId, 'receiverId', METHOD.pushStream, true),
+          info: serviceInfoToWire(info, 'info', METHOD.pushStream),
+          requestId: checkRequestId(pushOptions, METHOD.pushStream, newRequestId),
+        };
+        return { $case: 'specific', value };
+      }, pushOptions.signal);
     },
     pushPublic(info, pushOptions = {}) {
-      const requestId = pushOptions.requestId ?? newRequestId();
-      return enqueue((ref) => ({ ref, push: { $case: 'public', value: { info, requestId } } }), pushOptions.signal);
+      return push(() => {
+        const value = { info: serviceInfoToWire(info, 'info', METHOD.pushStream), requestId: checkRequestId(pushOptions, METHOD.pushStream, newRequestId) };
+        return { $case: 'public', value };
+      }, pushOptions.signal);
     },
     withdraw(target, pushOptions = {}) {
-      const request = toWithdrawRequest(target, pushOptions.requestId ?? newRequestId());
-      return enqueue((ref) => ({ ref, push: { $case: 'withdraw', value: request } }), pushOptions.signal);
+      return push(() => {
+        const value = toWithdrawRequest(target, checkRequestId(pushOptions, METHOD.pushStream, newRequestId), METHOD.pushStream);
+        return { $case: 'withdraw', value };
+      }, pushOptions.signal);
     },
     async close() {
       closed = true;

@@ -10,11 +10,17 @@ import {
   createStreamingHubClient,
 } from './connection.js';
 import { PushHubError, REASON_TRAILER, Status, toPushHubError } from './errors.js';
-import { type Item, Role, type Withdrawal } from './gen/pushhub/v1/pushhub.js';
+import { Role } from './gen/pushhub/v1/pushhub.js';
+import { METHOD } from './push-types.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { type RetryOptions, backoffMs } from './retry.js';
+import type { Item, Withdrawal } from './types.js';
+import { checkSequence, itemFromWire, toSafeNumber, withdrawalFromWire } from './values.js';
 
-/** One event of a receiver's stream. */
+/**
+ * One event of a receiver's stream. Plain data: `JSON.parse(JSON.stringify(event))`
+ * deep-equals the event.
+ */
 export type ReceiverEvent =
   /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
   | { type: 'item'; item: Item }
@@ -24,15 +30,16 @@ export type ReceiverEvent =
    * The backlog has been sent; live events follow. `sequence` is the newest sequence the
    * receiver has now been sent: store it as the cursor. Sent after every (re)connection.
    */
-  | { type: 'caughtUp'; sequence: bigint };
+  | { type: 'caughtUp'; sequence: number };
 
 /** Options of ReceiverClient.subscribe. */
 export interface SubscribeOptions {
   /**
    * The last sequence the receiver processed; 0 (default) starts with the receiver's
-   * current state (every live item, no withdrawals).
+   * current state (every live item, no withdrawals). A non-negative integer number; anything
+   * else fails with INVALID_ARGUMENT naming `afterSequence`.
    */
-  afterSequence?: bigint;
+  afterSequence?: number;
   /** Ends the subscription: the iteration finishes without an error. */
   signal?: AbortSignal;
 }
@@ -60,7 +67,7 @@ export interface ReceiverClientOptions {
   /** Reconnect backoff; `maxAttempts` counts consecutive failed connections (default: unlimited). */
   reconnect?: RetryOptions;
   /** Called before each reconnection, e.g. for logging. */
-  onReconnect?: (info: { error: unknown; attempt: number; delayMs: number; afterSequence: bigint }) => void;
+  onReconnect?: (info: { error: unknown; attempt: number; delayMs: number; afterSequence: number }) => void;
 }
 
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
@@ -151,7 +158,8 @@ export class ReceiverClient {
    */
   async *subscribeBatches(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent[], void, undefined> {
     const outer = options.signal ?? new AbortController().signal;
-    let cursor = options.afterSequence ?? 0n;
+    // The cursor stays a bigint inside (it is compared with every event's wire sequence).
+    let cursor = BigInt(checkSequence(options.afterSequence, 'afterSequence', METHOD.subscribe));
     let intervalMs = this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     const factor = this.options.heartbeatTimeoutFactor ?? 2;
     let failures = 0;
@@ -198,19 +206,19 @@ export class ReceiverClient {
               case 'item':
                 if (event.value.sequence > cursor) {
                   cursor = event.value.sequence;
-                  batch.push({ type: 'item', item: event.value });
+                  batch.push({ type: 'item', item: itemFromWire(event.value) });
                 }
                 break;
               case 'withdrawal':
                 if (event.value.sequence > cursor) {
                   cursor = event.value.sequence;
-                  batch.push({ type: 'withdrawal', withdrawal: event.value });
+                  batch.push({ type: 'withdrawal', withdrawal: withdrawalFromWire(event.value) });
                 }
                 break;
               case 'caughtUp':
                 failures = 0;
                 if (event.value.sequence > cursor) cursor = event.value.sequence;
-                batch.push({ type: 'caughtUp', sequence: cursor });
+                batch.push({ type: 'caughtUp', sequence: toSafeNumber(cursor, 'caughtUp.sequence') });
                 break;
               case 'heartbeat':
                 if (event.value.intervalMs > 0) intervalMs = event.value.intervalMs;
@@ -241,7 +249,7 @@ export class ReceiverClient {
       if (failures >= this.reconnect.maxAttempts) throw failure;
       if (failure instanceof DeadConnectionError) this.renewChannel();
       const delayMs = backoffMs(failures, this.reconnect);
-      this.options.onReconnect?.({ error: failure, attempt: failures, delayMs, afterSequence: cursor });
+      this.options.onReconnect?.({ error: failure, attempt: failures, delayMs, afterSequence: Number(cursor) });
       try {
         await delay(outer, delayMs);
       } catch (error) {

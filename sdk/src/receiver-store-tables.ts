@@ -1,20 +1,34 @@
 import type Database from 'better-sqlite3';
-import { Item } from './gen/pushhub/v1/pushhub.js';
+import { Item as WireItem } from './gen/pushhub/v1/pushhub.js';
 import type { ReceiverEvent } from './receiver-client.js';
+import type { Item } from './types.js';
+import { itemFromWire, itemToWire, wireAudience } from './values.js';
 
 /** The kind of offer an item carries; 'none' for a plain message. */
 export type OfferKind = 'discount' | 'points' | 'voucher' | 'none';
 
-/** One change to the store's contents, emitted as a `change` event after it is committed. */
+/**
+ * One change to the store's contents, emitted as a `change` event after it is committed.
+ * Plain data: `JSON.parse(JSON.stringify(change))` deep-equals it.
+ */
 export type StoreChange =
   /** An item was added; `replaced` is the item it replaced (same merchant, audience, key), if any. */
   | { type: 'added'; item: Item; replaced?: Item }
-  /** An item was removed: withdrawn by its merchant, or past its valid_until. */
   /**
    * An item was removed: withdrawn by its merchant, past its valid_until, or replaced by a
    * newer item with the same key (the newer one is `added` next, unless it has already ended).
    */
   | { type: 'removed'; item: Item; cause: 'withdrawn' | 'expired' | 'replaced' };
+
+/**
+ * One line of the `pushhub-receiver` daemon's output (stdout, one JSON object per line): a
+ * store change, with the item in its JSON form ({@link Item}).
+ */
+export type ReceiverDaemonLine =
+  /** An item was added; `replacedItemId` names the item it replaced, if any. */
+  | { change: 'added'; itemId: string; replacedItemId?: string; item: Item }
+  /** An item was removed, and why. */
+  | { change: 'removed'; itemId: string; cause: 'withdrawn' | 'expired' | 'replaced'; item: Item };
 
 /** Schema migrations, applied in order; the index + 1 is the schema version (PRAGMA user_version). */
 export const STORE_MIGRATIONS: readonly string[] = [
@@ -45,8 +59,10 @@ interface ItemRow {
 }
 
 const offerKindOf = (item: Item): OfferKind => item.info?.offer?.$case ?? 'none';
-const validUntilMs = (item: Item): number => item.info?.validUntil?.getTime() ?? Number.MAX_SAFE_INTEGER;
-const decode = (row: ItemRow): Item => Item.decode(row.item);
+const validUntilMs = (item: Item): number => (item.info.validUntil === '' ? Number.MAX_SAFE_INTEGER : Date.parse(item.info.validUntil));
+/** Items are kept in their wire encoding (schema 1), read back as plain data. */
+const decode = (row: ItemRow): Item => itemFromWire(WireItem.decode(row.item));
+const encode = (item: Item): Buffer => Buffer.from(WireItem.encode(itemToWire(item)).finish());
 
 /**
  * The store's tables and every statement on them, prepared once. Writes run inside the
@@ -54,7 +70,7 @@ const decode = (row: ItemRow): Item => Item.decode(row.item);
  */
 export function createStoreTables(db: Database.Database) {
   const s = {
-    cursor: db.prepare('SELECT cursor, receiver FROM state WHERE id = 1').safeIntegers(true),
+    cursor: db.prepare('SELECT cursor, receiver FROM state WHERE id = 1'),
     setCursor: db.prepare('UPDATE state SET cursor = ? WHERE id = 1'),
     setReceiver: db.prepare('UPDATE state SET receiver = ? WHERE id = 1'),
     byId: db.prepare('SELECT item FROM items WHERE item_id = ?'),
@@ -71,20 +87,22 @@ export function createStoreTables(db: Database.Database) {
     clear: db.prepare('DELETE FROM items'),
   };
 
-  const state = () => s.cursor.get() as { cursor: bigint; receiver: string };
+  // Sequences are safe integers (the SDK refuses larger ones), so SQLite's numbers are exact.
+  const state = () => s.cursor.get() as { cursor: number; receiver: string };
 
   /** Applies one event after `cursor`, returning the changes; the caller moves the cursor. */
-  function applyEvent(event: ReceiverEvent, cursor: bigint, nowMs: number, changes: StoreChange[]): bigint {
+  function applyEvent(event: ReceiverEvent, cursor: number, nowMs: number, changes: StoreChange[]): number {
     switch (event.type) {
       case 'caughtUp':
         return event.sequence > cursor ? event.sequence : cursor;
       case 'item': {
         const item = event.item;
         if (item.sequence <= cursor) return cursor;
-        const key = item.info?.key ?? '';
+        const key = item.info.key;
+        const audience = wireAudience(item.audience);
         let replaced: Item | undefined;
         if (key !== '') {
-          const row = s.byKey.get(item.merchantId, item.audience, key) as ItemRow | undefined;
+          const row = s.byKey.get(item.merchantId, audience, key) as ItemRow | undefined;
           if (row) {
             replaced = decode(row);
             s.deleteById.run(replaced.itemId);
@@ -100,11 +118,11 @@ export function createStoreTables(db: Database.Database) {
           item.itemId,
           item.sequence,
           item.merchantId,
-          item.audience,
+          audience,
           key,
           offerKindOf(item),
           validUntilMs(item),
-          Buffer.from(Item.encode(item).finish()),
+          encode(item),
         );
         changes.push(replaced ? { type: 'added', item, replaced } : { type: 'added', item });
         return item.sequence;
@@ -118,7 +136,7 @@ export function createStoreTables(db: Database.Database) {
         if (w.key !== '') {
           // The withdrawn item was the live one for its key, so any stored item with that key
           // is it or an older one the store missed being replaced: both must go.
-          const byKey = s.byKey.get(w.merchantId, w.audience, w.key) as ItemRow | undefined;
+          const byKey = s.byKey.get(w.merchantId, wireAudience(w.audience), w.key) as ItemRow | undefined;
           if (byKey) {
             const item = decode(byKey);
             if (item.itemId !== w.itemId && item.sequence < w.sequence) removed.push(item);
@@ -157,7 +175,7 @@ export function createStoreTables(db: Database.Database) {
     clear(): StoreChange[] {
       const removed = (s.all.all(0) as ItemRow[]).map(decode);
       s.clear.run();
-      s.setCursor.run(0n);
+      s.setCursor.run(0);
       return removed.map((item) => ({ type: 'removed', item, cause: 'withdrawn' }));
     },
 

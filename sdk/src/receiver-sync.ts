@@ -11,12 +11,12 @@ export interface SyncOptions {
   /** How often expired items are dropped, in ms (default 60 000). */
   purgeIntervalMs?: number;
   /** Called after each (re)connection once the backlog is applied, with the store's cursor. */
-  onCaughtUp?: (sequence: bigint) => void;
+  onCaughtUp?: (sequence: number) => void;
 }
 
 /** What the sync loop needs of a store. */
 export interface SyncTarget {
-  readonly cursor: bigint;
+  readonly cursor: number;
   bindReceiver(receiverId: string): void;
   applyBatch(events: readonly ReceiverEvent[]): StoreChange[];
   purgeExpired(): StoreChange[];

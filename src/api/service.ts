@@ -16,6 +16,7 @@ import { HubError, Reason } from '../core/errors.js';
 import type { AccountOp } from '../core/write-ops.js';
 import { toPublicPush, toSpecificPush, toWithdraw } from './write-requests.js';
 import { pushStream } from './push-stream.js';
+import { confirmOnResume, createReceiptHandlers } from './receipts.js';
 
 /** Bytes of item frames in one ListItems page: well under grpc-js's 4 MiB send limit. */
 export const LIST_PAGE_BYTES = 1024 * 1024;
@@ -127,6 +128,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
 
     // The wire definition serializes Subscribe responses that are already encoded frames.
     subscribe(req, context) {
+      confirmOnResume(hub, context.account.id, Number(req.afterSequence));
       if (hub.accountFilters) return subscribeUnlessSuspended(req.afterSequence, context);
       return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
     },
@@ -164,6 +166,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
       hub.logger?.info('account deleted by its owner', { account: account.id, role: account.role });
       return {};
     },
+    ...createReceiptHandlers(hub),
   };
 
   /** A suspended receiver cannot subscribe (checked in the store: cached credentials do not hide it). */

@@ -43,6 +43,12 @@ export const Reason = {
   AccountNotFound: 'ACCOUNT_NOT_FOUND',
   /** The receiver already blocks as many merchants as the hub allows. */
   BlockLimit: 'BLOCK_LIMIT',
+  /** ConfirmDelivery beyond the newest sequence the hub has sent anyone. */
+  ConfirmationAhead: 'CONFIRMATION_AHEAD',
+  /** Too many ConfirmDelivery (per receiver) or GetDeliveryStatus (per merchant) calls; retry later. */
+  ReceiptRateExceeded: 'RECEIPT_RATE_EXCEEDED',
+  /** The request message did not fully arrive within --request-timeout-ms of the call's start. */
+  RequestTimeout: 'REQUEST_TIMEOUT',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
@@ -53,6 +59,7 @@ export type Reason = (typeof Reason)[keyof typeof Reason];
 export const STATUS_OF = {
   [Reason.InvalidArgument]: Status.INVALID_ARGUMENT,
   [Reason.RequestIdReused]: Status.INVALID_ARGUMENT,
+  [Reason.ConfirmationAhead]: Status.INVALID_ARGUMENT,
   [Reason.Unauthenticated]: Status.UNAUTHENTICATED,
   [Reason.PermissionDenied]: Status.PERMISSION_DENIED,
   [Reason.RegistrationClosed]: Status.PERMISSION_DENIED,
@@ -72,12 +79,14 @@ export const STATUS_OF = {
   [Reason.TooManyAnonymousStreams]: Status.RESOURCE_EXHAUSTED,
   [Reason.PushRateExceeded]: Status.RESOURCE_EXHAUSTED,
   [Reason.PublicItemLimit]: Status.RESOURCE_EXHAUSTED,
+  [Reason.ReceiptRateExceeded]: Status.RESOURCE_EXHAUSTED,
   [Reason.LoginThrottled]: Status.RESOURCE_EXHAUSTED,
   [Reason.AuthBusy]: Status.RESOURCE_EXHAUSTED,
   [Reason.RegistrationThrottled]: Status.RESOURCE_EXHAUSTED,
   [Reason.MetadataTooLarge]: Status.RESOURCE_EXHAUSTED,
   [Reason.ShuttingDown]: Status.UNAVAILABLE,
   [Reason.StorageUnavailable]: Status.UNAVAILABLE,
+  [Reason.RequestTimeout]: Status.DEADLINE_EXCEEDED,
 } as const satisfies Record<Reason, Status>;
 
 /** A failure the hub expects and explains; the error middleware turns it into a gRPC status. */

@@ -4,15 +4,20 @@ import type { AuthContext } from '../api/call-context.js';
 import type { Logger } from '../logger.js';
 import type { HubMetrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
-import { authenticateCall } from './auth.js';
+import type { SourceResolver } from './client-source.js';
+import { type ConnectionCredentials, authenticateCall } from './auth.js';
 import { toCallError } from './error-status.js';
 import { MalformedRequest, checkMetadataSize, malformed, rejectMalformedMessages } from './request-guards.js';
 
 export interface CallGuardOptions {
   /** Request metadata (keys plus values) larger than this is refused before anything else. */
   maxMetadataBytes: number;
+  /** The client source of a call (client-source.ts): limits key on it, rejections log it. */
+  sourceOf: SourceResolver;
   /** Bench only: trust the id with the role the method needs (see config.insecureBenchSkipPasswordCheck). */
   insecureBenchSkipPasswordCheck?: boolean;
+  /** Verified authorization headers per open connection (auth.ts); its interceptor must be on the server. */
+  connections?: ConnectionCredentials;
   logger: Logger;
   metrics?: HubMetrics;
 }
@@ -45,9 +50,11 @@ export function callGuardMiddleware(registry: Registry, options: CallGuardOption
   return async function* guard(call, context: CallContext) {
     // Set only for a stream: its signal also aborts when the password is rotated.
     let revocation: { linked: AbortController; revoked: boolean; cause?: string; unwatch: () => void; onCallAbort: () => void } | undefined;
+    // The call's own signal, read before a stream's context gets the linked one below.
+    const callSignal = context.signal;
     try {
       checkMetadataSize(context.metadata, maxMetadataBytes);
-      const authed = await authenticateCall(registry, call.method.path, context, options);
+      let authed = await authenticateCall(registry, call.method.path, context, options);
       if (!call.requestStream && !call.responseStream) {
         if (call.request instanceof MalformedRequest) throw malformed(call.request.problem);
         return yield* call.next(call.request, authed);
@@ -58,8 +65,8 @@ export function callGuardMiddleware(registry: Registry, options: CallGuardOption
         // Streams (Subscribe, PushStream) all need an account: a stream opened with a leaked
         // password does not outlive the rotation.
         const linked = new AbortController();
-        const onCallAbort = () => linked.abort(context.signal.reason);
-        context.signal.addEventListener('abort', onCallAbort, { once: true });
+        const onCallAbort = () => linked.abort(callSignal.reason);
+        callSignal.addEventListener('abort', onCallAbort, { once: true });
         const watch: NonNullable<typeof revocation> = { linked, revoked: false, onCallAbort, unwatch: () => {} };
         watch.unwatch = registry.watchRevocation(authed.account.id, (cause) => {
           watch.revoked = true;
@@ -67,17 +74,18 @@ export function callGuardMiddleware(registry: Registry, options: CallGuardOption
           linked.abort();
         });
         revocation = watch;
-        authed.signal = linked.signal;
+        // A copy per stream (not per message): nice-grpc's own context keeps its signal.
+        authed = { ...authed, signal: linked.signal };
       }
       const result = yield* call.next(request, authed);
       if (revocation?.revoked) throw revokedBy(revocation.cause);
       return result;
     } catch (error) {
-      throw toCallError(revocation?.revoked ? revokedBy(revocation.cause) : error, call.method.path, context, logger, metrics);
+      throw toCallError(revocation?.revoked ? revokedBy(revocation.cause) : error, call.method.path, context, logger, metrics, options.sourceOf);
     } finally {
       if (revocation) {
         revocation.unwatch();
-        context.signal.removeEventListener('abort', revocation.onCallAbort);
+        callSignal.removeEventListener('abort', revocation.onCallAbort);
       }
     }
   };

@@ -57,6 +57,12 @@ export interface Registry {
    */
   watchRevocation(id: string, onRevoked: (cause: AccountEvent['kind']) => void): () => void;
   /**
+   * A number that changes whenever the account's password is rotated (on any node): whoever
+   * remembers a verified credential beyond the registry (middleware/auth.ts, per connection)
+   * keeps the epoch it was verified at and drops the credential once it moved on.
+   */
+  credentialEpoch(id: string): number;
+  /**
    * scrypt verifications run so far (a push with remembered credentials runs none); of those,
    * decoyVerifications ran against the decoy hash for an unknown id, and lastScryptCost is
    * the cost (log2 N) of the hash the latest one ran against: tests check that an unknown id
@@ -99,7 +105,10 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
 
   const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
+  // Rotations (and suspensions, deletions) per account seen by this node (see credentialEpoch).
+  const epochs = new Map<string, number>();
   const revoke = (accountId: string, cause: AccountEvent['kind'] = 'password-rotated') => {
+    epochs.set(accountId, (epochs.get(accountId) ?? 0) + 1);
     cache.forget(accountId);
     // A resumed account's streams have nothing to end; its cached credentials go all the same.
     if (cause !== 'resumed') revocations.revoke(accountId, cause);
@@ -115,16 +124,24 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       );
     }
     // The attempt counts against the throttle from here on, while it waits and while scrypt runs.
-    let outcome: 'failed' | 'succeeded' | 'not-run' = 'not-run';
+    let outcome: 'failed' | 'succeeded' | 'refused' | 'not-run' = 'not-run';
     try {
-      const { account, ok, hash } = await queue.run(source, 'authorization', async () => {
-        const found = await accounts.getAccount(id);
-        // A deleted account is an unknown id: same answer, same scrypt cost.
-        const account = found?.deletedAtMs === undefined ? found : undefined;
-        const hash = account?.passwordHash ?? (await decoyHash);
-        const ok = await verifyPassword(hash, password);
-        return { account, ok, hash };
-      });
+      const { account, ok, hash } = await queue
+        .run(source, 'authorization', async () => {
+          const found = await accounts.getAccount(id);
+          // A deleted account is an unknown id: same answer, same scrypt cost.
+          const account = found?.deletedAtMs === undefined ? found : undefined;
+          const hash = account?.passwordHash ?? (await decoyHash);
+          const ok = await verifyPassword(hash, password);
+          return { account, ok, hash };
+        })
+        .catch((error: unknown) => {
+          // AUTH_BUSY counts against the source that filled its share of the queue, as a
+          // failure would: a flood of refused attempts ends in LOGIN_THROTTLED (no queue work)
+          // instead of refusals forever.
+          if (error instanceof HubError && error.reason === Reason.AuthBusy) outcome = 'refused';
+          throw error;
+        });
       stats.scryptVerifications++;
       if (!account) stats.decoyVerifications++;
       stats.lastScryptCost = scryptCostOf(hash);
@@ -157,14 +174,9 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       // Charged before the hash: concurrent registrations from one source cannot all pass the check.
       registrations.charge(source, 1, Date.now());
       const password = newPassword();
-      let passwordHash: Buffer;
-      try {
-        passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
-      } catch (error) {
-        // Refused by a full queue (AUTH_BUSY): nothing was done, so the retry is not charged twice.
-        registrations.charge(source, -1, Date.now());
-        throw error;
-      }
+      // Refused by a full queue (AUTH_BUSY), the registration stays charged: the refusal
+      // counts against the source that caused it, so a flood of registrations is throttled.
+      const passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
       // 10^16 ids per region: a collision is astronomically rare, but retry rather than fail.
       // Deleted accounts keep their rows, so their ids are never drawn again.
       for (let attempt = 0; attempt < 5; attempt++) {
@@ -229,6 +241,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
     },
 
     watchRevocation: (id, onRevoked) => revocations.watch(id, onRevoked),
+    credentialEpoch: (id) => epochs.get(id) ?? 0,
 
     async confirmPassword(account, password, source) {
       const ok = await queue.run(source, 'authorization', async () => {

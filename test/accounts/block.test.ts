@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { Status } from 'nice-grpc';
+import { type Metadata, Status } from 'nice-grpc';
 import { WithdrawalCause } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
 /** The reason trailer of the last call made with `as()` options. */
 let lastReason = '';
 /** Call options with these credentials that record the reason trailer. */
-export const as = (c: Credentials) => ({ metadata: basicAuth(c), onTrailer: (t: { get(k: string): string | undefined }) => void (lastReason = t.get('pushhub-reason') ?? '') });
+export const as = (c: Credentials) => ({ metadata: basicAuth(c), onTrailer: (t: Metadata) => void (lastReason = String(t.get('pushhub-reason') ?? '')) });
 
 /** The status code and stable reason of a failed call. */
 export async function refusal(call: Promise<unknown>): Promise<{ code: number; reason: string }> {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Metadata, createChannel, createClient } from 'nice-grpc';
 import { OPTIONS } from '../../src/config.js';
@@ -54,16 +55,63 @@ describe('the hub process', function () {
   it('a bad flag exits 2 with a message naming it, before opening anything', () => {
     const db = join(dir, 'never.db');
     const cases: [string[], RegExp][] = [
-      [['--address', '50070'], /^pushhub: --address: must be HOST:PORT .*got "50070"\n$/],
-      [['--heartbeat-ms', '0'], /^pushhub: --heartbeat-ms: must be an integer from 100 to \d+ \(ms\), got "0"\n$/],
-      [['--frobnicate'], /^pushhub: Unknown option '--frobnicate'.*; see pushhub --help\n$/],
+      [['--address', '50070'], /^pushhub: --address: must be HOST:PORT .*got "50070"\n/],
+      [['--heartbeat-ms', '0'], /^pushhub: --heartbeat-ms: must be an integer from 100 to \d+ \(ms\), got "0"\n/],
+      [['--frobnicate'], /^pushhub: Unknown option '--frobnicate'.*; see pushhub --help\n/],
+      [['--address', '0.0.0.0:50070'], /^pushhub: --address 0\.0\.0\.0:50070 is reachable from other machines.*--insecure-plaintext/],
     ];
     for (const [args, message] of cases) {
       const run = runHub(['--db', db, ...args]);
       assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
       assert.match(run.stderr, message);
+      assert.match(run.stderr, /\nusage: pushhub \[options\]   \(pushhub --help lists every option\)\n$/, 'the usage line follows');
     }
     assert.ok(!existsSync(db), 'no database was created');
+  });
+
+  it('--version prints the package version and exits 0', () => {
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const run = runHub([flag]);
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout, `pushhub ${version}\n`);
+    }
+  });
+
+  it('a port in use names --address (or --metrics-address) and creates no database', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = `127.0.0.1:${(blocker.address() as net.AddressInfo).port}`;
+    try {
+      const db = join(dir, 'never.db');
+      const free = `127.0.0.1:${await freePort()}`;
+      for (const [args, flag] of [
+        [['--address', taken], '--address'],
+        [['--address', free, '--metrics-address', taken], '--metrics-address'],
+      ] as const) {
+        const run = runHub(['--db', db, '--scrypt-log-n', '4', ...args]);
+        assert.equal(run.status, 1, run.stderr);
+        const line = JSON.parse(run.stderr.trim().split('\n').at(-1)!) as { msg: string; error: string };
+        assert.equal(line.msg, 'failed to start');
+        assert.equal(line.error, `${flag} ${taken}: cannot listen: the port is already in use (another hub or program listens there); stop it or choose another port`);
+        assert.ok(!existsSync(db), 'nothing was created or migrated before the listeners were checked');
+        assert.ok(!existsSync(dirname(db)) || readdirSync(dirname(db)).length === 0, 'no database files');
+      }
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('an unreachable PostgreSQL names --database-url with host and port, never the password', async () => {
+    const port = await freePort(); // nothing listens there
+    const run = runHub(['--database-url', `postgres://hub:s3cret-pw@127.0.0.1:${port}/pushhub`, '--scrypt-log-n', '4', '--address', '127.0.0.1:0']);
+    assert.equal(run.status, 1, run.stderr);
+    assert.ok(!run.stderr.includes('s3cret-pw'), 'the password is never printed');
+    const line = JSON.parse(run.stderr.trim().split('\n').at(-1)!) as { error: string };
+    assert.equal(
+      line.error,
+      `--database-url postgres://127.0.0.1:${port}/pushhub: cannot connect: nothing listens on 127.0.0.1:${port} (is PostgreSQL running, on this host and port?)`,
+    );
   });
 
   it('a database path that cannot be opened is reported with the path and the reason', async () => {
@@ -106,6 +154,8 @@ describe('the hub process', function () {
     // Builds into dist/ as `npm run build` does; the hub is then started without any loader.
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: 'pipe' });
     const dbPath = join(dir, 'hub.db');
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(execFileSync(process.execPath, ['dist/src/main.js', '--version'], { cwd: REPO_ROOT, encoding: 'utf8' }), `pushhub ${version}\n`);
     const hub = new HubProcess(dbPath, await freePort(), [], ['dist/src/main.js']);
     await hub.start();
     const acked: string[] = [];

@@ -32,7 +32,7 @@ const syncing = store.sync(receiver, { signal: abort.signal });
 const pushed: PushResult = await merchant.pushSpecific(credentials.id, {
   key: 'points',
   title: 'Points: 120',
-  offer: { $case: 'points', value: { balance: 120n, earned: 20n } },
+  offer: { $case: 'points', value: { balance: 120, earned: 20 } },
 });
 await merchant.pushPublic({ title: 'Open today' });
 let reason = '';

@@ -68,7 +68,7 @@ describe('README walk-through without grpcurl', function () {
     // v1 (replaced by v2) and the voucher (withdrawn) are not replayed; v1's tombstone (written
     // just before v2) is; no sequence is out of order.
     assert.deepEqual(seen, [
-      ['withdrawal', v2.sequence - 1n, v1.itemId],
+      ['withdrawal', v2.sequence - 1, v1.itemId],
       ['item', v2.sequence, 'v2'],
       ['withdrawal', withdrawn.sequence, voucher.itemId],
       ['caughtUp', withdrawn.sequence],

@@ -11,8 +11,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Item } from '../gen/pushhub/v1/pushhub.js';
-import { ReceiverClient, type StoreChange, createReceiverStore } from '../receiver.js';
+import { type ReceiverDaemonLine, ReceiverClient, type StoreChange, createReceiverStore } from '../receiver.js';
 import type { Credentials } from '../connection.js';
 import { ensureSqlite } from '../sqlite.js';
 
@@ -35,12 +34,12 @@ function log(message: string): void {
   process.stderr.write(`pushhub-receiver: ${message}\n`);
 }
 
-/** One JSON line per change: what happened, and the item in the proto3 JSON mapping. */
+/** One JSON line per change: what happened, and the item in its JSON form (the SDK's Item). */
 function changeLine(change: StoreChange): string {
-  const line =
+  const line: ReceiverDaemonLine =
     change.type === 'added'
-      ? { change: 'added', itemId: change.item.itemId, replacedItemId: change.replaced?.itemId, item: Item.toJSON(change.item) }
-      : { change: 'removed', itemId: change.item.itemId, cause: change.cause, item: Item.toJSON(change.item) };
+      ? { change: 'added', itemId: change.item.itemId, replacedItemId: change.replaced?.itemId, item: change.item }
+      : { change: 'removed', itemId: change.item.itemId, cause: change.cause, item: change.item };
   return `${JSON.stringify(line)}\n`;
 }
 

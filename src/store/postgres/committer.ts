@@ -139,11 +139,18 @@ export function createPostgresWriter(
             await c.query('DELETE FROM registrations WHERE created_at_ms < $1', [requestCutoffMs]);
             // Account events only wake other nodes; an hour is far beyond the fallback poll.
             const events = await c.query('DELETE FROM account_events WHERE created_at_ms < $1', [nowMs - 3_600_000]);
-            return { changes: changes.rowCount ?? 0, requests: requests.rowCount ?? 0, events: events.rowCount ?? 0 };
+            // Receipt events go with the items they cover (their keep_until is the items' end).
+            const receipts = await c.query({
+              name: 'purge-receipts',
+              text: `DELETE FROM receipt_events WHERE id IN
+                       (SELECT id FROM receipt_events WHERE keep_until_ms <= $1 LIMIT $2)`,
+              values: [nowMs, PURGE_CHUNK],
+            });
+            return { changes: changes.rowCount ?? 0, requests: requests.rowCount ?? 0, events: events.rowCount ?? 0, receipts: receipts.rowCount ?? 0 };
           }),
         );
         removed += n.changes + n.requests;
-        if (n.changes < PURGE_CHUNK && n.requests < PURGE_CHUNK) return removed;
+        if (n.changes < PURGE_CHUNK && n.requests < PURGE_CHUNK && n.receipts < PURGE_CHUNK) return removed;
       }
     },
 
@@ -381,6 +388,10 @@ async function writeAccountActions(c: pg.ClientBase, w: BatchWrites): Promise<vo
                ON CONFLICT (receiver_id, merchant_id) DO UPDATE SET cause = excluded.cause, at_ms = excluded.at_ms`,
         values: [bar.receiverId, bar.merchantId, bar.record.cause, bar.record.atMs],
       });
+      // Receipts (issue 18): a blocked merchant keeps nothing of that receiver's receipts.
+      if (bar.record.cause === 'blocked') {
+        await c.query({ name: 'bar-receipts-delete', text: 'DELETE FROM receipt_events WHERE receiver_id = $1 AND merchant_id = $2', values: [bar.receiverId, bar.merchantId] });
+      }
     }
   }
   for (const s of w.suspensions ?? []) {
@@ -395,6 +406,9 @@ async function writeAccountActions(c: pg.ClientBase, w: BatchWrites): Promise<vo
     if (d.role === 'receiver') {
       await c.query({ name: 'receiver-rows-delete', text: 'DELETE FROM changes WHERE receiver_id = $1', values: [d.id] });
       await c.query({ name: 'receiver-bars-delete', text: 'DELETE FROM bars WHERE receiver_id = $1', values: [d.id] });
+      // Its confirmations go with it (issue 18's receipts).
+      await c.query({ name: 'receiver-cursor-delete', text: 'DELETE FROM receipt_cursors WHERE receiver_id = $1', values: [d.id] });
+      await c.query({ name: 'receiver-receipts-delete', text: 'DELETE FROM receipt_events WHERE receiver_id = $1', values: [d.id] });
     } else {
       await c.query({ name: 'merchant-blocks-delete', text: "DELETE FROM bars WHERE merchant_id = $1 AND receiver_id <> ''", values: [d.id] });
     }

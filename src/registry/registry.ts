@@ -38,7 +38,7 @@ export interface Registry {
    * An account action committed (suspend, resume, delete): this node forgets the cached
    * credentials and ends the account's streams at once, every other node through the feed.
    */
-  accountChanged(kind: Exclude<AccountEvent['kind'], 'password-rotated'>, accountId: string): Promise<void>;
+  accountChanged(kind: AccountEvent['kind'], accountId: string): Promise<void>;
   /**
    * Resolves to the account, or throws UNAUTHENTICATED (same for unknown id and wrong
    * password; an id that is not an account id at all is refused before any scrypt work).

@@ -27,7 +27,8 @@ describeOnBackends('blocks', () => {
   let other: Credentials;
   let receiver: Credentials;
 
-  beforeEach(async () => {
+  beforeEach(async function () {
+    this.timeout(60_000);
     hub = await TestHub.start();
     client = hub.client();
     merchant = await hub.register('merchant');

@@ -227,7 +227,7 @@ async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<Wor
   if (q.receiverIds.length > 0) {
     const { rows } = await c.query<{ id: string }>({
       name: 'ws-receivers',
-      text: "SELECT id FROM accounts WHERE id = ANY($1::text[]) AND role = 'receiver'",
+      text: "SELECT id FROM accounts WHERE id = ANY($1::text[]) AND role = 'receiver' AND deleted_at_ms IS NULL",
       values: [q.receiverIds],
     });
     for (const row of rows) ws.receivers.add(row.id);

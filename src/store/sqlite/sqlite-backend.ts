@@ -18,6 +18,8 @@ export interface SqliteBackendOptions {
   testHooks?: boolean;
   /** Told when opening ran migrations (from and to schema version). */
   onMigrated?: (fromVersion: number, toVersion: number) => void;
+  /** What owns the file while it is open (owner.ts): 'hub' unless said ('admin'). */
+  ownerCommand?: string;
 }
 
 function createSqliteChangeReader(store: SqliteStore): ChangeReader {
@@ -47,7 +49,7 @@ function createSqliteChangeReader(store: SqliteStore): ChangeReader {
  */
 export async function openSqliteBackend(path: string, options: SqliteBackendOptions): Promise<HubBackend & { store: SqliteStore }> {
   // Before anything is opened or migrated: a second writer on one file is refused (owner.ts).
-  const ownership = acquireSqliteOwnership(path, 'hub');
+  const ownership = acquireSqliteOwnership(path, options.ownerCommand ?? 'hub');
   let store: SqliteStore;
   try {
     store = openSqliteStore(path, { onMigrated: options.onMigrated });

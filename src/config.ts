@@ -90,6 +90,24 @@ export interface HubConfig {
   /** Concurrent Subscribe streams per receiver; more get RESOURCE_EXHAUSTED. */
   maxStreamsPerReceiver: number;
   /**
+   * ConfirmDelivery calls per second per receiver (10, burst 2 s worth; 0 = unlimited). The
+   * SDK confirms about once a second; a resume confirms too and is never refused.
+   */
+  receiptConfirmRatePerSec: number;
+  /**
+   * GetDeliveryStatus calls per second per merchant (20, burst 2 s worth; 0 = unlimited): up
+   * to 20,000 item states a second, for polling dashboards; WatchDeliveries is the live path.
+   */
+  receiptStatusRatePerSec: number;
+  /** Concurrent WatchDeliveries streams per merchant (8); more get RESOURCE_EXHAUSTED TOO_MANY_STREAMS. */
+  maxWatchStreamsPerMerchant: number;
+  /**
+   * How long expired items (and their receipts) stay stored past valid_until, in ms (1 h), so
+   * a merchant can still read EXPIRED_BEFORE_DELIVERY or DELIVERED after the item ended.
+   * Never delivered: every read filters on valid_until.
+   */
+  endedItemRetentionMs: number;
+  /**
    * Failed logins (plus attempts in flight) per (id, source address) inside
    * failedLoginWindowMs before that pair is throttled (10). Never per id alone: ids are
    * public, so a per-id limit would let anyone lock the owner out.
@@ -177,6 +195,10 @@ export const DEFAULT_CONFIG: HubConfig = {
   merchantPushRatePerSec: 1000,
   maxPublicItemsPerMerchant: 1000,
   maxStreamsPerReceiver: 8,
+  receiptConfirmRatePerSec: 10,
+  receiptStatusRatePerSec: 20,
+  maxWatchStreamsPerMerchant: 8,
+  endedItemRetentionMs: 3600 * 1000,
   maxFailedLogins: 10,
   maxFailedLoginsPerSource: 100,
   failedLoginWindowMs: 60_000,
@@ -265,6 +287,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'merchantPushRatePerSec', flag: 'merchant-push-rate', env: 'PUSHHUB_MERCHANT_PUSH_RATE', kind: int(0, 10_000_000, 'pushes/s'), doc: 'pushes per second per merchant, burst 2 s worth; 0 = unlimited' },
   { key: 'maxPublicItemsPerMerchant', flag: 'max-public-items-per-merchant', env: 'PUSHHUB_MAX_PUBLIC_ITEMS_PER_MERCHANT', kind: int(0, 10_000_000, 'items'), doc: 'live public items per merchant (bounds every new receiver\'s snapshot); 0 = unlimited' },
   { key: 'maxStreamsPerReceiver', flag: 'max-streams-per-receiver', env: 'PUSHHUB_MAX_STREAMS_PER_RECEIVER', kind: int(1, 10_000, 'streams'), doc: 'concurrent Subscribe streams per receiver' },
+  { key: 'receiptConfirmRatePerSec', flag: 'receipt-confirm-rate', env: 'PUSHHUB_RECEIPT_CONFIRM_RATE', kind: int(0, 1_000_000, 'calls/s'), doc: 'ConfirmDelivery calls per second per receiver, burst 2 s worth; 0 = unlimited' },
+  { key: 'receiptStatusRatePerSec', flag: 'receipt-status-rate', env: 'PUSHHUB_RECEIPT_STATUS_RATE', kind: int(0, 1_000_000, 'calls/s'), doc: 'GetDeliveryStatus calls per second per merchant (up to 1,000 items each), burst 2 s worth; 0 = unlimited' },
+  { key: 'maxWatchStreamsPerMerchant', flag: 'max-watch-streams-per-merchant', env: 'PUSHHUB_MAX_WATCH_STREAMS_PER_MERCHANT', kind: int(1, 10_000, 'streams'), doc: 'concurrent WatchDeliveries streams per merchant' },
+  { key: 'endedItemRetentionMs', flag: 'ended-item-retention-ms', env: 'PUSHHUB_ENDED_ITEM_RETENTION_MS', kind: int(0, 365 * DAY, 'ms'), doc: 'how long expired items and their receipts stay readable (GetDeliveryStatus) after valid_until' },
   { key: 'maxFailedLogins', flag: 'max-failed-logins', env: 'PUSHHUB_MAX_FAILED_LOGINS', kind: int(1, 1_000_000, 'attempts'), doc: 'failed logins per id inside the window before the id is throttled' },
   { key: 'maxFailedLoginsPerSource', flag: 'max-failed-logins-per-source', env: 'PUSHHUB_MAX_FAILED_LOGINS_PER_SOURCE', kind: int(1, 10_000_000, 'attempts'), doc: 'failed logins from one source address, any ids, inside the window before that address is throttled' },
   { key: 'scryptConcurrency', flag: 'scrypt-concurrency', env: 'PUSHHUB_SCRYPT_CONCURRENCY', kind: int(1, 64, 'runs'), doc: 'scrypt runs at once (logins, registrations, rotations); leaves CPU for the event loop and the commit worker' },

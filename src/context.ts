@@ -6,6 +6,8 @@ import { type HubConfig, describeDatabaseUrl } from './config.js';
 import { CommitQueue } from './delivery/commit-queue.js';
 import { Fanout } from './delivery/fanout.js';
 import { PushRateLimiter } from './delivery/rate-limit.js';
+import { CallRateLimiter, ConfirmQueue, DeliveryWatch, PublicProgress } from './delivery/receipts.js';
+import type { ReceiptServices } from './api/call-context.js';
 import { type Logger, createLogger } from './logger.js';
 import { type HubMetrics, createHubMetrics } from './metrics.js';
 import { createSourceResolver } from './middleware/client-source.js';
@@ -58,12 +60,15 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
       })
     : undefined;
   if (metrics) commits.onBatchCommitted = (...batch) => metrics.batchCommitted(...batch);
+  const receipts = createReceiptServices(backend, config, now, logger);
+  if (metrics) receipts.confirms.onConfirmed = (count, lags) => metrics.receiptsConfirmed(count, lags);
 
   // Purge runs on one node of a cluster (the leader); SQLite's single node always leads.
   const purgeTimer = setInterval(() => {
     if (!backend.leader.isLeader) return;
     const nowMs = now();
-    commits.purge(nowMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
+    // Expired items stay endedItemRetentionMs past their end, so their receipts can be read.
+    commits.purge(nowMs - config.endedItemRetentionMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
       logger.error('purge failed', { error: String(error) });
     });
   }, config.purgeIntervalMs);
@@ -86,10 +91,38 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
     sourceOf: createSourceResolver(config.trustedProxies),
     shutdownSignal: shutdown.signal,
-    stopTimers: () => clearInterval(purgeTimer),
+    receipts,
+    stopTimers: () => {
+      clearInterval(purgeTimer);
+      receipts.stop();
+    },
     beginShutdown: () => shutdown.abort(),
   };
 }
+
+/** Receipts (issue 18): the confirmation queue, the public count coalescer, the watch router. */
+function createReceiptServices(backend: HubBackend, config: HubConfig, now: () => number, logger: Logger): ReceiptServices & { stop(): void } {
+  const onError = (error: unknown) => logger.warn('receipts: background work failed', { error: String((error as Error)?.message ?? error) });
+  const confirms = new ConfirmQueue(backend.receipts, backend.receiptFeed, now);
+  const progress = new PublicProgress(backend.receipts, backend.receiptFeed, now, PUBLIC_PROGRESS_INTERVAL_MS, onError);
+  confirms.onPublicItems = (items) => progress.touch(items);
+  const watch = new DeliveryWatch(backend.receipts, backend.receiptFeed, {
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    bufferLimit: config.subscriberBufferLimit,
+    maxStreamsPerMerchant: config.maxWatchStreamsPerMerchant,
+  }, onError);
+  return {
+    store: backend.receipts,
+    confirms,
+    watch,
+    confirmLimiter: new CallRateLimiter(config.receiptConfirmRatePerSec, 'confirm delivery rate limit (per receiver)'),
+    statusLimiter: new CallRateLimiter(config.receiptStatusRatePerSec, 'delivery status rate limit (per merchant)'),
+    stop: () => progress.stop(),
+  };
+}
+
+/** A public item's counts are sent at most once a second (issue 18). */
+const PUBLIC_PROGRESS_INTERVAL_MS = 1000;
 
 /** The one factory that knows both backends. */
 async function openBackend(config: HubConfig, logger: Logger, overrides: HubOverrides): Promise<HubBackend> {

@@ -97,6 +97,7 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
         // streams answer what they took and end; Subscribe streams end at once.
         context.beginShutdown();
         context.fanout.failAll(shuttingDown());
+        context.receipts.watch.failAll(shuttingDown());
         const graceful = running.server.shutdown();
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());
         if ((await Promise.race([graceful, timeout])) === 'timeout') running.server.forceShutdown();

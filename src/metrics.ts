@@ -39,6 +39,8 @@ export interface HubMetrics {
   requestTimedOut(): void;
   /** Counts open PushStream calls (Subscribe streams are counted by the fan-out); once per call. */
   readonly middleware: ServerMiddleware;
+  /** One stored batch of delivery confirmations: how many, and per receipt event the lag (ms). */
+  receiptsConfirmed(confirmations: number, lagsMs: readonly number[]): void;
 }
 
 /** A rejection reason's share of the failed-login and throttle counters. */
@@ -109,6 +111,17 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
     registers,
   });
   const tooSlow = new Counter({ name: 'pushhub_streams_too_slow_total', help: 'Subscribe streams ended because the receiver read too slowly', registers });
+  const confirmations = new Counter({
+    name: 'pushhub_receipt_confirmations_total',
+    help: 'Delivery confirmations stored (ConfirmDelivery calls and resumes; a receiver\'s confirmations in one batch count once)',
+    registers,
+  });
+  const confirmationLag = new Histogram({
+    name: 'pushhub_receipt_confirmation_lag_seconds',
+    help: 'From a push to its receiver\'s confirmation, for the oldest item each confirmation covered (one observation per receiver, merchant and confirmation)',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400],
+    registers,
+  });
   let deliveredBefore = 0;
   new Counter({
     name: 'pushhub_deliveries_total',
@@ -170,6 +183,10 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
       for (const change of published) if (change.kind === ChangeKind.Withdrawal) withdrawals++;
       if (published.length > withdrawals) committedPush.inc(published.length - withdrawals);
       if (withdrawals > 0) committedWithdrawal.inc(withdrawals);
+    },
+    receiptsConfirmed(count, lagsMs) {
+      confirmations.inc(count);
+      for (const lag of lagsMs) confirmationLag.observe(Math.max(0, lag) / 1000);
     },
     rejected(method, reason) {
       rejections.inc({ method, reason });

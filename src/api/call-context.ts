@@ -1,7 +1,8 @@
 import type { CallContext } from 'nice-grpc';
 import type { Registry, Account } from '../registry/registry.js';
 import type { HubConfig } from '../config.js';
-import type { ChangeFeed, ChangeReader } from '../store/ports.js';
+import type { ChangeFeed, ChangeReader, ReceiptStore } from '../store/ports.js';
+import type { CallRateLimiter, ConfirmQueue, DeliveryWatch } from '../delivery/receipts.js';
 import type { CommitQueue } from '../delivery/commit-queue.js';
 import type { Fanout } from '../delivery/fanout.js';
 import type { PushRateLimiter } from '../delivery/rate-limit.js';
@@ -42,4 +43,15 @@ export interface HubServices {
   now: () => number;
   /** Aborted when the hub starts shutting down: push streams stop taking pushes. */
   shutdownSignal: AbortSignal;
+  /** Delivery receipts (issue 18): confirmations, status reads, live watch. */
+  receipts: ReceiptServices;
+}
+
+/** The receipt parts of the hub (delivery/receipts.ts), built once by the composition root. */
+export interface ReceiptServices {
+  store: ReceiptStore;
+  confirms: ConfirmQueue;
+  watch: DeliveryWatch;
+  confirmLimiter: CallRateLimiter;
+  statusLimiter: CallRateLimiter;
 }

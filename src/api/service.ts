@@ -14,6 +14,7 @@ import type { AuthContext, HubServices } from './call-context.js';
 import { LIMITS, checkReceiverId, checkText, parsePageToken } from './validate.js';
 import { toPublicPush, toSpecificPush, toWithdraw } from './write-requests.js';
 import { pushStream } from './push-stream.js';
+import { confirmOnResume, createReceiptHandlers } from './receipts.js';
 
 /** Bytes of item frames in one ListItems page: well under grpc-js's 4 MiB send limit. */
 export const LIST_PAGE_BYTES = 1024 * 1024;
@@ -121,11 +122,14 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
 
     // The wire definition serializes Subscribe responses that are already encoded frames.
     subscribe(req, context) {
+      confirmOnResume(hub, context.account.id, Number(req.afterSequence));
       return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
     },
 
     async rotatePassword(_req, { account, source }) {
       return { password: await hub.registry.rotatePassword(account, source) };
     },
+
+    ...createReceiptHandlers(hub),
   };
 }

@@ -31,6 +31,10 @@ export const Reason = {
   RequestIdReused: 'REQUEST_ID_REUSED',
   /** The merchant already has as many live public items as the hub allows. */
   PublicItemLimit: 'PUBLIC_ITEM_LIMIT',
+  /** ConfirmDelivery beyond the newest sequence the hub has sent anyone. */
+  ConfirmationAhead: 'CONFIRMATION_AHEAD',
+  /** Too many ConfirmDelivery (per receiver) or GetDeliveryStatus (per merchant) calls; retry later. */
+  ReceiptRateExceeded: 'RECEIPT_RATE_EXCEEDED',
   /** The request message did not fully arrive within --request-timeout-ms of the call's start. */
   RequestTimeout: 'REQUEST_TIMEOUT',
 } as const;
@@ -43,6 +47,7 @@ export type Reason = (typeof Reason)[keyof typeof Reason];
 export const STATUS_OF = {
   [Reason.InvalidArgument]: Status.INVALID_ARGUMENT,
   [Reason.RequestIdReused]: Status.INVALID_ARGUMENT,
+  [Reason.ConfirmationAhead]: Status.INVALID_ARGUMENT,
   [Reason.Unauthenticated]: Status.UNAUTHENTICATED,
   [Reason.PermissionDenied]: Status.PERMISSION_DENIED,
   [Reason.RegistrationClosed]: Status.PERMISSION_DENIED,
@@ -56,6 +61,7 @@ export const STATUS_OF = {
   [Reason.TooManyAnonymousStreams]: Status.RESOURCE_EXHAUSTED,
   [Reason.PushRateExceeded]: Status.RESOURCE_EXHAUSTED,
   [Reason.PublicItemLimit]: Status.RESOURCE_EXHAUSTED,
+  [Reason.ReceiptRateExceeded]: Status.RESOURCE_EXHAUSTED,
   [Reason.LoginThrottled]: Status.RESOURCE_EXHAUSTED,
   [Reason.AuthBusy]: Status.RESOURCE_EXHAUSTED,
   [Reason.RegistrationThrottled]: Status.RESOURCE_EXHAUSTED,

@@ -45,6 +45,12 @@ export interface Registry {
    */
   watchRevocation(id: string, onRevoked: () => void): () => void;
   /**
+   * A number that changes whenever the account's password is rotated (on any node): whoever
+   * remembers a verified credential beyond the registry (middleware/auth.ts, per connection)
+   * keeps the epoch it was verified at and drops the credential once it moved on.
+   */
+  credentialEpoch(id: string): number;
+  /**
    * scrypt verifications run so far (a push with remembered credentials runs none); of those,
    * decoyVerifications ran against the decoy hash for an unknown id, and lastScryptCost is
    * the cost (log2 N) of the hash the latest one ran against: tests check that an unknown id
@@ -87,7 +93,10 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
 
   const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
+  // Rotations per account seen by this node (see credentialEpoch).
+  const epochs = new Map<string, number>();
   const revoke = (accountId: string) => {
+    epochs.set(accountId, (epochs.get(accountId) ?? 0) + 1);
     cache.forget(accountId);
     revocations.revoke(accountId);
   };
@@ -196,6 +205,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
     },
 
     watchRevocation: (id, onRevoked) => revocations.watch(id, onRevoked),
+    credentialEpoch: (id) => epochs.get(id) ?? 0,
 
   };
 }

@@ -9,6 +9,7 @@
  */
 import type { AccountRecord, ChangeRecord, RequestRecord } from '../core/records.js';
 import type { BatchResult, WriteOp } from '../core/write-ops.js';
+import type { Confirmation, ConfirmResult, ItemFacts, ReceiptEvent } from '../core/receipts.js';
 
 /** A remembered request id (its digest: a repeat with another digest is refused). */
 export type StoredRequest = RequestRecord;
@@ -179,11 +180,69 @@ export interface Leader {
   close(): Promise<void>;
 }
 
+/** A public item's counts to append to the receipt log (WatchDeliveries' public_progress). */
+export interface ProgressInput {
+  merchantId: string;
+  itemId: string;
+  seq: number;
+  atMs: number;
+  deliveredCount: number;
+  eligibleCount: number;
+  /** The item's valid_until: the event is purged with the item. */
+  keepUntilMs: number;
+}
+
+/**
+ * Delivery receipts (issue 18, core/receipts.ts). Writes are serialised with the node's
+ * other writes (SQLite: the commit worker; PostgreSQL: one advisory lock), so receipt log ids
+ * ascend in commit order on every node, as sequences do.
+ */
+export interface ReceiptStore {
+  /**
+   * One durable transaction for a batch of confirmations: each receiver's cursor moves up to
+   * its upToSeq (never down; an opted-out receiver stores nothing), one event is appended per
+   * (receiver, merchant) whose live specific items the move covers, and the public items the
+   * moves reached are named. upToSeq must already be checked against the head.
+   */
+  confirm(batch: readonly Confirmation[], nowMs: number): Promise<ConfirmResult>;
+  /** Appends public progress events, ascending ids, in one transaction. */
+  appendProgress(events: readonly ProgressInput[]): Promise<ReceiptEvent[]>;
+  /**
+   * Sets (true/false) or reads (undefined) a receiver's opt-out; returns it as stored. Opting
+   * out deletes the receiver's receipt events: nothing about it is kept for merchants.
+   */
+  setOptOut(receiverId: string, optOut: boolean | undefined, nowMs: number): Promise<boolean>;
+  /** What the store knows of each item id (one per id, same order), as seen by this merchant. */
+  itemFacts(merchantId: string, itemIds: readonly string[], nowMs: number): Promise<ItemFacts[]>;
+  /**
+   * A public item's counts: receivers (receipts on) whose confirmed cursor reached seq and
+   * registered before endMs, and all receivers (receipts on) registered before endMs.
+   */
+  publicCounts(seq: number, endMs: number): Promise<{ delivered: number; eligible: number }>;
+  /** A merchant's receipt events with afterId < id <= upToId, ascending, at most limit. */
+  eventsAfter(merchantId: string, afterId: number, upToId: number, limit: number): Promise<ReceiptEvent[]>;
+  /** The specific items a delivery event covers that are still stored (item id and sequence). */
+  deliveredItems(event: ReceiptEvent): Promise<{ itemId: string; seq: number }[]>;
+  /** The newest receipt event id ever committed (0 when none). */
+  headEventId(): Promise<number>;
+}
+
+/** Committed receipt events of every node to this node's watchers, once each, in id order. */
+export interface ReceiptFeed {
+  /** Newest event id handed to listeners. */
+  readonly head: number;
+  onEvents(listener: (events: ReceiptEvent[]) => void): void;
+  /** This node's own commit: the events it appended (the feed reads what it missed). */
+  committed(events: readonly ReceiptEvent[]): void;
+}
+
 export interface HubBackend {
   accounts: AccountStore;
   changes: ChangeReader;
   committer: BatchCommitter;
   feed: ChangeFeed;
   leader: Leader;
+  receipts: ReceiptStore;
+  receiptFeed: ReceiptFeed;
   close(): Promise<void>;
 }

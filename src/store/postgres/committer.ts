@@ -138,11 +138,18 @@ export function createPostgresWriter(
             });
             // Account events only wake other nodes; an hour is far beyond the fallback poll.
             const events = await c.query('DELETE FROM account_events WHERE created_at_ms < $1', [nowMs - 3_600_000]);
-            return { changes: changes.rowCount ?? 0, requests: requests.rowCount ?? 0, events: events.rowCount ?? 0 };
+            // Receipt events go with the items they cover (their keep_until is the items' end).
+            const receipts = await c.query({
+              name: 'purge-receipts',
+              text: `DELETE FROM receipt_events WHERE id IN
+                       (SELECT id FROM receipt_events WHERE keep_until_ms <= $1 LIMIT $2)`,
+              values: [nowMs, PURGE_CHUNK],
+            });
+            return { changes: changes.rowCount ?? 0, requests: requests.rowCount ?? 0, events: events.rowCount ?? 0, receipts: receipts.rowCount ?? 0 };
           }),
         );
         removed += n.changes + n.requests;
-        if (n.changes < PURGE_CHUNK && n.requests < PURGE_CHUNK) return removed;
+        if (n.changes < PURGE_CHUNK && n.requests < PURGE_CHUNK && n.receipts < PURGE_CHUNK) return removed;
       }
     },
 

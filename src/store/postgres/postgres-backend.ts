@@ -9,6 +9,7 @@ import { createPostgresWriter } from './committer.js';
 import { connectionConfig } from './connection.js';
 import { createPostgresLeader } from './leader.js';
 import { migrate } from './migrations.js';
+import { createPostgresReceiptFeed, createPostgresReceiptStore } from './receipt-store.js';
 
 export { DatabaseTooNewError, MIGRATIONS, migrate } from './migrations.js';
 export { PostgresFault, PostgresStorageError } from './storage-fault.js';
@@ -73,9 +74,17 @@ export async function openPostgresBackend(
     feed.committed(stored, head, previousHead),
   );
   const committer = createPostgresBatchCommitter(writer, options.limits, (seq) => feed.readUpTo(seq));
+  const receiptFeed = createPostgresReceiptFeed(pool, url, {
+    pollIntervalMs: options.feedPollIntervalMs,
+    pageSize: options.feedPageSize,
+    reconnectDelayMs: options.reconnectDelayMs,
+    onError: options.onError,
+  });
   try {
     await feed.start();
+    await receiptFeed.start();
   } catch (error) {
+    await receiptFeed.close();
     await feed.close();
     await writer.close();
     await pool.end();
@@ -94,8 +103,11 @@ export async function openPostgresBackend(
     committer,
     feed,
     leader,
+    receipts: createPostgresReceiptStore(pool),
+    receiptFeed,
     async close() {
       await leader.close();
+      await receiptFeed.close();
       await feed.close();
       await committer.close();
       await pool.end();

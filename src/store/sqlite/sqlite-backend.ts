@@ -7,6 +7,9 @@ import { createInProcessFeed } from './in-process-feed.js';
 import { acquireSqliteOwnership } from './owner.js';
 import { type SqliteStore, openSqliteStore } from './sqlite-store.js';
 import { sqliteWorkerCommitter } from './worker-committer.js';
+import { type ReceiptWrite, runReceiptWrite } from './receipt-writes.js';
+import type { ConfirmResult, ReceiptEvent } from '../../core/receipts.js';
+import type { ReceiptFeed, ReceiptStore } from '../ports.js';
 
 export interface SqliteBackendOptions {
   limits: BatchLimits;
@@ -53,15 +56,17 @@ export async function openSqliteBackend(path: string, options: SqliteBackendOpti
   }
 
   const feed = createInProcessFeed(store.headSequence());
-  const inner: BatchCommitter =
+  const inner: BatchCommitter & { receiptWrite(write: ReceiptWrite): Promise<unknown> } =
     path === ':memory:'
       ? {
           ready: async () => {},
-          commit: async (ops, nowMs) => store.transaction(() => applyBatch(store, ops, store.headSequence(), nowMs, options.limits)),
+          commit: async (ops, nowMs) => store.transaction(() => store.withBatchRequests(ops, () => applyBatch(store, ops, store.headSequence(), nowMs, options.limits))),
           purge: async (nowMs, requestCutoffMs) => store.purge(nowMs, requestCutoffMs),
+          receiptWrite: async (write) => store.transaction(() => runReceiptWrite(store.receipts, write)),
           close: async () => {},
         }
       : sqliteWorkerCommitter(path, options.limits, { testHooks: options.testHooks });
+  const receiptFeed = createInProcessReceiptFeed(store.receipts.headEventId());
   const committer: BatchCommitter = {
     ...inner,
     async commit(ops, nowMs) {
@@ -85,11 +90,46 @@ export async function openSqliteBackend(path: string, options: SqliteBackendOpti
     committer,
     feed,
     leader: { isLeader: true, close: async () => {} },
+    receipts: createSqliteReceiptStore(store, inner.receiptWrite),
+    receiptFeed,
     async close() {
       await committer.close();
       await feed.close();
       store.close();
       ownership.release();
+    },
+  };
+}
+
+/** Reads on the hub's connection; writes through the commit worker (receipt-writes.ts). */
+function createSqliteReceiptStore(store: SqliteStore, write: (w: ReceiptWrite) => Promise<unknown>): ReceiptStore {
+  const r = store.receipts;
+  return {
+    confirm: async (batch, nowMs) => (await write({ kind: 'confirm', batch: [...batch], nowMs })) as ConfirmResult,
+    appendProgress: async (events) => (await write({ kind: 'progress', events: [...events] })) as ReceiptEvent[],
+    setOptOut: async (receiverId, optOut, nowMs) => (await write({ kind: 'opt-out', receiverId, optOut, nowMs })) as boolean,
+    itemFacts: async (merchantId, itemIds, nowMs) => r.itemFacts(merchantId, itemIds, nowMs),
+    publicCounts: async (seq, endMs) => r.publicCounts(seq, endMs),
+    eventsAfter: async (merchantId, afterId, upToId, limit) => r.eventsAfter(merchantId, afterId, upToId, limit),
+    deliveredItems: async (event) => r.deliveredItems(event),
+    headEventId: async () => r.headEventId(),
+  };
+}
+
+/** One process, one writer: every receipt event is this node's own and arrives in id order. */
+function createInProcessReceiptFeed(initialHead: number): ReceiptFeed {
+  let head = initialHead;
+  const listeners: ((events: ReceiptEvent[]) => void)[] = [];
+  return {
+    get head() {
+      return head;
+    },
+    onEvents: (listener) => void listeners.push(listener),
+    committed(events) {
+      const fresh = events.filter((e) => e.id > head);
+      if (fresh.length === 0) return;
+      head = fresh[fresh.length - 1]!.id;
+      for (const listener of listeners) listener(fresh);
     },
   };
 }

@@ -79,6 +79,11 @@ export class HubError extends Error {
   constructor(
     readonly reason: Reason,
     message: string,
+    /**
+     * When the client may send the request again, in ms (PUSH_RATE_EXCEEDED): sent in the
+     * pushhub-retry-after-ms trailer (PushStream: the result's retry_after_ms).
+     */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'HubError';

@@ -27,6 +27,8 @@ const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
   --display-name NAME        with --register
   --region-code NN           with --register
   --registration-token TOKEN with --register, when the hub requires one
+  --receipts on|off          share delivery receipts with merchants (stored on the hub; the
+                             daemon confirms what its store has committed) or opt out
   --help
 `;
 
@@ -84,6 +86,7 @@ async function main(): Promise<number> {
       'display-name': { type: 'string' },
       'region-code': { type: 'string' },
       'registration-token': { type: 'string' },
+      receipts: { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -95,6 +98,10 @@ async function main(): Promise<number> {
   const address = values.address ?? process.env.PUSHHUB_ADDRESS;
   if (!address) {
     process.stderr.write(USAGE);
+    return 2;
+  }
+  if (values.receipts !== undefined && values.receipts !== 'on' && values.receipts !== 'off') {
+    process.stderr.write(`--receipts must be on or off, got "${values.receipts}"\n`);
     return 2;
   }
   // Before registering: without the store's SQLite driver there is nothing to register for.
@@ -118,10 +125,18 @@ async function main(): Promise<number> {
     onReconnect: ({ error, delayMs, afterSequence }) =>
       log(`connection lost (${error instanceof Error ? error.message : String(error)}); resuming after ${afterSequence} in ${Math.round(delayMs)} ms`),
   });
+  if (values.receipts !== undefined) {
+    const policy = await receiver.receiptPolicy(values.receipts === 'on' ? 'share' : 'opt-out');
+    log(`delivery receipts: ${policy === 'share' ? 'shared with merchants' : 'off (opted out)'}`);
+  }
   store.on('change', (change) => process.stdout.write(changeLine(change)));
   log(`receiver ${credentials.id}: syncing ${store.items().length} stored items after sequence ${store.cursor}`);
   try {
-    await store.sync(receiver, { signal: abort.signal, onCaughtUp: (sequence) => log(`caught up at sequence ${sequence}`) });
+    await store.sync(receiver, {
+      signal: abort.signal,
+      onCaughtUp: (sequence) => log(`caught up at sequence ${sequence}`),
+      onConfirmError: (error) => log(`delivery confirmation failed (the next one covers it): ${error instanceof Error ? error.message : String(error)}`),
+    });
   } finally {
     receiver.close();
     store.close();

@@ -439,6 +439,11 @@ export interface PushStreamResult {
    * e.g. RECEIVER_NOT_FOUND; empty when committed.
    */
   reason: string;
+  /**
+   * With PUSH_RATE_EXCEEDED: how long to wait before sending this push again, in ms (as the
+   * pushhub-retry-after-ms trailer of unary calls); 0 otherwise.
+   */
+  retryAfterMs: number;
 }
 
 /** ListItemsRequest pages through the calling merchant's live items. */
@@ -2422,7 +2427,7 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
 };
 
 function createBasePushStreamResult(): PushStreamResult {
-  return { ref: 0n, itemId: "", sequence: 0n, code: 0, message: "", reason: "" };
+  return { ref: 0n, itemId: "", sequence: 0n, code: 0, message: "", reason: "", retryAfterMs: 0 };
 }
 
 export const PushStreamResult: MessageFns<PushStreamResult> = {
@@ -2450,6 +2455,9 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
     }
     if (message.reason !== "") {
       writer.uint32(50).string(message.reason);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(56).uint32(message.retryAfterMs);
     }
     return writer;
   },
@@ -2515,6 +2523,14 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
             message.reason = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.retryAfterMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2539,6 +2555,11 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
       code: isSet(object.code) ? globalThis.Number(object.code) : 0,
       message: isSet(object.message) ? globalThis.String(object.message) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      retryAfterMs: isSet(object.retryAfterMs)
+        ? globalThis.Number(object.retryAfterMs)
+        : isSet(object.retry_after_ms)
+        ? globalThis.Number(object.retry_after_ms)
+        : 0,
     };
   },
 
@@ -2562,6 +2583,9 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.retryAfterMs !== 0) {
+      obj.retryAfterMs = Math.round(message.retryAfterMs);
+    }
     return obj;
   },
 
@@ -2576,6 +2600,7 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
     message.code = object.code ?? 0;
     message.message = object.message ?? "";
     message.reason = object.reason ?? "";
+    message.retryAfterMs = object.retryAfterMs ?? 0;
     return message;
   },
 };

@@ -10,7 +10,7 @@ import {
   createStreamingHubClient,
   toChannelError,
 } from './connection.js';
-import { PushHubError, REASON_TRAILER, Status } from './errors.js';
+import { PushHubError, REASON_TRAILER, Status, isResumableStreamEnd } from './errors.js';
 import { ReceiptPolicy, Role } from './gen/pushhub/v1/pushhub.js';
 import { RECEIPT_METHOD } from './receipts.js';
 import { METHOD } from './push-types.js';
@@ -88,17 +88,13 @@ class DeadConnectionError extends PushHubError {
 }
 
 /**
- * Failures after which resuming from the cursor can help: the hub restarted or was
- * unreachable (UNAVAILABLE), the receiver was too slow or has stale streams on the hub
- * (RESOURCE_EXHAUSTED), or the transport broke without a hub reason (INTERNAL, CANCELLED
- * from a reset HTTP/2 stream). Everything else (bad credentials, a cursor beyond the hub's
- * newest sequence) needs the caller.
+ * Failures after which resuming from the cursor can help: every stream end that is not a
+ * definitive answer (isResumableStreamEnd): the hub restarted or was unreachable, the
+ * receiver was too slow, a proxy reset the stream or answered with an error page. Definitive
+ * answers (bad credentials, permission, a cursor beyond the hub's newest sequence) need the caller.
  */
 function isResumable(error: unknown): boolean {
-  if (error instanceof DeadConnectionError) return true;
-  if (!(error instanceof PushHubError)) return false;
-  if (error.code === Status.UNAVAILABLE || error.code === Status.RESOURCE_EXHAUSTED) return true;
-  return (error.code === Status.INTERNAL || error.code === Status.CANCELLED || error.code === Status.UNKNOWN) && error.reason === '';
+  return error instanceof DeadConnectionError || isResumableStreamEnd(error);
 }
 
 /**

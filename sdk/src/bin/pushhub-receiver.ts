@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { type ReceiverDaemonLine, ReceiverClient, type StoreChange, createReceiverStore } from '../receiver.js';
 import type { Credentials } from '../connection.js';
 import { ensureSqlite } from '../sqlite.js';
+import { sdkVersion } from './version.js';
 
 const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
 
@@ -27,7 +28,12 @@ const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
   --display-name NAME        with --register
   --region-code NN           with --register
   --registration-token TOKEN with --register, when the hub requires one
+  --registration-token-file FILE
+                             the same, read from FILE (e.g. a systemd credential; not in ps)
+  --version                  print the version and exit
   --help
+
+Exit status: 0 stopped cleanly (SIGTERM, SIGINT), 1 failed, 2 bad usage.
 `;
 
 function log(message: string): void {
@@ -73,24 +79,44 @@ async function loadCredentials(
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      address: { type: 'string' },
-      credentials: { type: 'string' },
-      register: { type: 'boolean' },
-      id: { type: 'string' },
-      store: { type: 'string' },
-      ca: { type: 'string' },
-      'display-name': { type: 'string' },
-      'region-code': { type: 'string' },
-      'registration-token': { type: 'string' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        address: { type: 'string' },
+        credentials: { type: 'string' },
+        register: { type: 'boolean' },
+        id: { type: 'string' },
+        store: { type: 'string' },
+        ca: { type: 'string' },
+        'display-name': { type: 'string' },
+        'region-code': { type: 'string' },
+        'registration-token': { type: 'string' },
+        'registration-token-file': { type: 'string' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    // A bad flag is a usage error: say which, show the usage, exit 2 (never 1, a failure).
+    process.stderr.write(`pushhub-receiver: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`pushhub-receiver ${sdkVersion()}\n`);
+    return 0;
+  }
+  if (values['registration-token-file'] !== undefined) {
+    if (values['registration-token'] !== undefined) {
+      process.stderr.write(`pushhub-receiver: --registration-token and --registration-token-file both give the token: give one\n\n${USAGE}`);
+      return 2;
+    }
+    values['registration-token'] = readFileSync(values['registration-token-file'], 'utf8').replace(/\r?\n$/, '');
   }
   const address = values.address ?? process.env.PUSHHUB_ADDRESS;
   if (!address) {

@@ -30,6 +30,7 @@ const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
   --registration-token TOKEN with --register, when the hub requires one
   --registration-token-file FILE
                              the same, read from FILE (e.g. a systemd credential; not in ps)
+  --register-only            register (as --register) and exit without syncing: a first-run step
   --version                  print the version and exit
   --help
 
@@ -65,7 +66,7 @@ async function loadCredentials(
     if (typeof parsed.id !== 'string' || typeof parsed.password !== 'string') throw new Error(`${file}: expected {"id","password"}`);
     return { id: parsed.id, password: parsed.password };
   }
-  if (!values.register) throw new Error(`${file} does not exist; pass --register to register a new receiver`);
+  if (!values.register && !values['register-only']) throw new Error(`${file} does not exist; pass --register to register a new receiver`);
   const credentials = await ReceiverClient.register(address, {
     displayName: values['display-name'] as string | undefined,
     regionCode: values['region-code'] as string | undefined,
@@ -86,6 +87,7 @@ async function main(): Promise<number> {
         address: { type: 'string' },
         credentials: { type: 'string' },
         register: { type: 'boolean' },
+        'register-only': { type: 'boolean' },
         id: { type: 'string' },
         store: { type: 'string' },
         ca: { type: 'string' },
@@ -127,6 +129,10 @@ async function main(): Promise<number> {
   ensureSqlite();
   const tls = values.ca ? { ca: readFileSync(values.ca) } : undefined;
   const credentials = await loadCredentials(values, address, tls);
+  if (values['register-only']) {
+    log(`receiver ${credentials.id}: registered; start the daemon without --register-only to sync`);
+    return 0;
+  }
 
   const abort = new AbortController();
   const stop = (signal: string) => {

@@ -24,6 +24,16 @@ import { METHOD, type PushOptions, type PushResult, type WithdrawTarget, checkRe
 import { newRequestId } from './request-id.js';
 import type { Item, ServiceInfoInput } from './types.js';
 import { checkInteger, checkString, invalidArgument, itemFromWire, serviceInfoToWire, toSafeNumber } from './values.js';
+import {
+  type DeliveryEvent,
+  type DeliveryStatus,
+  type WaitForDeliveryOptions,
+  type WatchDeliveriesOptions,
+  checkItemIds,
+  statusFromWire,
+  waitForDelivery,
+  watchDeliveries,
+} from './receipts.js';
 
 export { ConnectionReason, PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
@@ -31,6 +41,7 @@ export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
 export type { MerchantPushStream, PushStreamOptions } from './push-stream.js';
 export type { PushOptions, PushResult, ServiceInfoInput, WithdrawTarget } from './push-types.js';
+export type { DeliveryEvent, DeliveryStateName, DeliveryStatus, WaitForDeliveryOptions, WatchDeliveriesOptions } from './receipts.js';
 export type { Audience, Discount, Item, Offer, OfferInput, Points, ServiceInfo, ValidUntilInput, Voucher, Withdrawal } from './types.js';
 
 /** Which of the merchant's items `listItems` returns. */
@@ -185,6 +196,39 @@ export class MerchantClient {
     const { password } = await this.client.rotatePassword({}, { deadline: this.deadlineMs });
     this.credentials.password = password;
     return password;
+  }
+
+  /**
+   * The delivery state of up to 1,000 of this merchant's items, in the order asked: for a
+   * specific item PENDING, DELIVERED (with `confirmedAt`), WITHDRAWN_, EXPIRED_ or
+   * REPLACED_BEFORE_DELIVERY, or UNKNOWN when its receiver turned receipts off; for a public
+   * item PUBLIC with `deliveredCount` of `eligibleCount`. Another merchant's item, or one
+   * that never existed, is NOT_FOUND.
+   */
+  async deliveryStatus(itemIds: readonly string[], options: { signal?: AbortSignal } = {}): Promise<DeliveryStatus[]> {
+    const request = { itemIds: checkItemIds(itemIds) };
+    const { statuses } = await this.unary((deadline) => this.client.getDeliveryStatus(request, { deadline, signal: options.signal }), options.signal);
+    return statuses.map(statusFromWire);
+  }
+
+  /**
+   * This merchant's receipts as they happen: one `delivered` event per specific item its
+   * receiver confirmed, `publicProgress` counts for public items (at most one per item per
+   * second), and `caughtUp` after each (re)connection. Reconnects on its own and resumes
+   * after the last event's `cursor`; pass `afterCursor` to resume a previous run.
+   */
+  watchDeliveries(options: WatchDeliveriesOptions = {}): AsyncIterable<DeliveryEvent> {
+    return watchDeliveries(this.client, options);
+  }
+
+  /**
+   * Resolves when the specific item `itemId` is DELIVERED, or with the state it ended in
+   * undelivered (WITHDRAWN_, EXPIRED_, REPLACED_BEFORE_DELIVERY, UNKNOWN, NOT_FOUND).
+   * Rejects with a PushHubError DEADLINE_EXCEEDED after `timeoutMs` (default 60 s), or when
+   * `signal` aborts.
+   */
+  waitForDelivery(itemId: string, options: WaitForDeliveryOptions = {}): Promise<DeliveryStatus> {
+    return waitForDelivery(this.client, async (id, signal) => (await this.deliveryStatus([id], { signal }))[0]!, itemId, options);
   }
 
   /** Closes the connection; calls in flight fail with CANCELLED or UNAVAILABLE. */

@@ -10,8 +10,9 @@ import {
   createStreamingHubClient,
   toChannelError,
 } from './connection.js';
-import { PushHubError, REASON_TRAILER, Status } from './errors.js';
-import { Role } from './gen/pushhub/v1/pushhub.js';
+import { PushHubError, REASON_TRAILER, Status, isResumableStreamEnd } from './errors.js';
+import { ReceiptPolicy, Role } from './gen/pushhub/v1/pushhub.js';
+import { RECEIPT_METHOD } from './receipts.js';
 import { METHOD } from './push-types.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { type RetryOptions, backoffMs } from './retry.js';
@@ -86,17 +87,13 @@ class DeadConnectionError extends PushHubError {
 }
 
 /**
- * Failures after which resuming from the cursor can help: the hub restarted or was
- * unreachable (UNAVAILABLE), the receiver was too slow or has stale streams on the hub
- * (RESOURCE_EXHAUSTED), or the transport broke without a hub reason (INTERNAL, CANCELLED
- * from a reset HTTP/2 stream). Everything else (bad credentials, a cursor beyond the hub's
- * newest sequence) needs the caller.
+ * Failures after which resuming from the cursor can help: every stream end that is not a
+ * definitive answer (isResumableStreamEnd): the hub restarted or was unreachable, the
+ * receiver was too slow, a proxy reset the stream or answered with an error page. Definitive
+ * answers (bad credentials, permission, a cursor beyond the hub's newest sequence) need the caller.
  */
 function isResumable(error: unknown): boolean {
-  if (error instanceof DeadConnectionError) return true;
-  if (!(error instanceof PushHubError)) return false;
-  if (error.code === Status.UNAVAILABLE || error.code === Status.RESOURCE_EXHAUSTED) return true;
-  return (error.code === Status.INTERNAL || error.code === Status.CANCELLED || error.code === Status.UNKNOWN) && error.reason === '';
+  return error instanceof DeadConnectionError || isResumableStreamEnd(error);
 }
 
 /**
@@ -258,6 +255,49 @@ export class ReceiverClient {
         if (isAbortError(error)) return;
         throw error;
       }
+    }
+  }
+
+  /**
+   * Tells the hub that every change up to `upToSequence` is stored on this receiver (its
+   * merchants then see their items DELIVERED); resolves with the confirmed sequence (0 when
+   * receipts are off). The store's `sync` confirms on its own; call this when you store
+   * events yourself, after your store has committed them.
+   */
+  async confirmDelivery(upToSequence: number): Promise<number> {
+    const seq = checkSequence(upToSequence, 'upToSequence', RECEIPT_METHOD.confirmDelivery);
+    const response = await this.callUnary(RECEIPT_METHOD.confirmDelivery, (metadata, onTrailer) =>
+      this.client.confirmDelivery({ upToSequence: BigInt(seq) }, { metadata, onTrailer, deadline: Date.now() + 10_000 }),
+    );
+    return toSafeNumber(response.confirmedSequence, 'confirmedSequence');
+  }
+
+  /**
+   * Turns delivery receipts on ('share', the default) or off ('opt-out'), stored on the hub;
+   * without an argument, reads the setting. Opted out, nothing is recorded and merchants
+   * see UNKNOWN for this receiver's items.
+   */
+  async receiptPolicy(policy?: 'share' | 'opt-out'): Promise<'share' | 'opt-out'> {
+    if (policy !== undefined && policy !== 'share' && policy !== 'opt-out') {
+      throw new PushHubError(Status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', "policy must be 'share' or 'opt-out'", RECEIPT_METHOD.setReceiptPolicy);
+    }
+    const wire = policy === undefined ? ReceiptPolicy.RECEIPT_POLICY_UNSPECIFIED : policy === 'share' ? ReceiptPolicy.RECEIPT_POLICY_SHARE : ReceiptPolicy.RECEIPT_POLICY_OPT_OUT;
+    const response = await this.callUnary(RECEIPT_METHOD.setReceiptPolicy, (metadata, onTrailer) =>
+      this.client.setReceiptPolicy({ policy: wire }, { metadata, onTrailer, deadline: Date.now() + 10_000 }),
+    );
+    return response.policy === ReceiptPolicy.RECEIPT_POLICY_OPT_OUT ? 'opt-out' : 'share';
+  }
+
+  /** One unary call on the receiver's channel (no middleware): credentials and the reason trailer. */
+  private async callUnary<T>(path: string, call: (metadata: Metadata, onTrailer: (t: Metadata) => void) => Promise<T>): Promise<T> {
+    let reason = '';
+    try {
+      return await call(Metadata({ authorization: basicAuthorization(this.credentials) }), (trailer) => {
+        reason = trailer.get(REASON_TRAILER) ?? '';
+      });
+    } catch (error) {
+      const converted = await toChannelError(this.channel, error, reason);
+      throw converted instanceof PushHubError && converted.path === '' ? new PushHubError(converted.code, converted.reason, converted.details, path) : converted;
     }
   }
 

@@ -32,6 +32,8 @@ const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
                              the same, read from FILE (e.g. a systemd credential; not in ps)
   --register-only            register (as --register) and exit without syncing: a first-run step
   --version                  print the version and exit
+  --receipts on|off          share delivery receipts with merchants (stored on the hub; the
+                             daemon confirms what its store has committed) or opt out
   --help
 
 Exit status: 0 stopped cleanly (SIGTERM, SIGINT), 1 failed, 2 bad usage.
@@ -95,6 +97,7 @@ async function main(): Promise<number> {
         'region-code': { type: 'string' },
         'registration-token': { type: 'string' },
         'registration-token-file': { type: 'string' },
+        receipts: { type: 'string' },
         version: { type: 'boolean' },
         help: { type: 'boolean' },
       },
@@ -125,6 +128,10 @@ async function main(): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
+  if (values.receipts !== undefined && values.receipts !== 'on' && values.receipts !== 'off') {
+    process.stderr.write(`--receipts must be on or off, got "${values.receipts}"\n`);
+    return 2;
+  }
   // Before registering: without the store's SQLite driver there is nothing to register for.
   ensureSqlite();
   const tls = values.ca ? { ca: readFileSync(values.ca) } : undefined;
@@ -150,10 +157,18 @@ async function main(): Promise<number> {
     onReconnect: ({ error, delayMs, afterSequence }) =>
       log(`connection lost (${error instanceof Error ? error.message : String(error)}); resuming after ${afterSequence} in ${Math.round(delayMs)} ms`),
   });
+  if (values.receipts !== undefined) {
+    const policy = await receiver.receiptPolicy(values.receipts === 'on' ? 'share' : 'opt-out');
+    log(`delivery receipts: ${policy === 'share' ? 'shared with merchants' : 'off (opted out)'}`);
+  }
   store.on('change', (change) => process.stdout.write(changeLine(change)));
   log(`receiver ${credentials.id}: syncing ${store.items().length} stored items after sequence ${store.cursor}`);
   try {
-    await store.sync(receiver, { signal: abort.signal, onCaughtUp: (sequence) => log(`caught up at sequence ${sequence}`) });
+    await store.sync(receiver, {
+      signal: abort.signal,
+      onCaughtUp: (sequence) => log(`caught up at sequence ${sequence}`),
+      onConfirmError: (error) => log(`delivery confirmation failed (the next one covers it): ${error instanceof Error ? error.message : String(error)}`),
+    });
   } finally {
     receiver.close();
     store.close();

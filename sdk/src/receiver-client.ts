@@ -10,9 +10,24 @@ import {
   createStreamingHubClient,
 } from './connection.js';
 import { PushHubError, REASON_TRAILER, Status, toPushHubError } from './errors.js';
-import { type Item, Role, type Withdrawal } from './gen/pushhub/v1/pushhub.js';
+import { type Item, ResetReason, Role, type Withdrawal } from './gen/pushhub/v1/pushhub.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { type RetryOptions, backoffMs } from './retry.js';
+
+/**
+ * Why a receiver's state was reset (see docs/backups.md):
+ * - 'restored': the hub's database was restored from a backup;
+ * - 'cursor_ahead': the cursor was beyond the hub's newest sequence (the database went back
+ *   in time);
+ * - 'unknown_history': the stored state belongs to another database (one created anew).
+ */
+export type ResetReasonName = 'restored' | 'cursor_ahead' | 'unknown_history';
+
+const RESET_REASON_NAMES: Record<number, ResetReasonName> = {
+  [ResetReason.RESET_REASON_RESTORED]: 'restored',
+  [ResetReason.RESET_REASON_CURSOR_AHEAD]: 'cursor_ahead',
+  [ResetReason.RESET_REASON_UNKNOWN_HISTORY]: 'unknown_history',
+};
 
 /** One event of a receiver's stream. */
 export type ReceiverEvent =
@@ -24,7 +39,13 @@ export type ReceiverEvent =
    * The backlog has been sent; live events follow. `sequence` is the newest sequence the
    * receiver has now been sent: store it as the cursor. Sent after every (re)connection.
    */
-  | { type: 'caughtUp'; sequence: bigint };
+  | { type: 'caughtUp'; sequence: bigint; historyId: string }
+  /**
+   * The stored state (items, cursor) no longer belongs to the hub's history: drop it. The
+   * receiver's full current state follows, then a `caughtUp`; a store applies the reset and
+   * that state together (ReceiverStore does, in one transaction at the `caughtUp`).
+   */
+  | { type: 'reset'; reason: ResetReasonName; historyId: string };
 
 /** Options of ReceiverClient.subscribe. */
 export interface SubscribeOptions {
@@ -33,6 +54,11 @@ export interface SubscribeOptions {
    * current state (every live item, no withdrawals).
    */
   afterSequence?: bigint;
+  /**
+   * The history `afterSequence` belongs to (from the last `caughtUp` or `reset`); empty or
+   * absent for a new receiver. A cursor of another history gets a `reset`.
+   */
+  historyId?: string;
   /** Ends the subscription: the iteration finishes without an error. */
   signal?: AbortSignal;
 }
@@ -137,8 +163,9 @@ export class ReceiverClient {
    * `caughtUp`, then live events, for as long as the caller iterates. Reconnects with
    * backoff and jitter and resumes after the last sequence it handed out, so the caller
    * sees every change once, in sequence order; a `caughtUp` follows each reconnection.
-   * Throws a {@link PushHubError} for failures resuming cannot fix (e.g. UNAUTHENTICATED,
-   * or OUT_OF_RANGE when the cursor is beyond the hub's newest sequence).
+   * When the cursor cannot be resumed from (the hub's database was restored, or the cursor
+   * is beyond its newest sequence), a `reset` comes first, then the full current state.
+   * Throws a {@link PushHubError} for failures resuming cannot fix (e.g. UNAUTHENTICATED).
    */
   async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent, void, undefined> {
     for await (const batch of this.subscribeBatches(options)) yield* batch;
@@ -152,6 +179,7 @@ export class ReceiverClient {
   async *subscribeBatches(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent[], void, undefined> {
     const outer = options.signal ?? new AbortController().signal;
     let cursor = options.afterSequence ?? 0n;
+    let historyId = options.historyId ?? '';
     let intervalMs = this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     const factor = this.options.heartbeatTimeoutFactor ?? 2;
     let failures = 0;
@@ -181,7 +209,7 @@ export class ReceiverClient {
       let reason = '';
       try {
         const stream = this.client.subscribe(
-          { afterSequence: cursor },
+          { afterSequence: cursor, historyId },
           {
             signal: attempt.signal,
             metadata: Metadata({ authorization: basicAuthorization(this.credentials) }),
@@ -210,10 +238,21 @@ export class ReceiverClient {
               case 'caughtUp':
                 failures = 0;
                 if (event.value.sequence > cursor) cursor = event.value.sequence;
-                batch.push({ type: 'caughtUp', sequence: cursor });
+                if (event.value.historyId !== '') historyId = event.value.historyId;
+                batch.push({ type: 'caughtUp', sequence: cursor, historyId });
+                break;
+              case 'reset':
+                // The state that follows starts from nothing, in the hub's current history.
+                cursor = 0n;
+                historyId = event.value.historyId;
+                batch.push({ type: 'reset', reason: RESET_REASON_NAMES[event.value.reason] ?? 'unknown_history', historyId });
                 break;
               case 'heartbeat':
                 if (event.value.intervalMs > 0) intervalMs = event.value.intervalMs;
+                // The hub started a new history under an open stream: reconnect to be reset.
+                if (event.value.historyId !== '' && historyId !== '' && event.value.historyId !== historyId) {
+                  throw new PushHubError(Status.UNAVAILABLE, 'HISTORY_CHANGED', 'the hub started a new history');
+                }
                 break;
             }
           }

@@ -17,28 +17,32 @@ export interface SyncOptions {
 /** What the sync loop needs of a store. */
 export interface SyncTarget {
   readonly cursor: bigint;
+  readonly historyId: string;
   bindReceiver(receiverId: string): void;
   applyBatch(events: readonly ReceiverEvent[]): StoreChange[];
   purgeExpired(): StoreChange[];
-  /** Empties the store and its cursor (the hub no longer knows the cursor). */
-  startOver(): void;
 }
 
 /**
- * Keeps `store` current from `client`: subscribes after the stored cursor and applies each
- * batch the hub sends in one transaction, until `signal` aborts (resolves) or the
- * subscription fails for good (rejects). When the hub reports the cursor as beyond its
- * newest sequence (its database was replaced), the store starts over from the hub's state.
+ * Keeps `store` current from `client`: subscribes after the stored cursor (of the stored
+ * history) and applies each batch the hub sends in one transaction, until `signal` aborts
+ * (resolves) or the subscription fails for good (rejects). A reset from the hub is applied
+ * by the store (see ReceiverStore.sync). A hub older than history ids refuses a cursor beyond
+ * its newest sequence (CURSOR_OUT_OF_RANGE): that is a reset too, from the hub's state.
  */
 export async function syncReceiverStore(store: SyncTarget, client: ReceiverClient, options: SyncOptions = {}): Promise<void> {
   store.bindReceiver(client.id);
   const purge = setInterval(() => store.purgeExpired(), options.purgeIntervalMs ?? 60_000);
   purge.unref();
   try {
+    let startOver = false;
     for (;;) {
       try {
         store.purgeExpired();
-        for await (const batch of client.subscribeBatches({ afterSequence: store.cursor, signal: options.signal })) {
+        if (startOver) store.applyBatch([{ type: 'reset', reason: 'cursor_ahead', historyId: '' }]);
+        const from = startOver ? { afterSequence: 0n, historyId: '' } : { afterSequence: store.cursor, historyId: store.historyId };
+        startOver = false;
+        for await (const batch of client.subscribeBatches({ ...from, signal: options.signal })) {
           store.applyBatch(batch);
           if (options.onCaughtUp) {
             for (const event of batch) if (event.type === 'caughtUp') options.onCaughtUp(event.sequence);
@@ -48,7 +52,7 @@ export async function syncReceiverStore(store: SyncTarget, client: ReceiverClien
       } catch (error) {
         if (isAbortError(error) || options.signal?.aborted) return;
         if (error instanceof PushHubError && error.reason === 'CURSOR_OUT_OF_RANGE') {
-          store.startOver();
+          startOver = true;
           continue;
         }
         throw error;

@@ -1,7 +1,7 @@
 import type { CallContext } from 'nice-grpc';
 import type { Registry, Account } from '../registry/registry.js';
 import type { HubConfig } from '../config.js';
-import type { ChangeFeed, ChangeReader } from '../store/ports.js';
+import type { ChangeFeed, ChangeReader, HistoryStore } from '../store/ports.js';
 import type { CommitQueue } from '../delivery/commit-queue.js';
 import type { Fanout } from '../delivery/fanout.js';
 import type { PushRateLimiter } from '../delivery/rate-limit.js';
@@ -23,6 +23,8 @@ export interface HubServices {
   changes: ChangeReader;
   /** This node's feed of committed changes, in sequence order (its head is what it has published). */
   feed: ChangeFeed;
+  /** The history cursors belong to (see docs/backups.md). */
+  history: HistoryStore;
   registry: Registry;
   commits: CommitQueue;
   fanout: Fanout;

@@ -33,6 +33,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
     changes: hub.changes,
     feed: hub.feed,
     fanout: hub.fanout,
+    history: hub.history,
     heartbeatIntervalMs: hub.config.heartbeatIntervalMs,
     subscriberBufferLimit: hub.config.subscriberBufferLimit,
     subscriberBufferBytes: hub.config.subscriberBufferBytes,
@@ -121,7 +122,8 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
 
     // The wire definition serializes Subscribe responses that are already encoded frames.
     subscribe(req, context) {
-      return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
+      if (req.historyId.length > 64) throw invalidArgument('history_id', 'at most 64 characters');
+      return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), req.historyId, context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
     },
 
     async rotatePassword(_req, { account, source }) {

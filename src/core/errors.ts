@@ -31,6 +31,8 @@ export const Reason = {
   RequestIdReused: 'REQUEST_ID_REUSED',
   /** The merchant already has as many live public items as the hub allows. */
   PublicItemLimit: 'PUBLIC_ITEM_LIMIT',
+  /** The hub started a new history while the stream was open: reconnect, a Reset follows. */
+  HistoryChanged: 'HISTORY_CHANGED',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
@@ -60,6 +62,7 @@ export const STATUS_OF = {
   [Reason.MetadataTooLarge]: Status.RESOURCE_EXHAUSTED,
   [Reason.ShuttingDown]: Status.UNAVAILABLE,
   [Reason.StorageUnavailable]: Status.UNAVAILABLE,
+  [Reason.HistoryChanged]: Status.UNAVAILABLE,
 } as const satisfies Record<Reason, Status>;
 
 /** A failure the hub expects and explains; the error middleware turns it into a gRPC status. */

@@ -35,12 +35,18 @@ function log(message: string): void {
   process.stderr.write(`pushhub-receiver: ${message}\n`);
 }
 
-/** One JSON line per change: what happened, and the item in the proto3 JSON mapping. */
+/**
+ * One JSON line per change: what happened, and the item in the proto3 JSON mapping. A reset
+ * is its own line, {"change":"reset","reason":...,"historyId":...}: every item printed before
+ * it is gone (nothing was withdrawn), and the new state follows as "added" lines.
+ */
 function changeLine(change: StoreChange): string {
   const line =
     change.type === 'added'
       ? { change: 'added', itemId: change.item.itemId, replacedItemId: change.replaced?.itemId, item: Item.toJSON(change.item) }
-      : { change: 'removed', itemId: change.item.itemId, cause: change.cause, item: Item.toJSON(change.item) };
+      : change.type === 'removed'
+        ? { change: 'removed', itemId: change.item.itemId, cause: change.cause, item: Item.toJSON(change.item) }
+        : { change: 'reset', reason: change.reason, historyId: change.historyId };
   return `${JSON.stringify(line)}\n`;
 }
 

@@ -33,8 +33,25 @@ export interface HubConfig {
   subscriberStallTimeoutMs: number;
   /** Open TCP connections the hub accepts; past it new ones are refused at accept (10,000). */
   maxConnections: number;
+  /**
+   * Open TCP connections from one source address (an IPv4 address or an IPv6 /64) (1,000):
+   * one address cannot take every slot, and a carrier NAT address fronting many devices still
+   * fits. Trusted proxies are exempt (they carry many clients).
+   */
+  maxConnectionsPerSource: number;
   /** A connection that has not sent the HTTP/2 preface within this time is closed, in ms (10 s). */
   handshakeTimeoutMs: number;
+  /**
+   * A call whose request message has not fully arrived this long after the call started is
+   * ended with DEADLINE_EXCEEDED (REQUEST_TIMEOUT), in ms (10 s): a call that never completes
+   * its request cannot hold a connection open. Request streams (PushStream) are exempt.
+   */
+  requestTimeoutMs: number;
+  /**
+   * Peers (addresses or CIDR blocks) whose `X-Real-IP` / `X-Forwarded-For` names the client
+   * for every per-source limit; none by default, so a forwarded header changes nothing.
+   */
+  trustedProxies: string[];
   /** A connection with no open call for this long is closed with GOAWAY, in ms (5 min). */
   connectionIdleTimeoutMs: number;
   /** Concurrent streams on one HTTP/2 connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
@@ -72,6 +89,24 @@ export interface HubConfig {
   maxPublicItemsPerMerchant: number;
   /** Concurrent Subscribe streams per receiver; more get RESOURCE_EXHAUSTED. */
   maxStreamsPerReceiver: number;
+  /**
+   * ConfirmDelivery calls per second per receiver (10, burst 2 s worth; 0 = unlimited). The
+   * SDK confirms about once a second; a resume confirms too and is never refused.
+   */
+  receiptConfirmRatePerSec: number;
+  /**
+   * GetDeliveryStatus calls per second per merchant (20, burst 2 s worth; 0 = unlimited): up
+   * to 20,000 item states a second, for polling dashboards; WatchDeliveries is the live path.
+   */
+  receiptStatusRatePerSec: number;
+  /** Concurrent WatchDeliveries streams per merchant (8); more get RESOURCE_EXHAUSTED TOO_MANY_STREAMS. */
+  maxWatchStreamsPerMerchant: number;
+  /**
+   * How long expired items (and their receipts) stay stored past valid_until, in ms (1 h), so
+   * a merchant can still read EXPIRED_BEFORE_DELIVERY or DELIVERED after the item ended.
+   * Never delivered: every read filters on valid_until.
+   */
+  endedItemRetentionMs: number;
   /**
    * Failed logins (plus attempts in flight) per (id, source address) inside
    * failedLoginWindowMs before that pair is throttled (10). Never per id alone: ids are
@@ -145,7 +180,10 @@ export const DEFAULT_CONFIG: HubConfig = {
   subscriberBufferBytes: 1024 * 1024,
   subscriberStallTimeoutMs: 60_000,
   maxConnections: 10_000,
+  maxConnectionsPerSource: 1000,
   handshakeTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  trustedProxies: [],
   connectionIdleTimeoutMs: 5 * 60_000,
   maxStreamsPerConnection: 1000,
   maxAnonymousStreams: 1000,
@@ -157,6 +195,10 @@ export const DEFAULT_CONFIG: HubConfig = {
   merchantPushRatePerSec: 1000,
   maxPublicItemsPerMerchant: 1000,
   maxStreamsPerReceiver: 8,
+  receiptConfirmRatePerSec: 10,
+  receiptStatusRatePerSec: 20,
+  maxWatchStreamsPerMerchant: 8,
+  endedItemRetentionMs: 3600 * 1000,
   maxFailedLogins: 10,
   maxFailedLoginsPerSource: 100,
   failedLoginWindowMs: 60_000,
@@ -190,7 +232,9 @@ type OptionKind =
   | { type: 'address' }
   | { type: 'string'; secret?: boolean }
   | { type: 'enum'; values: readonly string[] }
-  | { type: 'boolean' };
+  | { type: 'boolean' }
+  /** Repeatable flag; the environment variable holds a comma-separated list. */
+  | { type: 'cidr-list' };
 
 /** One row of the options table: parsing, validation and --help are all derived from these. */
 export interface OptionSpec {
@@ -232,6 +276,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'subscriberBufferBytes', flag: 'subscriber-buffer-bytes', env: 'PUSHHUB_SUBSCRIBER_BUFFER_BYTES', kind: int(1024, 1024 * 1024 * 1024, 'bytes'), doc: 'bytes of events queued for one subscriber before it is cut off as too slow' },
   { key: 'subscriberStallTimeoutMs', flag: 'subscriber-stall-timeout-ms', env: 'PUSHHUB_SUBSCRIBER_STALL_TIMEOUT_MS', kind: int(100, DAY, 'ms'), doc: 'a stream whose sends make no progress this long is reset (ENHANCE_YOUR_CALM)' },
   { key: 'maxConnections', flag: 'max-connections', env: 'PUSHHUB_MAX_CONNECTIONS', kind: int(1, 10_000_000, 'connections'), doc: 'TCP connections at once; more are refused at accept' },
+  { key: 'maxConnectionsPerSource', flag: 'max-connections-per-source', env: 'PUSHHUB_MAX_CONNECTIONS_PER_SOURCE', kind: int(1, 10_000_000, 'connections'), doc: 'TCP connections at once from one source address (IPv6: one /64); trusted proxies are exempt' },
+  { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'PUSHHUB_REQUEST_TIMEOUT_MS', kind: int(100, HOUR, 'ms'), doc: 'a call whose request message has not arrived this long after it started is ended (DEADLINE_EXCEEDED)' },
+  { key: 'trustedProxies', flag: 'trusted-proxy', env: 'PUSHHUB_TRUSTED_PROXIES', kind: { type: 'cidr-list' }, doc: 'repeatable: a proxy (address or CIDR) whose X-Real-IP / X-Forwarded-For names the client for per-source limits (default: none, headers ignored)' },
   { key: 'handshakeTimeoutMs', flag: 'handshake-timeout-ms', env: 'PUSHHUB_HANDSHAKE_TIMEOUT_MS', kind: int(100, HOUR, 'ms'), doc: 'a connection that sends no HTTP/2 preface this long is closed' },
   { key: 'connectionIdleTimeoutMs', flag: 'connection-idle-timeout-ms', env: 'PUSHHUB_CONNECTION_IDLE_TIMEOUT_MS', kind: int(SECOND, 30 * DAY, 'ms'), doc: 'a connection with no open call this long is closed (grpc.max_connection_idle_ms)' },
   { key: 'maxStreamsPerConnection', flag: 'max-streams-per-connection', env: 'PUSHHUB_MAX_STREAMS_PER_CONNECTION', kind: int(1, 1_000_000, 'streams'), doc: 'concurrent calls on one HTTP/2 connection' },
@@ -240,6 +287,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'merchantPushRatePerSec', flag: 'merchant-push-rate', env: 'PUSHHUB_MERCHANT_PUSH_RATE', kind: int(0, 10_000_000, 'pushes/s'), doc: 'pushes per second per merchant, burst 2 s worth; 0 = unlimited' },
   { key: 'maxPublicItemsPerMerchant', flag: 'max-public-items-per-merchant', env: 'PUSHHUB_MAX_PUBLIC_ITEMS_PER_MERCHANT', kind: int(0, 10_000_000, 'items'), doc: 'live public items per merchant (bounds every new receiver\'s snapshot); 0 = unlimited' },
   { key: 'maxStreamsPerReceiver', flag: 'max-streams-per-receiver', env: 'PUSHHUB_MAX_STREAMS_PER_RECEIVER', kind: int(1, 10_000, 'streams'), doc: 'concurrent Subscribe streams per receiver' },
+  { key: 'receiptConfirmRatePerSec', flag: 'receipt-confirm-rate', env: 'PUSHHUB_RECEIPT_CONFIRM_RATE', kind: int(0, 1_000_000, 'calls/s'), doc: 'ConfirmDelivery calls per second per receiver, burst 2 s worth; 0 = unlimited' },
+  { key: 'receiptStatusRatePerSec', flag: 'receipt-status-rate', env: 'PUSHHUB_RECEIPT_STATUS_RATE', kind: int(0, 1_000_000, 'calls/s'), doc: 'GetDeliveryStatus calls per second per merchant (up to 1,000 items each), burst 2 s worth; 0 = unlimited' },
+  { key: 'maxWatchStreamsPerMerchant', flag: 'max-watch-streams-per-merchant', env: 'PUSHHUB_MAX_WATCH_STREAMS_PER_MERCHANT', kind: int(1, 10_000, 'streams'), doc: 'concurrent WatchDeliveries streams per merchant' },
+  { key: 'endedItemRetentionMs', flag: 'ended-item-retention-ms', env: 'PUSHHUB_ENDED_ITEM_RETENTION_MS', kind: int(0, 365 * DAY, 'ms'), doc: 'how long expired items and their receipts stay readable (GetDeliveryStatus) after valid_until' },
   { key: 'maxFailedLogins', flag: 'max-failed-logins', env: 'PUSHHUB_MAX_FAILED_LOGINS', kind: int(1, 1_000_000, 'attempts'), doc: 'failed logins per id inside the window before the id is throttled' },
   { key: 'maxFailedLoginsPerSource', flag: 'max-failed-logins-per-source', env: 'PUSHHUB_MAX_FAILED_LOGINS_PER_SOURCE', kind: int(1, 10_000_000, 'attempts'), doc: 'failed logins from one source address, any ids, inside the window before that address is throttled' },
   { key: 'scryptConcurrency', flag: 'scrypt-concurrency', env: 'PUSHHUB_SCRYPT_CONCURRENCY', kind: int(1, 64, 'runs'), doc: 'scrypt runs at once (logins, registrations, rotations); leaves CPU for the event loop and the commit worker' },
@@ -289,7 +340,31 @@ function checkValue(spec: OptionSpec, name: string, raw: string): unknown {
       return raw;
     case 'boolean':
       return true;
+    case 'cidr-list':
+      return checkCidrList(name, raw.split(','));
   }
+}
+
+/**
+ * Checks one `--trusted-proxy` value: an address or a CIDR block (`10.0.0.0/8`,
+ * `2001:db8::/32`, `192.0.2.1`). Returns the problem, or undefined when it is valid.
+ */
+function checkCidr(value: string): string | undefined {
+  const [address, bits, extra] = value.split('/');
+  const family = isIP(address ?? '');
+  if (extra !== undefined || family === 0) return 'must be an IP address or a CIDR block such as 10.0.0.0/8 or 2001:db8::/32';
+  if (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128))) {
+    return `the prefix length must be 0 to ${family === 4 ? 32 : 128}`;
+  }
+  return undefined;
+}
+
+function checkCidrList(name: string, values: readonly string[]): string[] {
+  return values.map((value) => {
+    const problem = checkCidr(value.trim());
+    if (problem) throw new ConfigError(`${name}: "${value}": ${problem}`);
+    return value.trim();
+  });
 }
 
 /** True when the command line asks for --help (or -h); main prints helpText() and exits 0. */
@@ -303,11 +378,13 @@ export function wantsHelp(argv: string[]): boolean {
  * (or variable) and the problem.
  */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: o.kind.type === 'boolean' ? 'boolean' : 'string' }] as const)),
+      options: Object.fromEntries(
+        OPTIONS.map((o) => [o.flag, { type: o.kind.type === 'boolean' ? 'boolean' : 'string', multiple: o.kind.type === 'cidr-list' }] as const),
+      ),
       strict: true,
       allowPositionals: false,
     }));
@@ -323,7 +400,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): HubConfig {
       if (fromFlag === true) config[spec.key] = true;
       continue;
     }
-    if (typeof fromFlag === 'string') {
+    if (Array.isArray(fromFlag)) {
+      config[spec.key] = checkCidrList(`--${spec.flag}`, fromFlag.map(String));
+    } else if (typeof fromFlag === 'string') {
       config[spec.key] = checkValue(spec, `--${spec.flag}`, fromFlag);
     } else if (spec.env && env[spec.env] !== undefined) {
       config[spec.key] = checkValue(spec, spec.env, env[spec.env]!);
@@ -433,7 +512,7 @@ export function helpText(): string {
   for (const spec of OPTIONS) {
     const value = spec.kind.type === 'boolean' ? '' : spec.kind.type === 'integer' ? ' <n>' : spec.kind.type === 'address' ? ' <host:port>' : ' <value>';
     const fallback = DEFAULT_CONFIG[spec.key];
-    const shown = fallback === undefined ? 'unset' : spec.kind.type === 'integer' && spec.kind.unit ? `${fallback} ${spec.kind.unit}` : String(fallback);
+    const shown = fallback === undefined ? 'unset' : Array.isArray(fallback) && fallback.length === 0 ? 'none' : spec.kind.type === 'integer' && spec.kind.unit ? `${fallback} ${spec.kind.unit}` : String(fallback);
     const range = spec.kind.type === 'integer' ? `, ${spec.kind.min}..${spec.kind.max}` : spec.kind.type === 'enum' ? `, one of ${spec.kind.values.join('|')}` : '';
     lines.push(`  --${spec.flag}${value}`);
     lines.push(`      ${spec.doc}`);

@@ -7,10 +7,14 @@ import { HubError, Reason } from './core/errors.js';
 import { CommitQueue } from './delivery/commit-queue.js';
 import { Fanout } from './delivery/fanout.js';
 import { PushRateLimiter } from './delivery/rate-limit.js';
+import { CallRateLimiter, ConfirmQueue, DeliveryWatch, PublicProgress } from './delivery/receipts.js';
+import type { ReceiptServices } from './api/call-context.js';
 import { type Logger, createLogger } from './logger.js';
 import { type HubMetrics, createHubMetrics } from './metrics.js';
+import { createSourceResolver } from './middleware/client-source.js';
 import { createRegistry } from './registry/registry.js';
 import type { HubBackend } from './store/ports.js';
+import { ChangeKind, PUBLIC_RECEIVER } from './core/records.js';
 import { SqliteOwnedError } from './store/sqlite/owner.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
 
@@ -46,7 +50,17 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const backend = await openBackend(config, logger, overrides);
   const fanout = new Fanout(config.heartbeatIntervalMs);
-  backend.feed.onChanges((changes) => fanout.publish(changes));
+  // Suspended merchants, for every stream of this node: loaded once, then kept current by the
+  // suspension markers of every node's commits (before the fan-out hands them to streams).
+  const suspendedMerchants = new Set(await backend.accounts.suspendedMerchants());
+  backend.feed.onChanges((changes) => {
+    for (const change of changes) {
+      if (change.receiverId !== PUBLIC_RECEIVER) continue;
+      if (change.kind === ChangeKind.Barred) suspendedMerchants.add(change.merchantId);
+      else if (change.kind === ChangeKind.Unbarred) suspendedMerchants.delete(change.merchantId);
+    }
+    fanout.publish(changes);
+  });
   // Streams of the old history end (UNAVAILABLE): each receiver reconnects and is reset.
   backend.history.onChange((history) => {
     logger.warn('a new history started: every receiver resets its state', { historyId: history.id, start: history.start });
@@ -60,15 +74,20 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
         subscribeStreams: () => fanout.size,
         deliveries: () => fanout.deliveries,
         dbPath: config.databaseUrl === undefined ? config.dbPath : undefined,
+        mostBlocked: (limit) => backend.admin.mostBlocked(limit),
+        suspendedAccounts: async () => (await backend.admin.totals(now())).suspended,
       })
     : undefined;
   if (metrics) commits.onBatchCommitted = (...batch) => metrics.batchCommitted(...batch);
+  const receipts = createReceiptServices(backend, config, now, logger);
+  if (metrics) receipts.confirms.onConfirmed = (count, lags) => metrics.receiptsConfirmed(count, lags);
 
   // Purge runs on one node of a cluster (the leader); SQLite's single node always leads.
   const purgeTimer = setInterval(() => {
     if (!backend.leader.isLeader) return;
     const nowMs = now();
-    commits.purge(nowMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
+    // Expired items stay endedItemRetentionMs past their end, so their receipts can be read.
+    commits.purge(nowMs - config.endedItemRetentionMs, nowMs - config.idempotencyWindowMs).catch((error: unknown) => {
       logger.error('purge failed', { error: String(error) });
     });
   }, config.purgeIntervalMs);
@@ -90,11 +109,41 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
     metrics,
     now,
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
+    sourceOf: createSourceResolver(config.trustedProxies),
     shutdownSignal: shutdown.signal,
-    stopTimers: () => clearInterval(purgeTimer),
+    accountFilters: { listBlocks: (receiverId) => backend.accounts.listBlocks(receiverId), suspendedMerchants },
+    receipts,
+    stopTimers: () => {
+      clearInterval(purgeTimer);
+      receipts.stop();
+    },
     beginShutdown: () => shutdown.abort(),
   };
 }
+
+/** Receipts (issue 18): the confirmation queue, the public count coalescer, the watch router. */
+function createReceiptServices(backend: HubBackend, config: HubConfig, now: () => number, logger: Logger): ReceiptServices & { stop(): void } {
+  const onError = (error: unknown) => logger.warn('receipts: background work failed', { error: String((error as Error)?.message ?? error) });
+  const confirms = new ConfirmQueue(backend.receipts, backend.receiptFeed, now);
+  const progress = new PublicProgress(backend.receipts, backend.receiptFeed, now, PUBLIC_PROGRESS_INTERVAL_MS, onError);
+  confirms.onPublicItems = (items) => progress.touch(items);
+  const watch = new DeliveryWatch(backend.receipts, backend.receiptFeed, {
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    bufferLimit: config.subscriberBufferLimit,
+    maxStreamsPerMerchant: config.maxWatchStreamsPerMerchant,
+  }, onError);
+  return {
+    store: backend.receipts,
+    confirms,
+    watch,
+    confirmLimiter: new CallRateLimiter(config.receiptConfirmRatePerSec, 'confirm delivery rate limit (per receiver)'),
+    statusLimiter: new CallRateLimiter(config.receiptStatusRatePerSec, 'delivery status rate limit (per merchant)'),
+    stop: () => progress.stop(),
+  };
+}
+
+/** A public item's counts are sent at most once a second (issue 18). */
+const PUBLIC_PROGRESS_INTERVAL_MS = 1000;
 
 /** The one factory that knows both backends. */
 async function openBackend(config: HubConfig, logger: Logger, overrides: HubOverrides): Promise<HubBackend> {

@@ -15,6 +15,11 @@ import { HUB_VERSION } from './version.js';
 const argv = process.argv.slice(2);
 const subcommand = SUBCOMMANDS[argv[0] ?? ''];
 if (subcommand) process.exit(await (await subcommand()).run(argv.slice(1)));
+// `pushhub admin ...`: operator actions (src/admin/cli.ts, docs/accounts.md).
+if (argv[0] === 'admin') {
+  const { runAdminCommand } = await import('./admin/cli.js');
+  process.exit(await runAdminCommand(argv.slice(1), process.env));
+}
 if (wantsHelp(argv)) {
   process.stdout.write(helpText() + (await subcommandHelp()));
   process.exit(0);

@@ -15,7 +15,14 @@ export interface MetricSources {
   deliveries(): number;
   /** The SQLite file; its size (plus -wal) is reported. Unset or ':memory:' reports nothing. */
   dbPath?: string;
+  /** The merchants most blocked (abuse signal), read from the store at scrape time. */
+  mostBlocked?: (limit: number) => Promise<{ merchantId: string; blocks: number }[]>;
+  /** Accounts suspended now (store read at scrape time). */
+  suspendedAccounts?: () => Promise<number>;
 }
+
+/** Merchants in pushhub_merchant_blocks: a bounded label set, whatever the number of merchants. */
+export const MOST_BLOCKED_TOP_N = 10;
 
 /**
  * The hub's Prometheus metrics. Counters move once per batch or once per call, never per
@@ -28,8 +35,23 @@ export interface HubMetrics {
   batchCommitted(size: number, startedAtMs: number, oldestAtMs: number, published: readonly ChangeRecord[]): void;
   /** A call (or a push on a PushStream) refused with this reason. */
   rejected(method: string, reason: string): void;
+  /** A receiver blocked or unblocked a merchant (on this node). */
+  blockChanged(action: 'block' | 'unblock'): void;
+  /** An account action by an operator or the account itself (suspend, resume, delete, rotate). */
+  accountAction(action: string): void;
+  /**
+   * A refusal by a per-source limit, and where the client address it counted came from
+   * (`peer`, or a trusted proxy's `x-real-ip` / `x-forwarded-for`): bounded labels, never the address.
+   */
+  sourceLimited(reason: string, via: string): void;
+  /** A TCP connection refused at accept because its source already had --max-connections-per-source. */
+  connectionRefused(limit: 'per_source'): void;
+  /** A call ended because its request message had not arrived within --request-timeout-ms. */
+  requestTimedOut(): void;
   /** Counts open PushStream calls (Subscribe streams are counted by the fan-out); once per call. */
   readonly middleware: ServerMiddleware;
+  /** One stored batch of delivery confirmations: how many, and per receipt event the lag (ms). */
+  receiptsConfirmed(confirmations: number, lagsMs: readonly number[]): void;
 }
 
 /** A rejection reason's share of the failed-login and throttle counters. */
@@ -82,7 +104,35 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
     labelNames: ['kind'],
     registers,
   });
+  const sourceLimited = new Counter({
+    name: 'pushhub_source_limited_total',
+    help: 'Calls refused by a per-source limit, by reason and by where the client address came from (via: peer, x-real-ip, x-forwarded-for)',
+    labelNames: ['reason', 'via'],
+    registers,
+  });
+  const connectionsRefused = new Counter({
+    name: 'pushhub_connections_refused_total',
+    help: 'TCP connections closed at accept by a limit (per_source: --max-connections-per-source)',
+    labelNames: ['limit'],
+    registers,
+  });
+  const requestTimeouts = new Counter({
+    name: 'pushhub_request_timeouts_total',
+    help: 'Calls ended because their request message had not arrived within --request-timeout-ms',
+    registers,
+  });
   const tooSlow = new Counter({ name: 'pushhub_streams_too_slow_total', help: 'Subscribe streams ended because the receiver read too slowly', registers });
+  const confirmations = new Counter({
+    name: 'pushhub_receipt_confirmations_total',
+    help: 'Delivery confirmations stored (ConfirmDelivery calls and resumes; a receiver\'s confirmations in one batch count once)',
+    registers,
+  });
+  const confirmationLag = new Histogram({
+    name: 'pushhub_receipt_confirmation_lag_seconds',
+    help: 'From a push to its receiver\'s confirmation, for the oldest item each confirmation covered (one observation per receiver, merchant and confirmation)',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400],
+    registers,
+  });
   let deliveredBefore = 0;
   new Counter({
     name: 'pushhub_deliveries_total',
@@ -114,6 +164,41 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
       this.set(sources.headSequence());
     },
   });
+  const blockChanges = new Counter({
+    name: 'pushhub_block_changes_total',
+    help: 'Blocks and unblocks of merchants by receivers on this node, by action (block, unblock)',
+    labelNames: ['action'],
+    registers,
+  });
+  const accountActions = new Counter({
+    name: 'pushhub_account_actions_total',
+    help: 'Account actions on this node: suspend, resume, delete (an operator or the account itself), rotate (an operator)',
+    labelNames: ['action'],
+    registers,
+  });
+  const { mostBlocked, suspendedAccounts } = sources;
+  if (mostBlocked) {
+    new Gauge({
+      name: 'pushhub_merchant_blocks',
+      help: `Receivers blocking a merchant, for the ${MOST_BLOCKED_TOP_N} most blocked merchants (top-N: the label set stays bounded)`,
+      labelNames: ['merchant'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const { merchantId, blocks } of await mostBlocked(MOST_BLOCKED_TOP_N)) this.set({ merchant: merchantId }, blocks);
+      },
+    });
+  }
+  if (suspendedAccounts) {
+    new Gauge({
+      name: 'pushhub_suspended_accounts',
+      help: 'Accounts suspended by an operator now',
+      registers,
+      async collect() {
+        this.set(await suspendedAccounts());
+      },
+    });
+  }
   const { dbPath } = sources;
   if (dbPath && dbPath !== ':memory:') {
     new Gauge({
@@ -145,6 +230,16 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
       if (published.length > withdrawals) committedPush.inc(published.length - withdrawals);
       if (withdrawals > 0) committedWithdrawal.inc(withdrawals);
     },
+    blockChanged(action) {
+      blockChanges.inc({ action });
+    },
+    accountAction(action) {
+      accountActions.inc({ action });
+    },
+    receiptsConfirmed(count, lagsMs) {
+      confirmations.inc(count);
+      for (const lag of lagsMs) confirmationLag.observe(Math.max(0, lag) / 1000);
+    },
     rejected(method, reason) {
       rejections.inc({ method, reason });
       if (reason === Reason.Unauthenticated) failedLogins.inc();
@@ -152,6 +247,9 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
       const throttle = THROTTLE_KIND[reason];
       if (throttle) throttles.inc({ kind: throttle });
     },
+    sourceLimited: (reason, via) => sourceLimited.inc({ reason, via }),
+    connectionRefused: (limit) => connectionsRefused.inc({ limit }),
+    requestTimedOut: () => requestTimeouts.inc(),
     async *middleware(call, context) {
       if (!call.method.path.endsWith('/PushStream')) return yield* call.next(call.request, context);
       pushStreams++;

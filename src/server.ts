@@ -10,11 +10,14 @@ import { createWireDefinition } from '../sdk/src/wire-definition.js';
 import { recordingWireTimestamps } from './api/wire-timestamps.js';
 import { grpcMetricsMiddleware } from './metrics.js';
 import { anonymousStreamLimitMiddleware } from './middleware/anonymous-stream-limit.js';
+import { ConnectionCredentials } from './middleware/auth.js';
 import { callGuardMiddleware } from './middleware/call-guard.js';
+import { trustedProxyCheck } from './middleware/client-source.js';
 import { describeListenFailure } from './listen-check.js';
 import { listenWithConnectionLimits } from './middleware/connection-limits.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
 import { decodeOrMark } from './middleware/request-guards.js';
+import { requestTimeoutInterceptor } from './middleware/request-timeout.js';
 import { stallGuardInterceptor } from './middleware/stall-guard.js';
 
 const PROTOSET_PATH = new URL('./gen/pushhub.binpb', import.meta.url);
@@ -40,7 +43,7 @@ const reflectionV1Alpha = Object.fromEntries(
 ) as typeof ServerReflectionService;
 
 /** grpc-js server options for many long-lived, mostly idle streams, and bounded abuse. */
-function serverOptions(hub: HubContext) {
+function serverOptions(hub: HubContext, connections: ConnectionCredentials) {
   const { config } = hub;
   return {
     'grpc.max_receive_message_length': config.maxMessageBytes,
@@ -55,7 +58,13 @@ function serverOptions(hub: HubContext) {
     // A connection with no call open is closed (GOAWAY): silent sessions do not pile up.
     'grpc.max_connection_idle_ms': config.connectionIdleTimeoutMs,
     // Streams whose client accepts no data are reset (see stall-guard.ts).
-    interceptors: [stallGuardInterceptor(config.subscriberStallTimeoutMs, hub.logger)],
+    // Calls whose request never completes end (see request-timeout.ts); first, so both see grpc-js's base call.
+    // Connections forget their verified authorization header when they close (auth.ts); it returns the call as is.
+    interceptors: [
+      connections.interceptor,
+      requestTimeoutInterceptor(config.requestTimeoutMs, hub.logger, hub.metrics && (() => hub.metrics!.requestTimedOut())),
+      stallGuardInterceptor(config.subscriberStallTimeoutMs, hub.logger),
+    ],
   };
 }
 
@@ -68,7 +77,8 @@ export interface RunningServer {
 /** Assembles middleware and services on a nice-grpc server and binds it. */
 export async function startServer(hub: HubContext): Promise<RunningServer> {
   const { config } = hub;
-  const base = createServer(serverOptions(hub) as never);
+  const connections = new ConnectionCredentials();
+  const base = createServer(serverOptions(hub, connections) as never);
   // use() returns a new server: keep that one, it is the one with the middleware. Per-RPC
   // metrics sit outside the error mapping, so they see the final status code.
   const server = hub.metrics ? base.use(grpcMetricsMiddleware()).use(hub.metrics.middleware) : base;
@@ -77,16 +87,22 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
     .with(
       callGuardMiddleware(hub.registry, {
         maxMetadataBytes: config.maxMetadataBytes,
+        sourceOf: hub.sourceOf,
         insecureBenchSkipPasswordCheck: config.insecureBenchSkipPasswordCheck,
+        connections,
         logger: hub.logger,
         metrics: hub.metrics,
       }),
     )
     .add(pushHubWireDefinition, createPushHubService(hub) as never);
 
-  // Health and reflection need no credentials: their streams are capped in total and per source.
-  const anonymous = server.with(errorStatusMiddleware(hub.logger, hub.metrics)).with(
-    anonymousStreamLimitMiddleware({ maxStreams: config.maxAnonymousStreams, maxStreamsPerSource: config.maxAnonymousStreamsPerSource }),
+  // Health and reflection need no credentials: their calls are capped in total and per source.
+  const anonymous = server.with(errorStatusMiddleware(hub.logger, hub.metrics, hub.sourceOf)).with(
+    anonymousStreamLimitMiddleware({
+      maxStreams: config.maxAnonymousStreams,
+      maxStreamsPerSource: config.maxAnonymousStreamsPerSource,
+      sourceOf: hub.sourceOf,
+    }),
   );
   const health = HealthState();
   anonymous.add(HealthDefinition, HealthServiceImpl(health));
@@ -107,7 +123,13 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
       server.listen(config.address, credentials).catch((error: unknown) => {
         throw new Error(describeListenFailure('--address', config.address, error));
       }),
-    { maxConnections: config.maxConnections, handshakeTimeoutMs: config.handshakeTimeoutMs },
+    {
+      maxConnections: config.maxConnections,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      maxConnectionsPerSource: config.maxConnectionsPerSource,
+      isTrustedProxy: trustedProxyCheck(config.trustedProxies),
+      onRefused: hub.metrics && (() => hub.metrics!.connectionRefused('per_source')),
+    },
     hub.logger,
   );
   health.setStatus('healthy');

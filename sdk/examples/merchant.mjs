@@ -18,7 +18,7 @@ if (receiverId) {
   const { itemId, sequence } = await merchant.pushSpecific(receiverId, {
     key: 'points',
     title: 'Your points',
-    offer: { $case: 'points', value: { balance: 120n, earned: 20n } },
+    offer: { $case: 'points', value: { balance: 120, earned: 20 } },
   });
   console.log(`pushed ${itemId} at sequence ${sequence}`);
 }
@@ -28,14 +28,14 @@ const voucher = await merchant.pushPublic({
   key: 'bread5',
   title: '5 EUR off',
   validUntil: new Date(Date.now() + 7 * 24 * 3600 * 1000),
-  offer: { $case: 'voucher', value: { code: 'BREAD5', amountOff: 500n, currency: 'EUR' } },
+  offer: { $case: 'voucher', value: { code: 'BREAD5', amountOff: 500, currency: 'EUR' } },
 });
 // Bulk: many pushes in flight on one stream, each resolved when committed.
 const stream = merchant.openPushStream({ window: 256 });
 await Promise.all([1, 2, 3].map((n) => stream.pushPublic({ key: `deal-${n}`, title: `Deal ${n}` })));
 await stream.close();
 
-for await (const item of merchant.listItems({ audience: 'public' })) console.log('live', item.itemId, item.info?.key, item.info?.title);
+for await (const item of merchant.listItems({ audience: 'public' })) console.log('live', item.itemId, item.info.key, item.info.title);
 
 await merchant.withdraw({ itemId: voucher.itemId }); // or { key, receiverId } / { key } for public
 console.log('withdrew', voucher.itemId);

@@ -54,8 +54,8 @@ for (const [exampleId, credentials] of receivers) {
   }
   process.stdout.write(`\n${exampleId} (${credentials.id}):\n`);
   for (const item of store.itemsByMerchant(merchant.id)) {
-    const info = item.info!;
-    process.stdout.write(`  ${info.key}  ${info.title}  (valid until ${info.validUntil?.toISOString()})\n    ${info.body}\n`);
+    const info = item.info;
+    process.stdout.write(`  ${info.key}  ${info.title}  (valid until ${info.validUntil})\n    ${info.body}\n`);
   }
   store.close();
   client.close();

@@ -8,11 +8,16 @@ import {
   basicAuthorization,
   createHubChannel,
   createStreamingHubClient,
+  toChannelError,
 } from './connection.js';
-import { PushHubError, REASON_TRAILER, Status, toPushHubError } from './errors.js';
-import { type Item, ResetReason, Role, type Withdrawal } from './gen/pushhub/v1/pushhub.js';
+import { PushHubError, REASON_TRAILER, Status, isResumableStreamEnd } from './errors.js';
+import { ReceiptPolicy, ResetReason, Role } from './gen/pushhub/v1/pushhub.js';
+import { RECEIPT_METHOD } from './receipts.js';
+import { METHOD } from './push-types.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { type RetryOptions, backoffMs } from './retry.js';
+import type { Item, Withdrawal } from './types.js';
+import { checkSequence, itemFromWire, toSafeNumber, withdrawalFromWire } from './values.js';
 
 /**
  * Why a receiver's state was reset (see docs/backups.md):
@@ -29,7 +34,10 @@ const RESET_REASON_NAMES: Record<number, ResetReasonName> = {
   [ResetReason.RESET_REASON_UNKNOWN_HISTORY]: 'unknown_history',
 };
 
-/** One event of a receiver's stream. */
+/**
+ * One event of a receiver's stream. Plain data: `JSON.parse(JSON.stringify(event))`
+ * deep-equals the event.
+ */
 export type ReceiverEvent =
   /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
   | { type: 'item'; item: Item }
@@ -39,7 +47,7 @@ export type ReceiverEvent =
    * The backlog has been sent; live events follow. `sequence` is the newest sequence the
    * receiver has now been sent: store it as the cursor. Sent after every (re)connection.
    */
-  | { type: 'caughtUp'; sequence: bigint; historyId: string }
+  | { type: 'caughtUp'; sequence: number; historyId: string }
   /**
    * The stored state (items, cursor) no longer belongs to the hub's history: drop it. The
    * receiver's full current state follows, then a `caughtUp`; a store applies the reset and
@@ -51,9 +59,10 @@ export type ReceiverEvent =
 export interface SubscribeOptions {
   /**
    * The last sequence the receiver processed; 0 (default) starts with the receiver's
-   * current state (every live item, no withdrawals).
+   * current state (every live item, no withdrawals). A non-negative integer number; anything
+   * else fails with INVALID_ARGUMENT naming `afterSequence`.
    */
-  afterSequence?: bigint;
+  afterSequence?: number;
   /**
    * The history `afterSequence` belongs to (from the last `caughtUp` or `reset`); empty or
    * absent for a new receiver. A cursor of another history gets a `reset`.
@@ -86,7 +95,7 @@ export interface ReceiverClientOptions {
   /** Reconnect backoff; `maxAttempts` counts consecutive failed connections (default: unlimited). */
   reconnect?: RetryOptions;
   /** Called before each reconnection, e.g. for logging. */
-  onReconnect?: (info: { error: unknown; attempt: number; delayMs: number; afterSequence: bigint }) => void;
+  onReconnect?: (info: { error: unknown; attempt: number; delayMs: number; afterSequence: number }) => void;
 }
 
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
@@ -104,17 +113,13 @@ class DeadConnectionError extends PushHubError {
 }
 
 /**
- * Failures after which resuming from the cursor can help: the hub restarted or was
- * unreachable (UNAVAILABLE), the receiver was too slow or has stale streams on the hub
- * (RESOURCE_EXHAUSTED), or the transport broke without a hub reason (INTERNAL, CANCELLED
- * from a reset HTTP/2 stream). Everything else (bad credentials, a cursor beyond the hub's
- * newest sequence) needs the caller.
+ * Failures after which resuming from the cursor can help: every stream end that is not a
+ * definitive answer (isResumableStreamEnd): the hub restarted or was unreachable, the
+ * receiver was too slow, a proxy reset the stream or answered with an error page. Definitive
+ * answers (bad credentials, permission, a cursor beyond the hub's newest sequence) need the caller.
  */
 function isResumable(error: unknown): boolean {
-  if (error instanceof DeadConnectionError) return true;
-  if (!(error instanceof PushHubError)) return false;
-  if (error.code === Status.UNAVAILABLE || error.code === Status.RESOURCE_EXHAUSTED) return true;
-  return (error.code === Status.INTERNAL || error.code === Status.CANCELLED || error.code === Status.UNKNOWN) && error.reason === '';
+  return error instanceof DeadConnectionError || isResumableStreamEnd(error);
 }
 
 /**
@@ -178,7 +183,8 @@ export class ReceiverClient {
    */
   async *subscribeBatches(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent[], void, undefined> {
     const outer = options.signal ?? new AbortController().signal;
-    let cursor = options.afterSequence ?? 0n;
+    // The cursor stays a bigint inside (it is compared with every event's wire sequence).
+    let cursor = BigInt(checkSequence(options.afterSequence, 'afterSequence', METHOD.subscribe));
     let historyId = options.historyId ?? '';
     let intervalMs = this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     const factor = this.options.heartbeatTimeoutFactor ?? 2;
@@ -226,20 +232,20 @@ export class ReceiverClient {
               case 'item':
                 if (event.value.sequence > cursor) {
                   cursor = event.value.sequence;
-                  batch.push({ type: 'item', item: event.value });
+                  batch.push({ type: 'item', item: itemFromWire(event.value) });
                 }
                 break;
               case 'withdrawal':
                 if (event.value.sequence > cursor) {
                   cursor = event.value.sequence;
-                  batch.push({ type: 'withdrawal', withdrawal: event.value });
+                  batch.push({ type: 'withdrawal', withdrawal: withdrawalFromWire(event.value) });
                 }
                 break;
               case 'caughtUp':
                 failures = 0;
                 if (event.value.sequence > cursor) cursor = event.value.sequence;
                 if (event.value.historyId !== '') historyId = event.value.historyId;
-                batch.push({ type: 'caughtUp', sequence: cursor, historyId });
+                batch.push({ type: 'caughtUp', sequence: toSafeNumber(cursor, 'caughtUp.sequence'), historyId });
                 break;
               case 'reset':
                 // The state that follows starts from nothing, in the hub's current history.
@@ -268,7 +274,8 @@ export class ReceiverClient {
         }
         failure = new PushHubError(Status.UNAVAILABLE, '', 'subscribe stream ended');
       } catch (error) {
-        failure = dead ?? toPushHubError(error, reason);
+        // A hub never reached gets the SDK's explanation (TLS mismatch, nothing listening).
+        failure = dead ?? (await toChannelError(this.channel, error, reason));
       } finally {
         clearTimeout(watchdog);
         outer.removeEventListener('abort', onOuterAbort);
@@ -280,13 +287,56 @@ export class ReceiverClient {
       if (failures >= this.reconnect.maxAttempts) throw failure;
       if (failure instanceof DeadConnectionError) this.renewChannel();
       const delayMs = backoffMs(failures, this.reconnect);
-      this.options.onReconnect?.({ error: failure, attempt: failures, delayMs, afterSequence: cursor });
+      this.options.onReconnect?.({ error: failure, attempt: failures, delayMs, afterSequence: Number(cursor) });
       try {
         await delay(outer, delayMs);
       } catch (error) {
         if (isAbortError(error)) return;
         throw error;
       }
+    }
+  }
+
+  /**
+   * Tells the hub that every change up to `upToSequence` is stored on this receiver (its
+   * merchants then see their items DELIVERED); resolves with the confirmed sequence (0 when
+   * receipts are off). The store's `sync` confirms on its own; call this when you store
+   * events yourself, after your store has committed them.
+   */
+  async confirmDelivery(upToSequence: number): Promise<number> {
+    const seq = checkSequence(upToSequence, 'upToSequence', RECEIPT_METHOD.confirmDelivery);
+    const response = await this.callUnary(RECEIPT_METHOD.confirmDelivery, (metadata, onTrailer) =>
+      this.client.confirmDelivery({ upToSequence: BigInt(seq) }, { metadata, onTrailer, deadline: Date.now() + 10_000 }),
+    );
+    return toSafeNumber(response.confirmedSequence, 'confirmedSequence');
+  }
+
+  /**
+   * Turns delivery receipts on ('share', the default) or off ('opt-out'), stored on the hub;
+   * without an argument, reads the setting. Opted out, nothing is recorded and merchants
+   * see UNKNOWN for this receiver's items.
+   */
+  async receiptPolicy(policy?: 'share' | 'opt-out'): Promise<'share' | 'opt-out'> {
+    if (policy !== undefined && policy !== 'share' && policy !== 'opt-out') {
+      throw new PushHubError(Status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', "policy must be 'share' or 'opt-out'", RECEIPT_METHOD.setReceiptPolicy);
+    }
+    const wire = policy === undefined ? ReceiptPolicy.RECEIPT_POLICY_UNSPECIFIED : policy === 'share' ? ReceiptPolicy.RECEIPT_POLICY_SHARE : ReceiptPolicy.RECEIPT_POLICY_OPT_OUT;
+    const response = await this.callUnary(RECEIPT_METHOD.setReceiptPolicy, (metadata, onTrailer) =>
+      this.client.setReceiptPolicy({ policy: wire }, { metadata, onTrailer, deadline: Date.now() + 10_000 }),
+    );
+    return response.policy === ReceiptPolicy.RECEIPT_POLICY_OPT_OUT ? 'opt-out' : 'share';
+  }
+
+  /** One unary call on the receiver's channel (no middleware): credentials and the reason trailer. */
+  private async callUnary<T>(path: string, call: (metadata: Metadata, onTrailer: (t: Metadata) => void) => Promise<T>): Promise<T> {
+    let reason = '';
+    try {
+      return await call(Metadata({ authorization: basicAuthorization(this.credentials) }), (trailer) => {
+        reason = trailer.get(REASON_TRAILER) ?? '';
+      });
+    } catch (error) {
+      const converted = await toChannelError(this.channel, error, reason);
+      throw converted instanceof PushHubError && converted.path === '' ? new PushHubError(converted.code, converted.reason, converted.details, path) : converted;
     }
   }
 

@@ -1,15 +1,19 @@
 import type Database from 'better-sqlite3';
-import { Item } from './gen/pushhub/v1/pushhub.js';
+import { Item as WireItem } from './gen/pushhub/v1/pushhub.js';
 import type { ReceiverEvent, ResetReasonName } from './receiver-client.js';
+import type { Item } from './types.js';
+import { itemFromWire, itemToWire, wireAudience } from './values.js';
 
 /** The kind of offer an item carries; 'none' for a plain message. */
 export type OfferKind = 'discount' | 'points' | 'voucher' | 'none';
 
-/** One change to the store's contents, emitted as a `change` event after it is committed. */
+/**
+ * One change to the store's contents, emitted as a `change` event after it is committed.
+ * Plain data: `JSON.parse(JSON.stringify(change))` deep-equals it.
+ */
 export type StoreChange =
   /** An item was added; `replaced` is the item it replaced (same merchant, audience, key), if any. */
   | { type: 'added'; item: Item; replaced?: Item }
-  /** An item was removed: withdrawn by its merchant, or past its valid_until. */
   /**
    * An item was removed: withdrawn by its merchant, past its valid_until, or replaced by a
    * newer item with the same key (the newer one is `added` next, unless it has already ended).
@@ -22,6 +26,21 @@ export type StoreChange =
    * Nothing was withdrawn by a merchant.
    */
   | { type: 'reset'; reason: ResetReasonName; historyId: string };
+
+/**
+ * One line of the `pushhub-receiver` daemon's output (stdout, one JSON object per line): a
+ * store change, with the item in its JSON form ({@link Item}).
+ */
+export type ReceiverDaemonLine =
+  /** An item was added; `replacedItemId` names the item it replaced, if any. */
+  | { change: 'added'; itemId: string; replacedItemId?: string; item: Item }
+  /** An item was removed, and why. */
+  | { change: 'removed'; itemId: string; cause: 'withdrawn' | 'expired' | 'replaced'; item: Item }
+  /**
+   * The store was reset (see StoreChange 'reset'): every item printed before is gone, nothing
+   * was withdrawn; the new state follows as 'added' lines.
+   */
+  | { change: 'reset'; reason: ResetReasonName; historyId: string };
 
 /** Schema migrations, applied in order; the index + 1 is the schema version (PRAGMA user_version). */
 export const STORE_MIGRATIONS: readonly string[] = [
@@ -66,8 +85,10 @@ interface ItemRow {
 }
 
 const offerKindOf = (item: Item): OfferKind => item.info?.offer?.$case ?? 'none';
-const validUntilMs = (item: Item): number => item.info?.validUntil?.getTime() ?? Number.MAX_SAFE_INTEGER;
-const decode = (row: ItemRow): Item => Item.decode(row.item);
+const validUntilMs = (item: Item): number => (item.info.validUntil === '' ? Number.MAX_SAFE_INTEGER : Date.parse(item.info.validUntil));
+/** Items are kept in their wire encoding (schema 1), read back as plain data. */
+const decode = (row: ItemRow): Item => itemFromWire(WireItem.decode(row.item));
+const encode = (item: Item): Buffer => Buffer.from(WireItem.encode(itemToWire(item)).finish());
 
 /**
  * The store's tables and every statement on them, prepared once. Writes run inside the
@@ -92,7 +113,7 @@ export function createStoreTables(db: Database.Database) {
   const staged = itemStatements(db, 'reset_items');
   const s = {
     ...live,
-    cursor: db.prepare('SELECT cursor, receiver, history_id AS historyId FROM state WHERE id = 1').safeIntegers(true),
+    cursor: db.prepare('SELECT cursor, receiver, history_id AS historyId FROM state WHERE id = 1'),
     setCursor: db.prepare('UPDATE state SET cursor = ? WHERE id = 1'),
     setHistory: db.prepare('UPDATE state SET history_id = ? WHERE id = 1'),
     setReceiver: db.prepare('UPDATE state SET receiver = ? WHERE id = 1'),
@@ -106,17 +127,18 @@ export function createStoreTables(db: Database.Database) {
     clear: db.prepare('DELETE FROM items'),
   };
 
-  const state = () => s.cursor.get() as { cursor: bigint; receiver: string; historyId: string };
+  // Sequences are safe integers (the SDK refuses larger ones), so SQLite's numbers are exact.
+  const state = () => s.cursor.get() as { cursor: number; receiver: string; historyId: string };
 
   /**
    * A reset in progress: the new state is gathered in reset_items (committed batch by batch,
    * invisible to readers) until its caughtUp. Kept in memory only: a store reopened
    * mid-reset still holds its old cursor and history, so the hub sends the reset again.
    */
-  let resetting: { reason: ResetReasonName; historyId: string; cursor: bigint } | undefined;
+  let resetting: { reason: ResetReasonName; historyId: string; cursor: number } | undefined;
 
   /** Applies one event after `cursor`, returning the changes; the caller moves the cursor. */
-  function applyEvent(event: ReceiverEvent, cursor: bigint, nowMs: number, changes: StoreChange[], s: ItemStatements = live): bigint {
+  function applyEvent(event: ReceiverEvent, cursor: number, nowMs: number, changes: StoreChange[], s: ItemStatements = live): number {
     switch (event.type) {
       case 'caughtUp':
         return event.sequence > cursor ? event.sequence : cursor;
@@ -125,10 +147,11 @@ export function createStoreTables(db: Database.Database) {
       case 'item': {
         const item = event.item;
         if (item.sequence <= cursor) return cursor;
-        const key = item.info?.key ?? '';
+        const key = item.info.key;
+        const audience = wireAudience(item.audience);
         let replaced: Item | undefined;
         if (key !== '') {
-          const row = s.byKey.get(item.merchantId, item.audience, key) as ItemRow | undefined;
+          const row = s.byKey.get(item.merchantId, audience, key) as ItemRow | undefined;
           if (row) {
             replaced = decode(row);
             s.deleteById.run(replaced.itemId);
@@ -144,11 +167,11 @@ export function createStoreTables(db: Database.Database) {
           item.itemId,
           item.sequence,
           item.merchantId,
-          item.audience,
+          audience,
           key,
           offerKindOf(item),
           validUntilMs(item),
-          Buffer.from(Item.encode(item).finish()),
+          encode(item),
         );
         changes.push(replaced ? { type: 'added', item, replaced } : { type: 'added', item });
         return item.sequence;
@@ -162,7 +185,7 @@ export function createStoreTables(db: Database.Database) {
         if (w.key !== '') {
           // The withdrawn item was the live one for its key, so any stored item with that key
           // is it or an older one the store missed being replaced: both must go.
-          const byKey = s.byKey.get(w.merchantId, w.audience, w.key) as ItemRow | undefined;
+          const byKey = s.byKey.get(w.merchantId, wireAudience(w.audience), w.key) as ItemRow | undefined;
           if (byKey) {
             const item = decode(byKey);
             if (item.itemId !== w.itemId && item.sequence < w.sequence) removed.push(item);
@@ -181,6 +204,11 @@ export function createStoreTables(db: Database.Database) {
     state,
     setReceiver: (receiverId: string) => s.setReceiver.run(receiverId),
 
+    /** Whether a reset is being gathered (its caughtUp has not come yet). */
+    get resetting(): boolean {
+      return resetting !== undefined;
+    },
+
     /**
      * Applies events in order and moves the cursor once, to the last one applied. A reset
      * gathers the state that follows aside; at its caughtUp that state replaces the items,
@@ -195,17 +223,17 @@ export function createStoreTables(db: Database.Database) {
       for (const event of events) {
         if (event.type === 'reset') {
           s.clearStaged.run();
-          resetting = { reason: event.reason, historyId: event.historyId, cursor: 0n };
+          resetting = { reason: event.reason, historyId: event.historyId, cursor: 0 };
         } else if (resetting && event.type === 'caughtUp') {
           s.clear.run();
           s.adoptStaged.run(nowMs);
           s.clearStaged.run();
-          cursor = event.sequence > resetting.cursor ? event.sequence : resetting.cursor;
+          cursor = Math.max(event.sequence, resetting.cursor);
           historyId = event.historyId !== '' ? event.historyId : resetting.historyId;
           changes.push({ type: 'reset', reason: resetting.reason, historyId });
           for (const row of s.all.all(nowMs) as ItemRow[]) changes.push({ type: 'added', item: decode(row) });
           resetting = undefined;
-          // The cursor was replaced, not moved forward: write it even if it is lower.
+          // The cursor was replaced, not moved forward: written even when it is lower.
           s.setCursor.run(cursor);
         } else if (resetting) {
           resetting.cursor = applyEvent(event, resetting.cursor, nowMs, [], staged);

@@ -2,16 +2,16 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Database } from './sqlite.js';
-import type { Item } from './gen/pushhub/v1/pushhub.js';
+import type { Item } from './types.js';
 import type { ReceiverClient, ReceiverEvent } from './receiver-client.js';
 import { type OfferKind, STORE_MIGRATIONS, type StoreChange, type StoreTables, createStoreTables } from './receiver-store-tables.js';
 import { type SyncOptions, syncReceiverStore } from './receiver-sync.js';
 import { migrateSqlite } from './sqlite-migrator.js';
 
-export type { OfferKind, StoreChange } from './receiver-store-tables.js';
+export type { OfferKind, ReceiverDaemonLine, StoreChange } from './receiver-store-tables.js';
 export type { SyncOptions } from './receiver-sync.js';
 
-/** Events of a ReceiverStore. */
+/** Events of a ReceiverStore (`store.on('change', (change) => …)`). */
 export interface ReceiverStoreEvents {
   /** Emitted once per change, after the transaction that made it has committed. */
   change: [StoreChange];
@@ -49,13 +49,18 @@ export class ReceiverStore extends EventEmitter<ReceiverStoreEvents> {
   }
 
   /** The last sequence applied; subscribe after it to resume. 0 for a new store. */
-  get cursor(): bigint {
+  get cursor(): number {
     return this.tables.state().cursor;
   }
 
   /** The history the cursor belongs to ('' for a new store); sent with the cursor when resuming. */
   get historyId(): string {
     return this.tables.state().historyId;
+  }
+
+  /** True while a reset's new state is being gathered (until its caughtUp replaces the items). */
+  get resetting(): boolean {
+    return this.tables.resetting;
   }
 
   /** The receiver id the store belongs to ('' until `sync` or `bindReceiver` sets it). */

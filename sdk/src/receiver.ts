@@ -12,16 +12,18 @@
  * await store.sync(receiver, { signal });
  * ```
  *
+ * Events, store changes and stored items are plain data (numbers and ISO-8601 strings, see
+ * {@link Item}) that survive `JSON.stringify`.
+ *
  * @module
  */
 export { ReceiverClient } from './receiver-client.js';
 export type { ReceiverClientOptions, ReceiverEvent, SubscribeOptions } from './receiver-client.js';
 export { ReceiverStore, createReceiverStore } from './receiver-store.js';
 export { SqliteMissingError } from './sqlite.js';
-export type { OfferKind, ReceiverStoreEvents, StoreChange, SyncOptions } from './receiver-store.js';
-export { PushHubError, Status } from './errors.js';
+export type { OfferKind, ReceiverDaemonLine, ReceiverStoreEvents, StoreChange, SyncOptions } from './receiver-store.js';
+export { ConnectionReason, PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
-export { Audience, Role } from './gen/pushhub/v1/pushhub.js';
-export type { Discount, Item, Points, ServiceInfo, Voucher, Withdrawal } from './gen/pushhub/v1/pushhub.js';
+export type { Audience, Discount, Item, Offer, Points, ServiceInfo, Voucher, Withdrawal } from './types.js';

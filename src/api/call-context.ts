@@ -1,16 +1,23 @@
 import type { CallContext } from 'nice-grpc';
 import type { Registry, Account } from '../registry/registry.js';
 import type { HubConfig } from '../config.js';
-import type { ChangeFeed, ChangeReader, HistoryStore } from '../store/ports.js';
+import type { ChangeFeed, ChangeReader, HistoryStore, ReceiptStore } from '../store/ports.js';
+import type { CallRateLimiter, ConfirmQueue, DeliveryWatch } from '../delivery/receipts.js';
 import type { CommitQueue } from '../delivery/commit-queue.js';
 import type { Fanout } from '../delivery/fanout.js';
 import type { PushRateLimiter } from '../delivery/rate-limit.js';
 import type { HubMetrics } from '../metrics.js';
+import type { Logger } from '../logger.js';
+import type { AccountStore } from '../store/ports.js';
+import type { SourceResolver } from '../middleware/client-source.js';
 
 /** What the auth middleware adds to every authenticated call. */
 export interface AuthContext {
   account: Account;
-  /** The caller's source address (IP, no port), which throttles and the scrypt queue key on. */
+  /**
+   * The caller's source key (an IPv4 address or an IPv6 /64; behind a trusted proxy the
+   * forwarded client's), which throttles and the scrypt queue key on (see client-source.ts).
+   */
   source: string;
 }
 
@@ -29,6 +36,8 @@ export interface HubServices {
   commits: CommitQueue;
   fanout: Fanout;
   pushLimiter: PushRateLimiter;
+  /** The client source of a call, for every per-source limit (--trusted-proxy decides whose headers count). */
+  sourceOf: SourceResolver;
   /** Set when metrics are served (--metrics-address). */
   metrics?: HubMetrics;
   /**
@@ -38,4 +47,25 @@ export interface HubServices {
   now: () => number;
   /** Aborted when the hub starts shutting down: push streams stop taking pushes. */
   shutdownSignal: AbortSignal;
+  /** Blocks and suspensions as Subscribe filters them (see context.ts). */
+  accountFilters?: AccountFilters;
+  logger?: Logger;
+  /** Delivery receipts (issue 18): confirmations, status reads, live watch. */
+  receipts: ReceiptServices;
+}
+
+/** What Subscribe and ListBlockedMerchants read of blocks and suspensions. */
+export interface AccountFilters {
+  listBlocks: AccountStore['listBlocks'];
+  /** Suspended merchants, kept current by this node's feed (the suspension markers). */
+  suspendedMerchants: ReadonlySet<string>;
+}
+
+/** The receipt parts of the hub (delivery/receipts.ts), built once by the composition root. */
+export interface ReceiptServices {
+  store: ReceiptStore;
+  confirms: ConfirmQueue;
+  watch: DeliveryWatch;
+  confirmLimiter: CallRateLimiter;
+  statusLimiter: CallRateLimiter;
 }

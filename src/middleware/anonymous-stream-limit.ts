@@ -1,31 +1,32 @@
 import { type CallContext, type ServerMiddleware } from 'nice-grpc';
 import { HubError, Reason } from '../core/errors.js';
+import type { SourceResolver } from './client-source.js';
 
 export interface AnonymousStreamLimits {
-  /** Concurrent unauthenticated streams in total. */
+  /** Concurrent unauthenticated calls in total. */
   maxStreams: number;
-  /** Concurrent unauthenticated streams from one source address. */
+  /** Concurrent unauthenticated calls from one client source (client-source.ts). */
   maxStreamsPerSource: number;
+  sourceOf: SourceResolver;
 }
 
-/** `ipv4:127.0.0.1:5000` / `ipv6:[::1]:5000` → the address without the port. */
-const sourceOf = (peer: string) => peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '');
-
 /**
- * Caps concurrent streaming calls that need no credentials (Health/Watch, reflection), in
- * total and per source address: each holds memory for as long as the peer likes, and
- * nobody anonymous may hold an unbounded amount. Unary calls pass (they end on their own).
+ * Caps concurrent calls that need no credentials (Health/Check and Watch, reflection), in
+ * total and per client source: a stream holds memory for as long as the peer likes, and
+ * nobody anonymous may hold an unbounded amount. Unary calls count too: a unary call whose
+ * handler is slow to answer is held like a stream while it lasts (and one whose request never
+ * arrives ends at --request-timeout-ms, see request-timeout.ts).
  */
 export function anonymousStreamLimitMiddleware(limits: AnonymousStreamLimits): ServerMiddleware {
   let open = 0;
   const bySource = new Map<string, number>();
   return async function* limitAnonymousStreams(call, context: CallContext) {
-    if (!call.responseStream && !call.requestStream) return yield* call.next(call.request, context);
-    const source = sourceOf(context.peer);
+    const source = limits.sourceOf(context).key;
     const fromSource = bySource.get(source) ?? 0;
     if (open >= limits.maxStreams || fromSource >= limits.maxStreamsPerSource) {
       const which = open >= limits.maxStreams ? `${limits.maxStreams} in total` : `${limits.maxStreamsPerSource} per source address`;
-      throw new HubError(Reason.TooManyAnonymousStreams, `stream: too many unauthenticated streams (at most ${which})`);
+      const kind = call.responseStream || call.requestStream ? 'stream' : 'call';
+      throw new HubError(Reason.TooManyAnonymousStreams, `${kind}: too many unauthenticated ${kind}s (at most ${which})`);
     }
     open++;
     bySource.set(source, fromSource + 1);

@@ -1,11 +1,19 @@
 import http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Logger } from '../logger.js';
+import { socketAddress, sourceKey } from './client-source.js';
 
 export interface ConnectionLimits {
   /** Open TCP connections the listener accepts; past it Node closes new ones at accept. */
   maxConnections: number;
   /** A connection whose client has not sent the HTTP/2 preface (its SETTINGS) in this time is destroyed, in ms. */
   handshakeTimeoutMs: number;
+  /** Open TCP connections from one source (an IPv4 address or an IPv6 /64); past it new ones are closed at accept. */
+  maxConnectionsPerSource: number;
+  /** Peers exempt from the per-source cap: trusted proxies carry many clients on their connections. */
+  isTrustedProxy: (address: string) => boolean;
+  /** Told of each connection closed by the per-source cap (a metric). */
+  onRefused?: () => void;
 }
 
 /**
@@ -42,6 +50,7 @@ export async function listenWithConnectionLimits<T>(listen: () => Promise<T>, li
 
 function applyLimits(server: http2.Http2Server, limits: ConnectionLimits, logger: Logger): void {
   if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
+  if (limits.maxConnectionsPerSource > 0) capPerSource(server, limits, logger);
   if (!(limits.handshakeTimeoutMs > 0)) return;
   server.on('session', (session: http2.ServerHttp2Session) => {
     const timer = setTimeout(() => {
@@ -60,5 +69,42 @@ function applyLimits(server: http2.Http2Server, limits: ConnectionLimits, logger
     };
     session.once('remoteSettings', done);
     session.once('close', done);
+  });
+}
+
+/**
+ * Closes a new TCP connection at once when its source already has maxConnectionsPerSource
+ * open, so one address (or one IPv6 /64) cannot take every slot of --max-connections. The
+ * key is the TCP peer's: no header exists yet at accept. Trusted proxies are exempt; behind a
+ * proxy the proxy's own per-client limits (nginx `limit_conn`) take this place.
+ */
+function capPerSource(server: http2.Http2Server, limits: ConnectionLimits, logger: Logger): void {
+  const open = new Map<string, number>();
+  let refusedSinceLog = 0;
+  let lastLogMs = 0;
+  server.on('connection', (socket: Socket) => {
+    const address = socketAddress(socket.remoteAddress ?? '');
+    if (limits.isTrustedProxy(address)) return;
+    const key = sourceKey(address);
+    const count = open.get(key) ?? 0;
+    if (count >= limits.maxConnectionsPerSource) {
+      socket.destroy();
+      limits.onRefused?.();
+      // One line per second at most: a flood of refused connections must not flood the log.
+      refusedSinceLog++;
+      const now = Date.now();
+      if (now - lastLogMs >= 1000) {
+        logger.warn('connections refused: per-source cap', { source: address, sourceKey: key, refused: refusedSinceLog, maxConnectionsPerSource: limits.maxConnectionsPerSource });
+        refusedSinceLog = 0;
+        lastLogMs = now;
+      }
+      return;
+    }
+    open.set(key, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(key) ?? 1) - 1;
+      if (left === 0) open.delete(key);
+      else open.set(key, left);
+    });
   });
 }

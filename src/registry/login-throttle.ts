@@ -109,9 +109,11 @@ export class LoginThrottle {
   /**
    * Ends a reserved attempt. A success clears the pair's failures but not the source's: an
    * attacker must not reset their address's count by logging into an account of their own.
+   * A refused attempt (AUTH_BUSY: the source's share of the scrypt queue was full) counts as a
+   * failure of the source, not of the pair: the id's owner did nothing.
    */
-  finish(id: string, source: string, outcome: 'failed' | 'succeeded' | 'not-run', nowMs: number): void {
-    this.perPair.end(`${source}\0${id}`, outcome, nowMs, true);
-    this.perSource.end(source, outcome, nowMs, false);
+  finish(id: string, source: string, outcome: 'failed' | 'succeeded' | 'refused' | 'not-run', nowMs: number): void {
+    this.perPair.end(`${source}\0${id}`, outcome === 'refused' ? 'not-run' : outcome, nowMs, true);
+    this.perSource.end(source, outcome === 'refused' ? 'failed' : outcome, nowMs, false);
   }
 }

@@ -11,37 +11,67 @@ export interface ScryptQueueOptions {
 
 export interface ScryptQueue {
   /**
-   * Runs `work` (one scrypt hash or verification) when a slot is free. Throws AUTH_BUSY at
-   * once when the queue, or this source's share of it, is full; `field` names what the
-   * caller sent (e.g. `authorization`) in that message.
+   * Runs `work` (one scrypt hash or verification) when a slot is free. Throws AUTH_BUSY when
+   * this source's share of the queue is full, or when the queue is full and no source waits
+   * with more runs than this one; `field` names what the caller sent (e.g. `authorization`)
+   * in that message. A waiting run may also end with AUTH_BUSY: evicted for a lighter source.
    */
   run<T>(source: string, field: string, work: () => Promise<T>): Promise<T>;
-  readonly stats: { running: number; queued: number; refused: number };
+  /** refused counts every AUTH_BUSY, evicted those of runs that had been waiting. */
+  readonly stats: { running: number; queued: number; refused: number; evicted: number };
+}
+
+interface Waiting {
+  start: () => void;
+  refuse: (error: HubError) => void;
 }
 
 /**
  * The one queue every scrypt run goes through: logins, decoy verifications for unknown ids,
  * registrations and rotations. It bounds the CPU an anonymous flood can take, so a remembered
- * credential (one HMAC, never queued) keeps its latency. Waiting runs are served round-robin
- * by source address, so one address cannot make everyone else wait behind its backlog.
+ * credential (one HMAC, never queued) keeps its latency.
+ *
+ * Fair between sources (the client source key, see client-source.ts): waiting runs are
+ * served round-robin by source, and a full queue still admits a source that has fewer runs
+ * waiting than the heaviest one, by refusing the heaviest source's newest waiting run. So a
+ * handful of addresses that keep the queue full cannot lock out a source they have not
+ * crowded: a newcomer waits behind at most one run per waiting source.
  */
 export function createScryptQueue(options: ScryptQueueOptions): ScryptQueue {
-  const stats = { running: 0, queued: 0, refused: 0 };
+  const stats = { running: 0, queued: 0, refused: 0, evicted: 0 };
   // Insertion order is the round-robin order: a served source goes to the back.
-  const waiting = new Map<string, Array<() => void>>();
+  const waiting = new Map<string, Waiting[]>();
+  const busy = (field: string) =>
+    new HubError(Reason.AuthBusy, `${field}: the hub is busy checking credentials (${stats.queued} waiting); retry with backoff`);
 
   function pump(): void {
     while (stats.running < options.concurrency) {
       const next = waiting.entries().next();
       if (next.done) return;
       const [source, queue] = next.value;
-      const start = queue.shift()!;
+      const entry = queue.shift()!;
       waiting.delete(source);
       if (queue.length > 0) waiting.set(source, queue);
       stats.queued--;
       stats.running++;
-      start();
+      entry.start();
     }
+  }
+
+  /** Refuses the newest waiting run of the source with the most waiting, if it has more than `than` + 1. */
+  function evictHeaviest(than: number, field: string): boolean {
+    let heaviest: [string, Waiting[]] | undefined;
+    // At most maxQueued sources wait, and this runs only when the queue is full.
+    for (const entry of waiting) if (!heaviest || entry[1].length > heaviest[1].length) heaviest = entry;
+    if (!heaviest || heaviest[1].length <= than + 1) return false;
+    const [source, queue] = heaviest;
+    const evicted = queue.pop()!;
+    if (queue.length === 0) waiting.delete(source);
+    stats.queued--;
+    stats.refused++;
+    stats.evicted++;
+    evicted.refuse(busy(field));
+    return true;
   }
 
   async function execute<T>(work: () => Promise<T>): Promise<T> {
@@ -61,16 +91,17 @@ export function createScryptQueue(options: ScryptQueueOptions): ScryptQueue {
         return execute(work);
       }
       const queue = waiting.get(source);
-      if (stats.queued >= options.maxQueued || (queue?.length ?? 0) >= options.maxQueuedPerSource) {
+      const mine = queue?.length ?? 0;
+      if (mine >= options.maxQueuedPerSource || (stats.queued >= options.maxQueued && !evictHeaviest(mine, field))) {
         stats.refused++;
-        throw new HubError(Reason.AuthBusy,
-          `${field}: the hub is busy checking credentials (${stats.queued} waiting); retry with backoff`,
-        );
+        throw busy(field);
       }
       // pump() counts the run as running before it starts it.
-      await new Promise<void>((resolve) => {
-        if (queue) queue.push(resolve);
-        else waiting.set(source, [resolve]);
+      await new Promise<void>((start, refuse) => {
+        const entry = { start, refuse };
+        const current = waiting.get(source);
+        if (current) current.push(entry);
+        else waiting.set(source, [entry]);
         stats.queued++;
       });
       return execute(work);

@@ -63,8 +63,8 @@ const ascending = (values: Iterable<bigint>) => [...values].sort((a, b) => (a < 
 async function expectedSequences(merchants: MerchantClient[], receiverId: string): Promise<bigint[]> {
   const sequences: bigint[] = [];
   for (const merchant of merchants) {
-    for await (const item of merchant.listItems({ receiverId, pageSize: 5000 })) sequences.push(item.sequence);
-    for await (const item of merchant.listItems({ audience: 'public', pageSize: 5000 })) sequences.push(item.sequence);
+    for await (const item of merchant.listItems({ receiverId, pageSize: 5000 })) sequences.push(BigInt(item.sequence));
+    for await (const item of merchant.listItems({ audience: 'public', pageSize: 5000 })) sequences.push(BigInt(item.sequence));
   }
   return ascending(sequences);
 }
@@ -122,7 +122,7 @@ describe('cluster: three hubs on one PostgreSQL', function () {
     await liveC.waitFor((r) => itemsFrom(r, m).length === 2, 'two live items on C', 10_000);
     assert.deepEqual(itemsFrom(liveB, m).map((i) => i.itemId), [toB.itemId, toAll.itemId]);
     assert.deepEqual(itemsFrom(liveC, m).map((i) => i.itemId), [toC.itemId, toAll.itemId]);
-    assert.deepEqual(sequencesFrom(liveB, m), [toB.sequence, toAll.sequence], 'the sequences A assigned');
+    assert.deepEqual(sequencesFrom(liveB, m), [BigInt(toB.sequence), BigInt(toAll.sequence)], 'the sequences A assigned');
     const cursorB = liveB.sequences().at(-1)!;
     const cursorC = liveC.sequences().at(-1)!;
     await liveB.close();
@@ -150,7 +150,7 @@ describe('cluster: three hubs on one PostgreSQL', function () {
     const live = readerOn('C', receiver);
     const m = merchant.id;
     await live.waitFor((r) => r.caughtUp() && itemsFrom(r, m).length === 1, 'the first item on C');
-    const cursor = first.sequence;
+    const cursor = BigInt(first.sequence);
 
     const replaced = await merchant.pushSpecific(receiver.id, { key: 'points', title: '20 points' });
     const doomed = await merchant.pushSpecific(receiver.id, { title: 'withdrawn soon' });
@@ -325,13 +325,13 @@ describe('cluster: three hubs on one PostgreSQL', function () {
       const subscription = subscriptions[index]!;
       const ids = [merchantA.id, merchantB.id];
       await waitUntil(() => subscription.sequences(...ids).length >= expected.length, `receiver ${index} has every change`, 30_000);
-      const seen = subscription.sequences(...ids);
+      const seen = subscription.sequences(...ids).map(BigInt);
       assert.equal(seen.length - new Set(seen).size, 0, `receiver ${index}: 0 duplicated`);
       assert.deepEqual(seen, expected, `receiver ${index}: 0 lost, 0 gaps, in order`);
       assert.equal(subscription.state.error, undefined);
     }
-    for (const result of ackedBeforeKill) assert.ok(committed.has(result.sequence), `acknowledged before the kill and kept: ${result.sequence}`);
-    for (const result of acked) assert.ok(committed.has(result.sequence), `acknowledged and kept: ${result.sequence}`);
+    for (const result of ackedBeforeKill) assert.ok(committed.has(BigInt(result.sequence)), `acknowledged before the kill and kept: ${result.sequence}`);
+    for (const result of acked) assert.ok(committed.has(BigInt(result.sequence)), `acknowledged and kept: ${result.sequence}`);
     for (const [index, subscription] of subscriptions.slice(0, moving.length).entries()) {
       assert.ok(subscription.caughtUps() >= 2, `receiver ${index} on B reconnected (to C) and caught up again`);
     }

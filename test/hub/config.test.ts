@@ -27,17 +27,27 @@ describe('config', () => {
         option.kind.type === 'integer' ? String(option.kind.min + 1)
         : option.kind.type === 'address' ? '127.0.0.1:4242'
         : option.kind.type === 'enum' ? option.kind.values[1]!
+        : option.kind.type === 'cidr-list' ? '10.0.0.0/8'
         : option.flag.endsWith('-file') ? tokenFile
         : 'some-value';
-      const expected = option.kind.type === 'integer' ? Number(sample) : option.kind.type === 'boolean' ? true : sample;
+      const expected = option.kind.type === 'integer' ? Number(sample) : option.kind.type === 'boolean' ? true : option.kind.type === 'cidr-list' ? [sample] : sample;
       // TLS files come in pairs; give the other one too.
       const pair = option.key === 'tlsCertPath' ? ['--tls-key', 'k'] : option.key === 'tlsKeyPath' ? ['--tls-cert', 'c'] : [];
       const argv = option.kind.type === 'boolean' ? [`--${option.flag}`] : [`--${option.flag}`, sample];
-      assert.equal(loadConfig([...argv, ...pair], {})[option.key], expected, `--${option.flag}`);
+      assert.deepEqual(loadConfig([...argv, ...pair], {})[option.key], expected, `--${option.flag}`);
       if (option.env && option.kind.type !== 'boolean') {
-        assert.equal(loadConfig(pair, { [option.env]: sample })[option.key], expected, option.env);
+        assert.deepEqual(loadConfig(pair, { [option.env]: sample })[option.key], expected, option.env);
       }
     }
+  });
+
+  it('--trusted-proxy is repeatable, takes addresses and CIDR blocks, and is none by default', () => {
+    assert.deepEqual(DEFAULT_CONFIG.trustedProxies, []);
+    assert.deepEqual(loadConfig(['--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', '2001:db8::1'], {}).trustedProxies, ['10.0.0.0/8', '2001:db8::1']);
+    assert.deepEqual(loadConfig([], { PUSHHUB_TRUSTED_PROXIES: '127.0.0.1, fd00::/8' }).trustedProxies, ['127.0.0.1', 'fd00::/8']);
+    refused(['--trusted-proxy', 'nginx.internal'], /^--trusted-proxy: "nginx.internal": must be an IP address or a CIDR block/);
+    refused(['--trusted-proxy', '10.0.0.0/33'], /^--trusted-proxy: "10.0.0.0\/33": the prefix length must be 0 to 32/);
+    refused([], /^PUSHHUB_TRUSTED_PROXIES: "10.0.0.0\/8\/8": must be/, { PUSHHUB_TRUSTED_PROXIES: '10.0.0.0/8/8' });
   });
 
   it('a flag wins over its environment variable', () => {

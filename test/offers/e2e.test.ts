@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { main } from '../../sdk/src/bin/pushhub-offers.js';
-import type { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
+import type { ServiceInfo } from '../../sdk/src/types.js';
 import { MerchantClient } from '../../sdk/src/merchant.js';
 import { type ConsumptionRecord, type OfferRules, computeOffers, offerFingerprint } from '../../sdk/src/offers/index.js';
 import { ReceiverClient, type ReceiverEvent, type ReceiverStore, createReceiverStore } from '../../sdk/src/receiver.js';

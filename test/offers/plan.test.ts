@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Audience, type Item, type ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
+import type { Item, ServiceInfo } from '../../sdk/src/types.js';
 import { planOfferChanges, pushRequestId, withdrawRequestId } from '../../sdk/src/offers/index.js';
 import { NOW, RECEIVER } from './support.js';
 
@@ -7,18 +7,18 @@ const info = (key: string, percentOff: number): ServiceInfo => ({
   key,
   title: `${percentOff}% off`,
   body: '',
-  validUntil: new Date(NOW.getTime() + 86_400_000),
+  validUntil: new Date(NOW.getTime() + 86_400_000).toISOString(),
   offer: { $case: 'discount', value: { percentOff } },
   data: { a: '1', b: '2' },
 });
 const held = (itemId: string, content: ServiceInfo): Item => ({
   itemId,
-  sequence: 1n,
+  sequence: 1,
   merchantId: 'M00-0000000000000001',
-  audience: Audience.AUDIENCE_SPECIFIC,
+  audience: 'specific',
   // The hub may return map entries in another order: content equality must not care.
   info: { ...content, data: Object.fromEntries(Object.entries(content.data).reverse()) },
-  pushedAt: NOW,
+  pushedAt: NOW.toISOString(),
   receiverId: RECEIVER,
 });
 
@@ -61,11 +61,11 @@ describe('offers: syncReceiverOffers', () => {
     const merchant = {
       async pushSpecific(receiverId: string, info: { key?: string }, options?: { requestId?: string }) {
         pushed.push([receiverId, info.key ?? '', options?.requestId]);
-        return { itemId: 'I-new', sequence: 1n };
+        return { itemId: 'I-new', sequence: 1 };
       },
       async withdraw(target: { itemId: string } | { key: string }) {
         withdrawn.push('itemId' in target ? target.itemId : target.key);
-        return { itemId: 'I-old', sequence: 2n };
+        return { itemId: 'I-old', sequence: 2 };
       },
       async *listItems() {
         yield held('I-stale', info('offer:stale', 5));

@@ -51,7 +51,7 @@ describe('offers: records moved to today by local calendar days', () => {
       );
       const points = computeOffers(records, rules, today).find((offer) => offer.key === 'offer:points');
       assert.ok(points, 'a points offer');
-      assert.deepEqual(points.offer, { $case: 'points', value: { balance: 14n, earned: 7n } });
+      assert.deepEqual(points.offer, { $case: 'points', value: { balance: 14, earned: 7 } });
     });
   }
 

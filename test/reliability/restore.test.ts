@@ -33,7 +33,7 @@ class Daemon {
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
   }
 
-  caughtUpAt(sequence: bigint): boolean {
+  caughtUpAt(sequence: number): boolean {
     return this.stderr.includes(`caught up at sequence ${sequence}\n`);
   }
 
@@ -116,7 +116,7 @@ describeOnBackends('restore: receivers converge to the restored database', funct
     for await (const item of merchant.listItems({ receiverId })) items.push(item);
     for await (const item of merchant.listItems({ audience: 'public' })) items.push(item);
     // ListItems names the receiver of a specific item; a stream names it too (its own id), and '' for public.
-    return items.sort((a, b) => Number(a.sequence - b.sequence));
+    return items.sort((a, b) => a.sequence - b.sequence);
   };
 
   it('a restored database resets every receiver to it: the SDK store and the daemon end equal to ListItems, and report a reset', async () => {

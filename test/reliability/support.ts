@@ -146,6 +146,11 @@ export class SourceClient {
 
   /** One unary call; resolves with its status, message, reason trailer and response bytes. */
   unary(method: string, body: Uint8Array, metadata: Record<string, string> = {}): Promise<CallOutcome & { body?: Buffer }> {
+    return this.unaryPath(METHOD_PATH(method), body, metadata);
+  }
+
+  /** {@link unary} for any service's method, by its full path (`/grpc.health.v1.Health/Check`). */
+  unaryPath(path: string, body: Uint8Array, metadata: Record<string, string> = {}): Promise<CallOutcome & { body?: Buffer }> {
     return new Promise((resolve) => {
       const frame = Buffer.alloc(5 + body.length);
       frame.writeUInt32BE(body.length, 1);
@@ -154,7 +159,7 @@ export class SourceClient {
       try {
         stream = this.session.request({
           ':method': 'POST',
-          ':path': METHOD_PATH(method),
+          ':path': path,
           'content-type': 'application/grpc',
           te: 'trailers',
           'grpc-timeout': '10S',
@@ -191,6 +196,7 @@ export class SourceClient {
       displayName: `from ${this.localAddress}`,
       regionCode: '',
       registrationToken,
+      requestId: '',
     }).finish();
     const outcome = await this.unary('Register', request);
     if (!outcome.body) return outcome;

@@ -84,8 +84,8 @@ describe('sdk: receiver daemon', function () {
 
     const merchant = await merchantClient();
     try {
-      const points = await merchant.pushSpecific(id, { key: 'points', title: 'Points: 10', offer: { $case: 'points', value: { balance: 10n } } });
-      const more = await merchant.pushSpecific(id, { key: 'points', title: 'Points: 20', offer: { $case: 'points', value: { balance: 20n } } });
+      const points = await merchant.pushSpecific(id, { key: 'points', title: 'Points: 10', offer: { $case: 'points', value: { balance: 10 } } });
+      const more = await merchant.pushSpecific(id, { key: 'points', title: 'Points: 20', offer: { $case: 'points', value: { balance: 20 } } });
       await merchant.withdraw({ itemId: more.itemId });
       await waitUntil(() => daemon.lines.length >= 2, 'two change lines');
       assert.deepEqual(daemon.lines[0], {

@@ -32,7 +32,7 @@ const syncing = store.sync(receiver, { signal: abort.signal });
 const pushed: PushResult = await merchant.pushSpecific(credentials.id, {
   key: 'points',
   title: 'Points: 120',
-  offer: { $case: 'points', value: { balance: 120n, earned: 20n } },
+  offer: { $case: 'points', value: { balance: 120, earned: 20 } },
 });
 await merchant.pushPublic({ title: 'Open today' });
 let reason = '';
@@ -195,15 +195,14 @@ describe('sdk: packed tarball', function () {
     const help = await run(join(project, 'node_modules/.bin/pushhub-receiver'), ['--help'], { cwd: project });
     assert.match(help.stdout, /usage: pushhub-receiver --address/);
 
-    // The README's merchant.mjs and receiver.mjs, verbatim, each run twice against the hub.
+    // The SDK guides' merchant.mjs and receiver.mjs, verbatim, each run twice against the hub.
     // Their own directory (they resolve the SDK from the project's node_modules): their
     // credential and store files must not meet the consumer's.
     const examples = join(project, 'examples');
     mkdirSync(examples);
-    const readme = readFileSync('README.md', 'utf8');
-    for (const name of ['merchant.mjs', 'receiver.mjs']) {
+    for (const [name, guide] of [['merchant.mjs', 'docs/sdk-merchant.md'], ['receiver.mjs', 'docs/sdk-receiver.md']] as const) {
       const source = readFileSync(join(SDK_DIR, 'examples', name), 'utf8');
-      assert.ok(readme.includes('```js\n' + source + '```\n'), `README.md shows sdk/examples/${name} verbatim`);
+      assert.ok(readFileSync(guide, 'utf8').includes('```js\n' + source + '```\n'), `${guide} shows sdk/examples/${name} verbatim`);
       copyFileSync(join(SDK_DIR, 'examples', name), join(examples, name));
     }
     let receiverId = '';

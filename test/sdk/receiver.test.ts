@@ -15,7 +15,7 @@ import { TestHub, describeOnBackends } from '../support/hub.js';
 import { TcpProxy, waitUntil } from './support.js';
 
 /** Runs a subscription in the background and records its events. */
-function collect(receiver: ReceiverClient, afterSequence = 0n) {
+function collect(receiver: ReceiverClient, afterSequence = 0) {
   const abort = new AbortController();
   const events: ReceiverEvent[] = [];
   const state = { error: undefined as unknown };
@@ -223,9 +223,9 @@ describeOnBackends('sdk: receiver store', () => {
   it('replace, withdraw and expiry are reflected in the store, with change events', async () => {
     const { merchant, credentials } = await setup();
     const { store, changes } = startSync(credentials);
-    const a = await merchant.pushSpecific(credentials.id, { key: 'points', title: 'Points: 10', offer: { $case: 'points', value: { balance: 10n } } });
-    const b = await merchant.pushSpecific(credentials.id, { key: 'points', title: 'Points: 30', offer: { $case: 'points', value: { balance: 30n } } });
-    const voucher = await merchant.pushPublic({ title: '5 off', offer: { $case: 'voucher', value: { code: 'V5', amountOff: 500n, currency: 'EUR' } } });
+    const a = await merchant.pushSpecific(credentials.id, { key: 'points', title: 'Points: 10', offer: { $case: 'points', value: { balance: 10 } } });
+    const b = await merchant.pushSpecific(credentials.id, { key: 'points', title: 'Points: 30', offer: { $case: 'points', value: { balance: 30 } } });
+    const voucher = await merchant.pushPublic({ title: '5 off', offer: { $case: 'voucher', value: { code: 'V5', amountOff: 500, currency: 'EUR' } } });
     const short = await merchant.pushPublic({ title: 'flash sale', validUntil: new Date(Date.now() + 400) });
     await waitUntil(() => store.cursor >= short.sequence, 'the store to catch up');
     assert.deepEqual(store.items().map((i) => i.itemId).sort(), [b.itemId, voucher.itemId, short.itemId].sort());
@@ -274,7 +274,7 @@ describeOnBackends('sdk: receiver store', () => {
     // The store: by the time a batch's first change is emitted, the whole batch is committed.
     const store = createReceiverStore(join(dir, 'batch.db'));
     closers.push(async () => store.close());
-    const seen: { cursor: bigint; items: number }[] = [];
+    const seen: { cursor: number; items: number }[] = [];
     store.on('change', () => {
       if (seen.length === 0) seen.push({ cursor: store.cursor, items: store.items().length });
     });

@@ -221,8 +221,8 @@ function describePlan(plan: OfferPlan): string {
     .map((change) => {
       if (change.type === 'withdraw') return `withdraw ${change.receiverId} ${change.key}\n`;
       const { info } = change;
-      const offer = info.offer ? ` ${JSON.stringify(info.offer.value, (_, v) => (typeof v === 'bigint' ? Number(v) : v))}` : '';
-      return `push ${change.receiverId} ${info.key} "${info.title}"${offer} until ${info.validUntil?.toISOString()}\n`;
+      const offer = info.offer ? ` ${JSON.stringify(info.offer.value)}` : '';
+      return `push ${change.receiverId} ${info.key} "${info.title}"${offer} until ${info.validUntil}\n`;
     })
     .join('');
 }

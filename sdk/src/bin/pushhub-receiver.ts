@@ -11,8 +11,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Item } from '../gen/pushhub/v1/pushhub.js';
-import { ReceiverClient, type StoreChange, createReceiverStore } from '../receiver.js';
+import { type ReceiverDaemonLine, ReceiverClient, type StoreChange, createReceiverStore } from '../receiver.js';
 import type { Credentials } from '../connection.js';
 import { ensureSqlite } from '../sqlite.js';
 
@@ -28,6 +27,8 @@ const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
   --display-name NAME        with --register
   --region-code NN           with --register
   --registration-token TOKEN with --register, when the hub requires one
+  --receipts on|off          share delivery receipts with merchants (stored on the hub; the
+                             daemon confirms what its store has committed) or opt out
   --help
 `;
 
@@ -36,16 +37,16 @@ function log(message: string): void {
 }
 
 /**
- * One JSON line per change: what happened, and the item in the proto3 JSON mapping. A reset
- * is its own line, {"change":"reset","reason":...,"historyId":...}: every item printed before
- * it is gone (nothing was withdrawn), and the new state follows as "added" lines.
+ * One JSON line per change: what happened, and the item in its JSON form (the SDK's Item). A
+ * reset is its own line, {"change":"reset","reason":...,"historyId":...}: every item printed
+ * before it is gone (nothing was withdrawn), and the new state follows as "added" lines.
  */
 function changeLine(change: StoreChange): string {
-  const line =
+  const line: ReceiverDaemonLine =
     change.type === 'added'
-      ? { change: 'added', itemId: change.item.itemId, replacedItemId: change.replaced?.itemId, item: Item.toJSON(change.item) }
+      ? { change: 'added', itemId: change.item.itemId, replacedItemId: change.replaced?.itemId, item: change.item }
       : change.type === 'removed'
-        ? { change: 'removed', itemId: change.item.itemId, cause: change.cause, item: Item.toJSON(change.item) }
+        ? { change: 'removed', itemId: change.item.itemId, cause: change.cause, item: change.item }
         : { change: 'reset', reason: change.reason, historyId: change.historyId };
   return `${JSON.stringify(line)}\n`;
 }
@@ -91,6 +92,7 @@ async function main(): Promise<number> {
       'display-name': { type: 'string' },
       'region-code': { type: 'string' },
       'registration-token': { type: 'string' },
+      receipts: { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -102,6 +104,10 @@ async function main(): Promise<number> {
   const address = values.address ?? process.env.PUSHHUB_ADDRESS;
   if (!address) {
     process.stderr.write(USAGE);
+    return 2;
+  }
+  if (values.receipts !== undefined && values.receipts !== 'on' && values.receipts !== 'off') {
+    process.stderr.write(`--receipts must be on or off, got "${values.receipts}"\n`);
     return 2;
   }
   // Before registering: without the store's SQLite driver there is nothing to register for.
@@ -125,10 +131,18 @@ async function main(): Promise<number> {
     onReconnect: ({ error, delayMs, afterSequence }) =>
       log(`connection lost (${error instanceof Error ? error.message : String(error)}); resuming after ${afterSequence} in ${Math.round(delayMs)} ms`),
   });
+  if (values.receipts !== undefined) {
+    const policy = await receiver.receiptPolicy(values.receipts === 'on' ? 'share' : 'opt-out');
+    log(`delivery receipts: ${policy === 'share' ? 'shared with merchants' : 'off (opted out)'}`);
+  }
   store.on('change', (change) => process.stdout.write(changeLine(change)));
   log(`receiver ${credentials.id}: syncing ${store.items().length} stored items after sequence ${store.cursor}`);
   try {
-    await store.sync(receiver, { signal: abort.signal, onCaughtUp: (sequence) => log(`caught up at sequence ${sequence}`) });
+    await store.sync(receiver, {
+      signal: abort.signal,
+      onCaughtUp: (sequence) => log(`caught up at sequence ${sequence}`),
+      onConfirmError: (error) => log(`delivery confirmation failed (the next one covers it): ${error instanceof Error ? error.message : String(error)}`),
+    });
   } finally {
     receiver.close();
     store.close();

@@ -1,5 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
-import type { ServiceInfo } from '../gen/pushhub/v1/pushhub.js';
+import type { Offer, ServiceInfo } from '../types.js';
+import { toSafeNumber } from '../values.js';
 import { type LocalTime, createLocalClock } from './local-time.js';
 import { type ConsumptionRecord, checkConsumptionRecord } from './records.js';
 import {
@@ -30,8 +31,9 @@ export interface ComputeOptions {
   /**
    * Called for each offer the records earned whose validity had already ended at `now` (it is
    * left out). Old records give old offers: this is how a caller can say why nothing is sent.
+   * `validUntil` is an ISO-8601 UTC string, as in every ServiceInfo.
    */
-  onEnded?: (offer: { key: string; validUntil: Date }) => void;
+  onEnded?: (offer: { key: string; validUntil: string }) => void;
 }
 
 const DAY_MS = 86_400_000;
@@ -117,7 +119,7 @@ export function computeOffers(
     redeemed: new Set(purchases.flatMap((p) => (p.record.voucherCode ? [p.record.voucherCode] : []))),
     code: voucherCoder(compiled.rules.voucherCodePrefix, options.codeSecret),
     local: (p) => (p.local ??= compiled.localTime(p.t)),
-    ended: (key, validUntilMs) => options.onEnded?.({ key, validUntil: new Date(validUntilMs) }),
+    ended: (key, validUntilMs) => options.onEnded?.({ key, validUntil: new Date(validUntilMs).toISOString() }),
   };
   const offers: ServiceInfo[] = [];
   for (const rule of compiled.rules.offers) {
@@ -169,7 +171,7 @@ function offerInfo(
   key: string,
   validUntilMs: number,
   values: Record<string, string | number>,
-  offer: ServiceInfo['offer'],
+  offer: Offer,
   data: Record<string, string>,
 ): ServiceInfo {
   const text = DEFAULT_TEXT[rule.kind];
@@ -177,7 +179,7 @@ function offerInfo(
     key,
     title: fillTemplate(rule.title ?? text.title, values, TITLE_CHARS),
     body: fillTemplate(rule.body ?? text.body, values, BODY_CHARS),
-    validUntil: new Date(validUntilMs),
+    validUntil: new Date(validUntilMs).toISOString(),
     offer,
     data: { 'offer.rule': rule.id, 'offer.kind': rule.kind, ...data },
   };
@@ -272,9 +274,9 @@ function pointsOffer(ctx: RuleContext, rule: PointsRule): ServiceInfo[] {
     ctx.ended(`${OFFER_KEY_PREFIX}${rule.id}`, validUntilMs);
     return [];
   }
-  return [
-    offerInfo(rule, `${OFFER_KEY_PREFIX}${rule.id}`, validUntilMs, { balance: String(balance), earned: String(earned) }, { $case: 'points', value: { balance, earned } }, {}),
-  ];
+  const key = `${OFFER_KEY_PREFIX}${rule.id}`;
+  const points = { balance: toSafeNumber(balance, `${key} balance`), earned: toSafeNumber(earned, `${key} earned`) };
+  return [offerInfo(rule, key, validUntilMs, { balance: String(balance), earned: String(earned) }, { $case: 'points', value: points }, {})];
 }
 
 /** The times of the receiver's visits: the first purchase of each (place, local date). */
@@ -310,7 +312,7 @@ function voucherOffer(
   const minSpend = spec.minSpend ?? 0;
   const { currency } = ctx.rules;
   const values = { ...extra, amountOff: formatMoney(spec.amountOff, currency), minSpend: formatMoney(minSpend, currency), code };
-  const offer: ServiceInfo['offer'] = { $case: 'voucher', value: { code, amountOff: BigInt(spec.amountOff), currency, minSpend: BigInt(minSpend) } };
+  const offer: Offer = { $case: 'voucher', value: { code, amountOff: spec.amountOff, currency, minSpend } };
   const data = Object.fromEntries(Object.entries(extra).map(([k, v]) => [`offer.${k}`, String(v)]));
   return [offerInfo(rule, key, validUntilMs, values, offer, data)];
 }

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { ServiceInfo } from '../gen/pushhub/v1/pushhub.js';
+import type { ServiceInfo } from '../types.js';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
 
 /**
- * A canonical form of the content of an offer: every field in a fixed order, bigints as
- * strings, data entries sorted. Two infos with equal fingerprints show the same thing.
+ * A canonical form of the content of an offer: every field in a fixed order, integers as
+ * strings (as they were when they were bigints, so fingerprints stay the same), validUntil
+ * as epoch milliseconds, data entries sorted. Two infos with equal fingerprints show the same thing.
  */
 function canonical(info: ServiceInfo): string {
   const offer = info.offer;
@@ -18,7 +19,7 @@ function canonical(info: ServiceInfo): string {
           ? ['points', String(offer.value.balance), String(offer.value.earned)]
           : ['voucher', offer.value.code, String(offer.value.amountOff), offer.value.currency, String(offer.value.minSpend)];
   const data = Object.entries(info.data).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([info.key, info.title, info.body, info.validUntil?.getTime() ?? null, offerPart, data]);
+  return JSON.stringify([info.key, info.title, info.body, info.validUntil === '' ? null : Date.parse(info.validUntil), offerPart, data]);
 }
 
 /** A short hash of an offer's content (43 characters, base64url). */

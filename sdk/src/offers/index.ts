@@ -12,6 +12,9 @@
  * // { pushed: 2, unchanged: 1, withdrawn: 0, ended: 0, ... }
  * ```
  *
+ * Computed offers are plain {@link ServiceInfo} values (numbers and ISO-8601 strings) that
+ * survive `JSON.stringify` and push as they are.
+ *
  * @module
  */
 export { OFFER_KEY_PREFIX, computeOffers } from './compute.js';
@@ -40,4 +43,5 @@ export type { BulkOfferTarget, OfferChange, OfferPlan, OfferSink, OfferSource, S
 export { formatMoney } from './text.js';
 export { createDayShift, shiftRecordsToDay } from './relative-dates.js';
 export { readRecordFile, recordFormatOf } from './record-files.js';
+export type { Discount, Item, Offer, OfferInput, Points, ServiceInfo, ServiceInfoInput, ValidUntilInput, Voucher } from '../types.js';
 export type { ReadRecordFileOptions, RecordFileFormat, RecordLine } from './record-files.js';

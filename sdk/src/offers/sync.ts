@@ -1,5 +1,5 @@
-import type { Item, ServiceInfo } from '../gen/pushhub/v1/pushhub.js';
-import type { PushOptions, PushResult, ServiceInfoInput, WithdrawTarget } from '../push-types.js';
+import type { PushOptions, PushResult, WithdrawTarget } from '../push-types.js';
+import type { Item, ServiceInfo, ServiceInfoInput } from '../types.js';
 import { type ComputeOptions, OFFER_KEY_PREFIX, computeOffers } from './compute.js';
 import { offerFingerprint, pushRequestId, withdrawRequestId } from './fingerprint.js';
 import type { ConsumptionRecord } from './records.js';
@@ -80,7 +80,7 @@ export const emptySummary = (): SyncSummary => ({ receivers: 0, pushed: 0, uncha
 export function planOfferChanges(receiverId: string, desired: readonly ServiceInfo[], held: readonly Item[], keyPrefix = OFFER_KEY_PREFIX): OfferPlan {
   const heldByKey = new Map<string, Item>();
   for (const item of held) {
-    const key = item.info?.key ?? '';
+    const key = item.info.key;
     if (key.startsWith(keyPrefix) && item.receiverId === receiverId) heldByKey.set(key, item);
   }
   const pushes: OfferChange[] = [];
@@ -89,7 +89,7 @@ export function planOfferChanges(receiverId: string, desired: readonly ServiceIn
   for (const info of desired) {
     wanted.add(info.key);
     const current = heldByKey.get(info.key);
-    if (current?.info && offerFingerprint(current.info) === offerFingerprint(info)) {
+    if (current && offerFingerprint(current.info) === offerFingerprint(info)) {
       unchanged++;
       continue;
     }
@@ -277,7 +277,7 @@ const MIN_REMAINING_VALIDITY_MS = 1000;
  */
 function stillValid(offers: ServiceInfo[], summary: SyncSummary): ServiceInfo[] {
   const cutoff = Date.now() + MIN_REMAINING_VALIDITY_MS;
-  const valid = offers.filter((info) => info.validUntil === undefined || info.validUntil.getTime() > cutoff);
+  const valid = offers.filter((info) => info.validUntil === '' || Date.parse(info.validUntil) > cutoff);
   summary.ended += offers.length - valid.length;
   return valid;
 }
@@ -287,7 +287,7 @@ async function listHeld(source: OfferSource, receiverIds: string[], perReceiverU
   let listed = 0;
   const add = (item: Item) => {
     if (++listed % LIST_PROGRESS_EVERY === 0) onListed(listed);
-    if (!(item.info?.key ?? '').startsWith(OFFER_KEY_PREFIX)) return;
+    if (!item.info.key.startsWith(OFFER_KEY_PREFIX)) return;
     const list = held.get(item.receiverId);
     if (list) list.push(item);
     else held.set(item.receiverId, [item]);

@@ -22,10 +22,10 @@ export function connectionConfig(url: string, applicationName: string): pg.Clien
 
 /** One advisory-lock namespace for pushhub, so its keys never meet another application's. */
 export const LOCK_NAMESPACE = 0x70757368; // 'push'
-export const LockKey = { Migrate: 1, Leader: 2, AccountEvents: 3 } as const;
+export const LockKey = { Migrate: 1, Leader: 2, AccountEvents: 3, Receipts: 4 } as const;
 
 /** LISTEN channels. A notification only wakes a node; it never carries data. */
-export const Channel = { Changes: 'pushhub_changes', Accounts: 'pushhub_accounts' } as const;
+export const Channel = { Changes: 'pushhub_changes', Accounts: 'pushhub_accounts', Receipts: 'pushhub_receipts' } as const;
 
 /** Runs fn inside BEGIN/COMMIT on client; rolls back and rethrows on any error. */
 export async function inTransaction<T>(client: pg.ClientBase, fn: () => Promise<T>): Promise<T> {

@@ -67,7 +67,75 @@ export const MIGRATIONS: readonly string[] = [
     created_at_ms bigint NOT NULL
   );
   `,
-  // 2: the history cursors belong to (docs/backups.md), with the fingerprint of the
+  // 2: delivery receipts (core/receipts.ts), as SQLite's migration 5: one cursor row per
+  // receiver that confirmed or opted out; the receipt log (per confirmation and merchant).
+  `
+  CREATE TABLE receipt_cursors (
+    receiver_id text PRIMARY KEY,
+    confirmed_seq bigint NOT NULL,
+    confirmed_at_ms bigint NOT NULL,
+    opted_out boolean NOT NULL,
+    registered_at_ms bigint NOT NULL
+  );
+  -- A public item's delivered_count: an index range count, never a scan of all receivers.
+  CREATE INDEX receipt_cursors_by_seq ON receipt_cursors (confirmed_seq, registered_at_ms) WHERE NOT opted_out;
+  CREATE INDEX receipt_opt_outs ON receipt_cursors (registered_at_ms) WHERE opted_out;
+  -- A public item's eligible_count: receivers registered before it ended.
+  CREATE INDEX receivers_by_registration ON accounts (created_at_ms) WHERE role = 'receiver';
+
+  -- Ids are WatchDeliveries cursors; writers take the Receipts advisory lock, so they commit in order.
+  CREATE TABLE receipt_events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    merchant_id text NOT NULL,
+    receiver_id text NOT NULL,
+    from_seq bigint NOT NULL,
+    up_to_seq bigint NOT NULL,
+    at_ms bigint NOT NULL,
+    delivered_count bigint NOT NULL,
+    eligible_count bigint NOT NULL,
+    item_id text NOT NULL,
+    keep_until_ms bigint NOT NULL
+  );
+  CREATE INDEX receipt_events_by_merchant ON receipt_events (merchant_id, id);
+  CREATE INDEX receipt_events_by_receiver ON receipt_events (receiver_id, merchant_id, up_to_seq) WHERE receiver_id <> '';
+  CREATE INDEX receipt_events_by_expiry ON receipt_events (keep_until_ms);
+  -- GetDeliveryStatus of a withdrawn or replaced item: its tombstone by item id.
+  CREATE INDEX tombstones_by_item ON changes (item_id) WHERE kind = 2;
+  `,
+  // 3: accounts over their whole life (docs/accounts.md), as SQLite's migration 6: suspended
+  // and deleted accounts in place, bars (blocks, suspensions, deletions), Register request
+  // ids, the admin log; and the change log's new kinds (3 copy, 4 barred, 5 unbarred).
+  `
+  ALTER TABLE accounts ADD COLUMN suspended_at_ms bigint;
+  ALTER TABLE accounts ADD COLUMN deleted_at_ms bigint;
+  ALTER TABLE accounts ADD COLUMN last_seen_at_ms bigint;
+  ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
+  ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind BETWEEN 1 AND 5);
+  CREATE TABLE bars (
+    receiver_id text NOT NULL,
+    merchant_id text NOT NULL,
+    cause text NOT NULL CHECK (cause IN ('blocked', 'suspended', 'deleted')),
+    at_ms bigint NOT NULL,
+    PRIMARY KEY (receiver_id, merchant_id)
+  );
+  CREATE INDEX bars_by_merchant ON bars (merchant_id);
+  CREATE TABLE registrations (
+    request_hash text PRIMARY KEY,
+    account_id text NOT NULL,
+    digest text NOT NULL,
+    created_at_ms bigint NOT NULL
+  );
+  CREATE INDEX registrations_by_age ON registrations (created_at_ms);
+  CREATE TABLE admin_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at_ms bigint NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    account_id text NOT NULL,
+    outcome text NOT NULL
+  );
+  `,
+  // 4: the history cursors belong to (docs/backups.md), with the fingerprint of the
   // database's physical timeline it was last seen on (postgres/history.ts): a restored dump
   // or a point-in-time recovery is detected at start and starts a new history.
   `

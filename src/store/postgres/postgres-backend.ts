@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { BatchLimits } from '../../core/write-ops.js';
 import type { HubBackend } from '../ports.js';
 import { createPostgresAccountStore } from './account-store.js';
+import { createPostgresAdminStore } from './admin-store.js';
 import { createPostgresChangeFeed } from './change-feed.js';
 import { createPostgresChangeReader } from './change-reader.js';
 import { createPostgresBatchCommitter } from './batch-committer.js';
@@ -10,6 +11,7 @@ import { connectionConfig } from './connection.js';
 import { checkPostgresHistory, createPostgresHistory } from './history.js';
 import { createPostgresLeader } from './leader.js';
 import { migrate } from './migrations.js';
+import { createPostgresReceiptFeed, createPostgresReceiptStore } from './receipt-store.js';
 
 export { DatabaseTooNewError, MIGRATIONS, migrate } from './migrations.js';
 export { PostgresFault, PostgresStorageError } from './storage-fault.js';
@@ -80,9 +82,17 @@ export async function openPostgresBackend(
     feed.committed(stored, head, previousHead),
   );
   const committer = createPostgresBatchCommitter(writer, options.limits, (seq) => feed.readUpTo(seq));
+  const receiptFeed = createPostgresReceiptFeed(pool, url, {
+    pollIntervalMs: options.feedPollIntervalMs,
+    pageSize: options.feedPageSize,
+    reconnectDelayMs: options.reconnectDelayMs,
+    onError: options.onError,
+  });
   try {
     await feed.start();
+    await receiptFeed.start();
   } catch (error) {
+    await receiptFeed.close();
     await feed.close();
     await writer.close();
     await pool.end();
@@ -98,14 +108,18 @@ export async function openPostgresBackend(
 
   return {
     accounts: createPostgresAccountStore(pool),
+    admin: createPostgresAdminStore(pool),
     changes: createPostgresChangeReader(pool),
     committer,
     feed,
     leader,
     history,
+    receipts: createPostgresReceiptStore(pool),
+    receiptFeed,
     async close() {
       history.close();
       await leader.close();
+      await receiptFeed.close();
       await feed.close();
       await committer.close();
       await pool.end();

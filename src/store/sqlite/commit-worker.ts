@@ -3,6 +3,7 @@ import { applyBatch } from '../../core/apply-batch.js';
 import type { BatchLimits, WriteOp } from '../../core/write-ops.js';
 import { HubError } from '../../core/errors.js';
 import { openSqliteStore } from './sqlite-store.js';
+import { type ReceiptWrite, runReceiptWrite } from './receipt-writes.js';
 
 /**
  * The commit worker: its own connection to the hub's database, running each batch of writes
@@ -17,6 +18,7 @@ type Request =
   | { id: number; ops: WriteOp[]; nowMs: number }
   | { id: number; purge: { nowMs: number; requestCutoffMs: number } }
   | { id: number; testPragma: string }
+  | { id: number; receipts: ReceiptWrite }
   | { close: true };
 
 parentPort!.on('message', (m: Request) => {
@@ -32,12 +34,17 @@ parentPort!.on('message', (m: Request) => {
       parentPort!.postMessage({ id: m.id, ok: true, removed: Number(store.pragma(m.testPragma, { simple: true }) ?? 0) });
       return;
     }
+    // Receipt writes share this connection, so they never contend with a batch for the lock.
+    if ('receipts' in m) {
+      parentPort!.postMessage({ id: m.id, ok: true, receipts: store.transaction(() => runReceiptWrite(store.receipts, m.receipts)) });
+      return;
+    }
     if ('purge' in m) {
       parentPort!.postMessage({ id: m.id, ok: true, removed: store.purge(m.purge.nowMs, m.purge.requestCutoffMs) });
       return;
     }
     // The head is read inside the (immediate, so write-locked) transaction.
-    const result = store.transaction(() => applyBatch(store, m.ops, store.headSequence(), m.nowMs, limits));
+    const result = store.transaction(() => store.withBatchRequests(m.ops, () => applyBatch(store, m.ops, store.headSequence(), m.nowMs, limits)));
     const outcomes = result.outcomes.map((o) =>
       o instanceof HubError ? { hubError: { code: o.code, reason: o.reason, message: o.message } } : o,
     );

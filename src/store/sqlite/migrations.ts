@@ -81,7 +81,74 @@ export const MIGRATIONS: readonly string[] = [
   -- The per-merchant cap on live public items counts them inside each commit.
   CREATE INDEX public_items_by_merchant ON changes (merchant_id, valid_until_ms) WHERE kind = 1 AND receiver_id = '';
   `,
-  // 5: the history cursors belong to (docs/backups.md): a new id whenever continuity cannot
+  // 5: delivery receipts (core/receipts.ts). One cursor row per receiver that confirmed or
+  // opted out; the receipt log (one row per confirmation and merchant, not per item).
+  `
+  CREATE TABLE receipt_cursors (
+    receiver_id TEXT PRIMARY KEY,
+    confirmed_seq INTEGER NOT NULL,
+    confirmed_at_ms INTEGER NOT NULL,
+    opted_out INTEGER NOT NULL,
+    registered_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  -- A public item's delivered_count: an index range count, never a scan of all receivers.
+  CREATE INDEX receipt_cursors_by_seq ON receipt_cursors (confirmed_seq, registered_at_ms) WHERE opted_out = 0;
+  CREATE INDEX receipt_opt_outs ON receipt_cursors (registered_at_ms) WHERE opted_out = 1;
+  -- A public item's eligible_count: receivers registered before it ended.
+  CREATE INDEX receivers_by_registration ON accounts (created_at_ms) WHERE role = 'receiver';
+
+  -- AUTOINCREMENT: ids are WatchDeliveries cursors and must never be reused after a purge.
+  CREATE TABLE receipt_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    merchant_id TEXT NOT NULL,
+    receiver_id TEXT NOT NULL,
+    from_seq INTEGER NOT NULL,
+    up_to_seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    delivered_count INTEGER NOT NULL,
+    eligible_count INTEGER NOT NULL,
+    item_id TEXT NOT NULL,
+    keep_until_ms INTEGER NOT NULL
+  );
+  CREATE INDEX receipt_events_by_merchant ON receipt_events (merchant_id, id);
+  CREATE INDEX receipt_events_by_receiver ON receipt_events (receiver_id, merchant_id, up_to_seq) WHERE receiver_id <> '';
+  CREATE INDEX receipt_events_by_expiry ON receipt_events (keep_until_ms);
+  -- GetDeliveryStatus of a withdrawn or replaced item: its tombstone by item id.
+  CREATE INDEX tombstones_by_item ON changes (item_id) WHERE kind = 2;
+  `,
+  // 6: accounts over their whole life (docs/accounts.md). An account is suspended or deleted
+  // in place (a deleted row keeps its id, so the id is never issued again, and nothing else).
+  // Bars: a receiver's block of a merchant, or (receiver_id '') a merchant's suspension or
+  // deletion. Registrations: request ids of Register (hashed). The admin log: who did what.
+  `
+  ALTER TABLE accounts ADD COLUMN suspended_at_ms INTEGER;
+  ALTER TABLE accounts ADD COLUMN deleted_at_ms INTEGER;
+  ALTER TABLE accounts ADD COLUMN last_seen_at_ms INTEGER;
+  CREATE TABLE bars (
+    receiver_id TEXT NOT NULL,
+    merchant_id TEXT NOT NULL,
+    cause TEXT NOT NULL CHECK (cause IN ('blocked', 'suspended', 'deleted')),
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (receiver_id, merchant_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX bars_by_merchant ON bars (merchant_id);
+  CREATE TABLE registrations (
+    request_hash TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX registrations_by_age ON registrations (created_at_ms);
+  CREATE TABLE admin_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    outcome TEXT NOT NULL
+  );
+  `,
+  // 7: the history cursors belong to (docs/backups.md): a new id whenever continuity cannot
   // be guaranteed (`pushhub restore`, a cursor beyond the head), so receivers reset instead
   // of resuming into another timeline. A database upgraded to it starts its first history.
   `

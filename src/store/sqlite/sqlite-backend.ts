@@ -2,12 +2,16 @@ import { applyBatch } from '../../core/apply-batch.js';
 import type { ChangeRecord } from '../../core/records.js';
 import type { BatchLimits } from '../../core/write-ops.js';
 import { trimToBytes } from '../page-bytes.js';
-import { newHistoryId } from '../../core/ids.js';
 import type { BatchCommitter, ChangeReader, History, HistoryStore, HubBackend } from '../ports.js';
+import { createSqliteAdminStore } from './admin-store.js';
+import { newHistoryId } from '../../core/ids.js';
 import { createInProcessFeed } from './in-process-feed.js';
 import { acquireSqliteOwnership } from './owner.js';
 import { type SqliteStore, openSqliteStore } from './sqlite-store.js';
 import { sqliteWorkerCommitter } from './worker-committer.js';
+import { type ReceiptWrite, runReceiptWrite } from './receipt-writes.js';
+import type { ConfirmResult, ReceiptEvent } from '../../core/receipts.js';
+import type { ReceiptFeed, ReceiptStore } from '../ports.js';
 
 export interface SqliteBackendOptions {
   limits: BatchLimits;
@@ -15,6 +19,8 @@ export interface SqliteBackendOptions {
   testHooks?: boolean;
   /** Told when opening ran migrations (from and to schema version). */
   onMigrated?: (fromVersion: number, toVersion: number) => void;
+  /** What owns the file while it is open (owner.ts): 'hub' unless said ('admin'). */
+  ownerCommand?: string;
 }
 
 function createSqliteChangeReader(store: SqliteStore): ChangeReader {
@@ -64,7 +70,7 @@ function createSqliteHistory(store: SqliteStore): HistoryStore {
  */
 export async function openSqliteBackend(path: string, options: SqliteBackendOptions): Promise<HubBackend & { store: SqliteStore }> {
   // Before anything is opened or migrated: a second writer on one file is refused (owner.ts).
-  const ownership = acquireSqliteOwnership(path, 'hub');
+  const ownership = acquireSqliteOwnership(path, options.ownerCommand ?? 'hub');
   let store: SqliteStore;
   try {
     store = openSqliteStore(path, { onMigrated: options.onMigrated });
@@ -74,15 +80,17 @@ export async function openSqliteBackend(path: string, options: SqliteBackendOpti
   }
 
   const feed = createInProcessFeed(store.headSequence());
-  const inner: BatchCommitter =
+  const inner: BatchCommitter & { receiptWrite(write: ReceiptWrite): Promise<unknown> } =
     path === ':memory:'
       ? {
           ready: async () => {},
-          commit: async (ops, nowMs) => store.transaction(() => applyBatch(store, ops, store.headSequence(), nowMs, options.limits)),
+          commit: async (ops, nowMs) => store.transaction(() => store.withBatchRequests(ops, () => applyBatch(store, ops, store.headSequence(), nowMs, options.limits))),
           purge: async (nowMs, requestCutoffMs) => store.purge(nowMs, requestCutoffMs),
+          receiptWrite: async (write) => store.transaction(() => runReceiptWrite(store.receipts, write)),
           close: async () => {},
         }
       : sqliteWorkerCommitter(path, options.limits, { testHooks: options.testHooks });
+  const receiptFeed = createInProcessReceiptFeed(store.receipts.headEventId());
   const committer: BatchCommitter = {
     ...inner,
     async commit(ops, nowMs) {
@@ -101,17 +109,57 @@ export async function openSqliteBackend(path: string, options: SqliteBackendOpti
       getAccount: async (id) => store.getAccount(id),
       replacePasswordHash: async (id, expected, next) => store.replacePasswordHash(id, Buffer.from(expected), Buffer.from(next)),
       isReceiver: async (id) => store.isReceiver(id),
+      touch: async (id, atMs) => store.touch(id, atMs),
+      listBlocks: async (receiverId) => store.listBlocks(receiverId),
+      suspendedMerchants: async () => store.suspendedMerchants(),
+      registerWithRequest: async (account, requestHash, digest, windowStartMs) => store.registerWithRequest(account, requestHash, digest, windowStartMs),
     },
+    admin: createSqliteAdminStore(store.db),
     changes: createSqliteChangeReader(store),
     committer,
     feed,
     leader: { isLeader: true, close: async () => {} },
     history: createSqliteHistory(store),
+    receipts: createSqliteReceiptStore(store, inner.receiptWrite),
+    receiptFeed,
     async close() {
       await committer.close();
       await feed.close();
       store.close();
       ownership.release();
+    },
+  };
+}
+
+/** Reads on the hub's connection; writes through the commit worker (receipt-writes.ts). */
+function createSqliteReceiptStore(store: SqliteStore, write: (w: ReceiptWrite) => Promise<unknown>): ReceiptStore {
+  const r = store.receipts;
+  return {
+    confirm: async (batch, nowMs) => (await write({ kind: 'confirm', batch: [...batch], nowMs })) as ConfirmResult,
+    appendProgress: async (events) => (await write({ kind: 'progress', events: [...events] })) as ReceiptEvent[],
+    setOptOut: async (receiverId, optOut, nowMs) => (await write({ kind: 'opt-out', receiverId, optOut, nowMs })) as boolean,
+    itemFacts: async (merchantId, itemIds, nowMs) => r.itemFacts(merchantId, itemIds, nowMs),
+    publicCounts: async (seq, endMs) => r.publicCounts(seq, endMs),
+    eventsAfter: async (merchantId, afterId, upToId, limit) => r.eventsAfter(merchantId, afterId, upToId, limit),
+    deliveredItems: async (event) => r.deliveredItems(event),
+    headEventId: async () => r.headEventId(),
+  };
+}
+
+/** One process, one writer: every receipt event is this node's own and arrives in id order. */
+function createInProcessReceiptFeed(initialHead: number): ReceiptFeed {
+  let head = initialHead;
+  const listeners: ((events: ReceiptEvent[]) => void)[] = [];
+  return {
+    get head() {
+      return head;
+    },
+    onEvents: (listener) => void listeners.push(listener),
+    committed(events) {
+      const fresh = events.filter((e) => e.id > head);
+      if (fresh.length === 0) return;
+      head = fresh[fresh.length - 1]!.id;
+      for (const listener of listeners) listener(fresh);
     },
   };
 }

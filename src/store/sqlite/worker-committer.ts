@@ -3,6 +3,7 @@ import type { BatchLimits, BatchResult, WriteAck } from '../../core/write-ops.js
 import type { BatchCommitter } from '../ports.js';
 import { HubError, type Reason } from '../../core/errors.js';
 import type { ChangeRecord } from '../../core/records.js';
+import type { ReceiptWrite } from './receipt-writes.js';
 
 type BatchReply = { outcomes: (WriteAck | { hubError: { code: number; reason: string; message: string } })[]; published: ChangeRecord[]; head: number };
 type Reply = ({ id: number; ok: true } & (BatchReply | { removed: number })) | { id: number; ok: false; message: string; code?: string };
@@ -21,7 +22,11 @@ const WORKER_BOOT = FROM_SOURCE
  * synchronous=FULL fsync, so pushes keep arriving and form the next, larger batch. The
  * commit queue sends one batch at a time, so commits stay in order.
  */
-export function sqliteWorkerCommitter(dbPath: string, limits: BatchLimits, options: { testHooks?: boolean } = {}): BatchCommitter {
+export function sqliteWorkerCommitter(
+  dbPath: string,
+  limits: BatchLimits,
+  options: { testHooks?: boolean } = {},
+): BatchCommitter & { receiptWrite(write: ReceiptWrite): Promise<unknown> } {
   let worker: Worker | undefined;
   let nextId = 1;
   const waiting = new Map<number, { resolve: (reply: Reply & { ok: true }) => void; reject: (e: Error) => void }>();
@@ -85,6 +90,10 @@ export function sqliteWorkerCommitter(dbPath: string, limits: BatchLimits, optio
     // Runs in the worker too, between batches: the hub's event loop never waits for the write lock.
     async purge(nowMs, requestCutoffMs) {
       return ((await request({ purge: { nowMs, requestCutoffMs } })) as { removed: number }).removed;
+    },
+    /** Receipt writes (receipt-writes.ts) on the worker's connection, in turn with batches. */
+    async receiptWrite(write) {
+      return ((await request({ receipts: write })) as unknown as { receipts: unknown }).receipts;
     },
     async testPragma(statement) {
       return ((await request({ testPragma: statement })) as { removed: number }).removed;

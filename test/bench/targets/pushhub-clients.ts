@@ -10,7 +10,7 @@ import type { PublishMode, Publisher, Subscriber } from './types.js';
 const infoOf = (payload: Buffer) => ({ title: 'bench', body: payload.toString('base64') });
 
 /** Last sequence each subscriber processed, so a reconnect resumes after it (W3). */
-const cursors = new Map<number, bigint>();
+const cursors = new Map<number, number>();
 
 async function connectPublisher(conn: HubConn, mode: PublishMode): Promise<Publisher> {
   const merchant = new MerchantClient({ address: conn.address, ...conn.merchant });
@@ -44,10 +44,10 @@ async function connectSubscriber(conn: HubConn, idx: number, onMessage: (payload
   });
   const reading = (async () => {
     try {
-      for await (const event of receiver.subscribe({ afterSequence: cursors.get(idx) ?? 0n, signal: abort.signal })) {
+      for await (const event of receiver.subscribe({ afterSequence: cursors.get(idx) ?? 0, signal: abort.signal })) {
         if (event.type === 'item') {
           cursors.set(idx, event.item.sequence);
-          onMessage(Buffer.from(event.item.info!.body, 'base64'));
+          onMessage(Buffer.from(event.item.info.body, 'base64'));
         } else if (event.type === 'caughtUp') {
           cursors.set(idx, event.sequence);
           markCaughtUp();

@@ -99,6 +99,204 @@ export function audienceToJSON(object: Audience): string {
   }
 }
 
+/** DeliveryState is where a specific item stands with its receiver. */
+export enum DeliveryState {
+  /** DELIVERY_STATE_UNSPECIFIED - DELIVERY_STATE_UNSPECIFIED is never sent. */
+  DELIVERY_STATE_UNSPECIFIED = 0,
+  /** DELIVERY_STATE_PENDING - DELIVERY_STATE_PENDING: live, not yet confirmed by its receiver. */
+  DELIVERY_STATE_PENDING = 1,
+  /** DELIVERY_STATE_DELIVERED - DELIVERY_STATE_DELIVERED: the receiver confirmed it (see confirmed_at). */
+  DELIVERY_STATE_DELIVERED = 2,
+  /** DELIVERY_STATE_WITHDRAWN_BEFORE_DELIVERY - DELIVERY_STATE_WITHDRAWN_BEFORE_DELIVERY: withdrawn before the receiver confirmed it. */
+  DELIVERY_STATE_WITHDRAWN_BEFORE_DELIVERY = 3,
+  /** DELIVERY_STATE_EXPIRED_BEFORE_DELIVERY - DELIVERY_STATE_EXPIRED_BEFORE_DELIVERY: its valid_until passed before the receiver confirmed it. */
+  DELIVERY_STATE_EXPIRED_BEFORE_DELIVERY = 4,
+  /** DELIVERY_STATE_REPLACED_BEFORE_DELIVERY - DELIVERY_STATE_REPLACED_BEFORE_DELIVERY: replaced (same key) before the receiver confirmed it. */
+  DELIVERY_STATE_REPLACED_BEFORE_DELIVERY = 5,
+  /** DELIVERY_STATE_UNKNOWN - DELIVERY_STATE_UNKNOWN: the receiver has turned receipts off. */
+  DELIVERY_STATE_UNKNOWN = 6,
+  /** DELIVERY_STATE_PUBLIC - DELIVERY_STATE_PUBLIC: a public item; see delivered_count and eligible_count. */
+  DELIVERY_STATE_PUBLIC = 7,
+  /**
+   * DELIVERY_STATE_NOT_FOUND - DELIVERY_STATE_NOT_FOUND: no such item among the caller's items (never pushed, another
+   * merchant's, or purged: receipts are kept as long as their items).
+   */
+  DELIVERY_STATE_NOT_FOUND = 8,
+  UNRECOGNIZED = -1,
+}
+
+export function deliveryStateFromJSON(object: any): DeliveryState {
+  switch (object) {
+    case 0:
+    case "DELIVERY_STATE_UNSPECIFIED":
+      return DeliveryState.DELIVERY_STATE_UNSPECIFIED;
+    case 1:
+    case "DELIVERY_STATE_PENDING":
+      return DeliveryState.DELIVERY_STATE_PENDING;
+    case 2:
+    case "DELIVERY_STATE_DELIVERED":
+      return DeliveryState.DELIVERY_STATE_DELIVERED;
+    case 3:
+    case "DELIVERY_STATE_WITHDRAWN_BEFORE_DELIVERY":
+      return DeliveryState.DELIVERY_STATE_WITHDRAWN_BEFORE_DELIVERY;
+    case 4:
+    case "DELIVERY_STATE_EXPIRED_BEFORE_DELIVERY":
+      return DeliveryState.DELIVERY_STATE_EXPIRED_BEFORE_DELIVERY;
+    case 5:
+    case "DELIVERY_STATE_REPLACED_BEFORE_DELIVERY":
+      return DeliveryState.DELIVERY_STATE_REPLACED_BEFORE_DELIVERY;
+    case 6:
+    case "DELIVERY_STATE_UNKNOWN":
+      return DeliveryState.DELIVERY_STATE_UNKNOWN;
+    case 7:
+    case "DELIVERY_STATE_PUBLIC":
+      return DeliveryState.DELIVERY_STATE_PUBLIC;
+    case 8:
+    case "DELIVERY_STATE_NOT_FOUND":
+      return DeliveryState.DELIVERY_STATE_NOT_FOUND;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DeliveryState.UNRECOGNIZED;
+  }
+}
+
+export function deliveryStateToJSON(object: DeliveryState): string {
+  switch (object) {
+    case DeliveryState.DELIVERY_STATE_UNSPECIFIED:
+      return "DELIVERY_STATE_UNSPECIFIED";
+    case DeliveryState.DELIVERY_STATE_PENDING:
+      return "DELIVERY_STATE_PENDING";
+    case DeliveryState.DELIVERY_STATE_DELIVERED:
+      return "DELIVERY_STATE_DELIVERED";
+    case DeliveryState.DELIVERY_STATE_WITHDRAWN_BEFORE_DELIVERY:
+      return "DELIVERY_STATE_WITHDRAWN_BEFORE_DELIVERY";
+    case DeliveryState.DELIVERY_STATE_EXPIRED_BEFORE_DELIVERY:
+      return "DELIVERY_STATE_EXPIRED_BEFORE_DELIVERY";
+    case DeliveryState.DELIVERY_STATE_REPLACED_BEFORE_DELIVERY:
+      return "DELIVERY_STATE_REPLACED_BEFORE_DELIVERY";
+    case DeliveryState.DELIVERY_STATE_UNKNOWN:
+      return "DELIVERY_STATE_UNKNOWN";
+    case DeliveryState.DELIVERY_STATE_PUBLIC:
+      return "DELIVERY_STATE_PUBLIC";
+    case DeliveryState.DELIVERY_STATE_NOT_FOUND:
+      return "DELIVERY_STATE_NOT_FOUND";
+    case DeliveryState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ReceiptPolicy says whether a receiver shares delivery receipts. */
+export enum ReceiptPolicy {
+  /** RECEIPT_POLICY_UNSPECIFIED - RECEIPT_POLICY_UNSPECIFIED: in a request, leave the policy as it is (read it). */
+  RECEIPT_POLICY_UNSPECIFIED = 0,
+  /** RECEIPT_POLICY_SHARE - RECEIPT_POLICY_SHARE: merchants see this receiver's receipts (the default). */
+  RECEIPT_POLICY_SHARE = 1,
+  /** RECEIPT_POLICY_OPT_OUT - RECEIPT_POLICY_OPT_OUT: nothing is recorded; merchants see DELIVERY_STATE_UNKNOWN. */
+  RECEIPT_POLICY_OPT_OUT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function receiptPolicyFromJSON(object: any): ReceiptPolicy {
+  switch (object) {
+    case 0:
+    case "RECEIPT_POLICY_UNSPECIFIED":
+      return ReceiptPolicy.RECEIPT_POLICY_UNSPECIFIED;
+    case 1:
+    case "RECEIPT_POLICY_SHARE":
+      return ReceiptPolicy.RECEIPT_POLICY_SHARE;
+    case 2:
+    case "RECEIPT_POLICY_OPT_OUT":
+      return ReceiptPolicy.RECEIPT_POLICY_OPT_OUT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ReceiptPolicy.UNRECOGNIZED;
+  }
+}
+
+export function receiptPolicyToJSON(object: ReceiptPolicy): string {
+  switch (object) {
+    case ReceiptPolicy.RECEIPT_POLICY_UNSPECIFIED:
+      return "RECEIPT_POLICY_UNSPECIFIED";
+    case ReceiptPolicy.RECEIPT_POLICY_SHARE:
+      return "RECEIPT_POLICY_SHARE";
+    case ReceiptPolicy.RECEIPT_POLICY_OPT_OUT:
+      return "RECEIPT_POLICY_OPT_OUT";
+    case ReceiptPolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** WithdrawalCause says why an item left a receiver's stream. */
+export enum WithdrawalCause {
+  /** WITHDRAWAL_CAUSE_UNSPECIFIED - WITHDRAWAL_CAUSE_UNSPECIFIED is sent by hubs older than this field. */
+  WITHDRAWAL_CAUSE_UNSPECIFIED = 0,
+  /** WITHDRAWAL_CAUSE_WITHDRAWN - WITHDRAWAL_CAUSE_WITHDRAWN: the merchant withdrew the item. */
+  WITHDRAWAL_CAUSE_WITHDRAWN = 1,
+  /** WITHDRAWAL_CAUSE_REPLACED - WITHDRAWAL_CAUSE_REPLACED: a newer item with the same key replaced it. */
+  WITHDRAWAL_CAUSE_REPLACED = 2,
+  /** WITHDRAWAL_CAUSE_BLOCKED - WITHDRAWAL_CAUSE_BLOCKED: the receiver blocked the item's merchant. */
+  WITHDRAWAL_CAUSE_BLOCKED = 3,
+  /**
+   * WITHDRAWAL_CAUSE_SUSPENDED - WITHDRAWAL_CAUSE_SUSPENDED: an operator suspended the item's merchant; its public items
+   * come back when it is resumed.
+   */
+  WITHDRAWAL_CAUSE_SUSPENDED = 4,
+  /** WITHDRAWAL_CAUSE_ACCOUNT_DELETED - WITHDRAWAL_CAUSE_ACCOUNT_DELETED: the item's merchant deleted its account. */
+  WITHDRAWAL_CAUSE_ACCOUNT_DELETED = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function withdrawalCauseFromJSON(object: any): WithdrawalCause {
+  switch (object) {
+    case 0:
+    case "WITHDRAWAL_CAUSE_UNSPECIFIED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_UNSPECIFIED;
+    case 1:
+    case "WITHDRAWAL_CAUSE_WITHDRAWN":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_WITHDRAWN;
+    case 2:
+    case "WITHDRAWAL_CAUSE_REPLACED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_REPLACED;
+    case 3:
+    case "WITHDRAWAL_CAUSE_BLOCKED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_BLOCKED;
+    case 4:
+    case "WITHDRAWAL_CAUSE_SUSPENDED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_SUSPENDED;
+    case 5:
+    case "WITHDRAWAL_CAUSE_ACCOUNT_DELETED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_ACCOUNT_DELETED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return WithdrawalCause.UNRECOGNIZED;
+  }
+}
+
+export function withdrawalCauseToJSON(object: WithdrawalCause): string {
+  switch (object) {
+    case WithdrawalCause.WITHDRAWAL_CAUSE_UNSPECIFIED:
+      return "WITHDRAWAL_CAUSE_UNSPECIFIED";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_WITHDRAWN:
+      return "WITHDRAWAL_CAUSE_WITHDRAWN";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_REPLACED:
+      return "WITHDRAWAL_CAUSE_REPLACED";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_BLOCKED:
+      return "WITHDRAWAL_CAUSE_BLOCKED";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_SUSPENDED:
+      return "WITHDRAWAL_CAUSE_SUSPENDED";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_ACCOUNT_DELETED:
+      return "WITHDRAWAL_CAUSE_ACCOUNT_DELETED";
+    case WithdrawalCause.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** ResetReason says why a receiver's stored state was reset. */
 export enum ResetReason {
   /** RESET_REASON_UNSPECIFIED - RESET_REASON_UNSPECIFIED is never sent. */
@@ -168,6 +366,13 @@ export interface RegisterRequest {
   regionCode: string;
   /** Required when the hub was started with a registration token for this role. */
   registrationToken: string;
+  /**
+   * Idempotency key (16 to 128 characters of A-Z, a-z, 0-9, "-", "_"), drawn at random by the
+   * client: a retry with the same request within 24 h returns the same account with a fresh
+   * password, which replaces the one whose reply was lost. Treat it as a secret until the
+   * reply arrives. Optional.
+   */
+  requestId: string;
 }
 
 /** RegisterResponse carries the new account's credentials. */
@@ -367,6 +572,11 @@ export interface PushStreamResult {
    * e.g. RECEIVER_NOT_FOUND; empty when committed.
    */
   reason: string;
+  /**
+   * With PUSH_RATE_EXCEEDED: how long to wait before sending this push again, in ms (as the
+   * pushhub-retry-after-ms trailer of unary calls); 0 otherwise.
+   */
+  retryAfterMs: number;
 }
 
 /** ListItemsRequest pages through the calling merchant's live items. */
@@ -482,6 +692,8 @@ export interface Withdrawal {
    * newer item came and went still drops the older one.
    */
   replaced: boolean;
+  /** Why the item was withdrawn. */
+  cause: WithdrawalCause;
 }
 
 /** CaughtUp marks the end of the backlog. */
@@ -522,6 +734,192 @@ export interface RotatePasswordResponse {
   password: string;
 }
 
+/** ConfirmDeliveryRequest confirms a receiver's progress. */
+export interface ConfirmDeliveryRequest {
+  /**
+   * Every change up to this sequence has been stored by the receiver (a sequence it was sent:
+   * an event's, a CaughtUp's or a Heartbeat's). Beyond the hub's newest sequence is
+   * INVALID_ARGUMENT; at or below what was confirmed before, it is ignored.
+   */
+  upToSequence: bigint;
+}
+
+/** ConfirmDeliveryResponse acknowledges a stored confirmation. */
+export interface ConfirmDeliveryResponse {
+  /** The receiver's confirmed sequence now (the highest ever confirmed; 0 when receipts are off). */
+  confirmedSequence: bigint;
+}
+
+/** GetDeliveryStatusRequest names items of the calling merchant. */
+export interface GetDeliveryStatusRequest {
+  /** 1 to 1,000 item ids, as returned by the pushes. */
+  itemIds: string[];
+}
+
+/** GetDeliveryStatusResponse answers in the order asked. */
+export interface GetDeliveryStatusResponse {
+  /** One status per requested item id, in the same order. */
+  statuses: DeliveryStatus[];
+}
+
+/** DeliveryStatus is one item's delivery state. */
+export interface DeliveryStatus {
+  /** The item id asked about. */
+  itemId: string;
+  /** Where the item stands. */
+  state: DeliveryState;
+  /** With DELIVERY_STATE_DELIVERED: when the receiver confirmed it. */
+  confirmedAt:
+    | Date
+    | undefined;
+  /** For a specific item, its receiver (empty for public items and NOT_FOUND). */
+  receiverId: string;
+  /** With DELIVERY_STATE_PUBLIC: receivers (receipts on) whose confirmed cursor has reached the item. */
+  deliveredCount: bigint;
+  /** With DELIVERY_STATE_PUBLIC: receivers (receipts on) registered before the item ended. */
+  eligibleCount: bigint;
+  /** The item's sequence (0 with NOT_FOUND). */
+  sequence: bigint;
+}
+
+/** WatchDeliveriesRequest opens a merchant's receipt stream. */
+export interface WatchDeliveriesRequest {
+  /**
+   * 0: only receipts from now on. N: every retained receipt after cursor N (an event's cursor).
+   * A cursor beyond the newest is OUT_OF_RANGE.
+   */
+  afterCursor: bigint;
+}
+
+/** WatchDeliveriesResponse carries the receipt events that were ready. */
+export interface WatchDeliveriesResponse {
+  /** The events, in cursor order. */
+  events: DeliveryEvent[];
+}
+
+/** DeliveryEvent is one event on a merchant's receipt stream. */
+export interface DeliveryEvent {
+  /** Resume after this cursor to get the events that follow (0 on heartbeats with no event yet). */
+  cursor: bigint;
+  /** The event. */
+  event:
+    | //
+    /** A specific item reached its receiver. */
+    { $case: "delivered"; value: ItemDelivered }
+    | //
+    /** A public item's counts changed (at most one update per item per second). */
+    { $case: "publicProgress"; value: PublicItemProgress }
+    | //
+    /** The retained backlog has been sent; live events follow. */
+    { $case: "caughtUp"; value: WatchCaughtUp }
+    | //
+    /** Keep-alive, sent when the stream has been quiet for the heartbeat interval. */
+    { $case: "heartbeat"; value: Heartbeat }
+    | undefined;
+}
+
+/** ItemDelivered reports one specific item confirmed by its receiver. */
+export interface ItemDelivered {
+  /** The item. */
+  itemId: string;
+  /** The item's sequence. */
+  sequence: bigint;
+  /** Its receiver. */
+  receiverId: string;
+  /** When the receiver confirmed it. */
+  confirmedAt: Date | undefined;
+}
+
+/** PublicItemProgress reports a public item's delivery counts. */
+export interface PublicItemProgress {
+  /** The item. */
+  itemId: string;
+  /** The item's sequence. */
+  sequence: bigint;
+  /** Receivers (receipts on) whose confirmed cursor has reached the item. */
+  deliveredCount: bigint;
+  /** Receivers (receipts on) registered before the item ended. */
+  eligibleCount: bigint;
+  /** When the counts were taken. */
+  countedAt: Date | undefined;
+}
+
+/** WatchCaughtUp marks the end of the receipt backlog. */
+export interface WatchCaughtUp {
+  /** The newest cursor sent (or the requested one); resume after it. */
+  cursor: bigint;
+}
+
+/** SetReceiptPolicyRequest changes (or reads) the caller's receipt policy. */
+export interface SetReceiptPolicyRequest {
+  /** The new policy; RECEIPT_POLICY_UNSPECIFIED reads the current one. */
+  policy: ReceiptPolicy;
+}
+
+/** SetReceiptPolicyResponse reports the stored policy. */
+export interface SetReceiptPolicyResponse {
+  /** The policy now in force. */
+  policy: ReceiptPolicy;
+}
+
+/** BlockMerchantRequest names the merchant to block. */
+export interface BlockMerchantRequest {
+  /** The merchant's account id; required. */
+  merchantId: string;
+}
+
+/** BlockMerchantResponse acknowledges a committed block. */
+export interface BlockMerchantResponse {
+  /**
+   * The block's position in the hub's change sequence (the withdrawals it caused come
+   * before it on the stream).
+   */
+  sequence: bigint;
+}
+
+/** UnblockMerchantRequest names the merchant to unblock. */
+export interface UnblockMerchantRequest {
+  /** The merchant's account id; required. */
+  merchantId: string;
+}
+
+/** UnblockMerchantResponse acknowledges a committed unblock. */
+export interface UnblockMerchantResponse {
+  /**
+   * The unblock's position in the hub's change sequence (the merchant's current public items
+   * come back before it on the stream).
+   */
+  sequence: bigint;
+}
+
+/** ListBlockedMerchantsRequest asks for the calling receiver's blocks. */
+export interface ListBlockedMerchantsRequest {
+}
+
+/** ListBlockedMerchantsResponse lists the calling receiver's blocks. */
+export interface ListBlockedMerchantsResponse {
+  /** The blocked merchants, oldest block first. */
+  merchants: BlockedMerchant[];
+}
+
+/** BlockedMerchant is one block of a receiver. */
+export interface BlockedMerchant {
+  /** The blocked merchant's account id. */
+  merchantId: string;
+  /** When the block was committed. */
+  blockedAt: Date | undefined;
+}
+
+/** DeleteAccountRequest confirms the deletion of the calling account. */
+export interface DeleteAccountRequest {
+  /** The account's password again, as confirmation; required. */
+  password: string;
+}
+
+/** DeleteAccountResponse acknowledges a committed deletion. */
+export interface DeleteAccountResponse {
+}
+
 /**
  * Reset tells a receiver to drop its stored state: the receiver's full current state follows,
  * then CaughtUp with the new cursor and history.
@@ -534,7 +932,7 @@ export interface Reset {
 }
 
 function createBaseRegisterRequest(): RegisterRequest {
-  return { role: 0, displayName: "", regionCode: "", registrationToken: "" };
+  return { role: 0, displayName: "", regionCode: "", registrationToken: "", requestId: "" };
 }
 
 export const RegisterRequest: MessageFns<RegisterRequest> = {
@@ -550,6 +948,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     }
     if (message.registrationToken !== "") {
       writer.uint32(34).string(message.registrationToken);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(42).string(message.requestId);
     }
     return writer;
   },
@@ -599,6 +1000,14 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
             message.registrationToken = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -629,6 +1038,11 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
         : isSet(object.registration_token)
         ? globalThis.String(object.registration_token)
         : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -646,6 +1060,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     if (message.registrationToken !== "") {
       obj.registrationToken = message.registrationToken;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -658,6 +1075,7 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     message.displayName = object.displayName ?? "";
     message.regionCode = object.regionCode ?? "";
     message.registrationToken = object.registrationToken ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -2254,7 +2672,7 @@ export const PushStreamResponse: MessageFns<PushStreamResponse> = {
 };
 
 function createBasePushStreamResult(): PushStreamResult {
-  return { ref: 0n, itemId: "", sequence: 0n, code: 0, message: "", reason: "" };
+  return { ref: 0n, itemId: "", sequence: 0n, code: 0, message: "", reason: "", retryAfterMs: 0 };
 }
 
 export const PushStreamResult: MessageFns<PushStreamResult> = {
@@ -2282,6 +2700,9 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
     }
     if (message.reason !== "") {
       writer.uint32(50).string(message.reason);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(56).uint32(message.retryAfterMs);
     }
     return writer;
   },
@@ -2347,6 +2768,14 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
             message.reason = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.retryAfterMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2371,6 +2800,11 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
       code: isSet(object.code) ? globalThis.Number(object.code) : 0,
       message: isSet(object.message) ? globalThis.String(object.message) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      retryAfterMs: isSet(object.retryAfterMs)
+        ? globalThis.Number(object.retryAfterMs)
+        : isSet(object.retry_after_ms)
+        ? globalThis.Number(object.retry_after_ms)
+        : 0,
     };
   },
 
@@ -2394,6 +2828,9 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.retryAfterMs !== 0) {
+      obj.retryAfterMs = Math.round(message.retryAfterMs);
+    }
     return obj;
   },
 
@@ -2408,6 +2845,7 @@ export const PushStreamResult: MessageFns<PushStreamResult> = {
     message.code = object.code ?? 0;
     message.message = object.message ?? "";
     message.reason = object.reason ?? "";
+    message.retryAfterMs = object.retryAfterMs ?? 0;
     return message;
   },
 };
@@ -3158,7 +3596,7 @@ export const Item: MessageFns<Item> = {
 };
 
 function createBaseWithdrawal(): Withdrawal {
-  return { itemId: "", sequence: 0n, merchantId: "", audience: 0, key: "", replaced: false };
+  return { itemId: "", sequence: 0n, merchantId: "", audience: 0, key: "", replaced: false, cause: 0 };
 }
 
 export const Withdrawal: MessageFns<Withdrawal> = {
@@ -3183,6 +3621,9 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     }
     if (message.replaced !== false) {
       writer.uint32(48).bool(message.replaced);
+    }
+    if (message.cause !== 0) {
+      writer.uint32(56).int32(message.cause);
     }
     return writer;
   },
@@ -3248,6 +3689,14 @@ export const Withdrawal: MessageFns<Withdrawal> = {
             message.replaced = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cause = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3276,6 +3725,7 @@ export const Withdrawal: MessageFns<Withdrawal> = {
       audience: isSet(object.audience) ? audienceFromJSON(object.audience) : 0,
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       replaced: isSet(object.replaced) ? globalThis.Boolean(object.replaced) : false,
+      cause: isSet(object.cause) ? withdrawalCauseFromJSON(object.cause) : 0,
     };
   },
 
@@ -3299,6 +3749,9 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     if (message.replaced !== false) {
       obj.replaced = message.replaced;
     }
+    if (message.cause !== 0) {
+      obj.cause = withdrawalCauseToJSON(message.cause);
+    }
     return obj;
   },
 
@@ -3313,6 +3766,7 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     message.audience = object.audience ?? 0;
     message.key = object.key ?? "";
     message.replaced = object.replaced ?? false;
+    message.cause = object.cause ?? 0;
     return message;
   },
 };
@@ -3660,6 +4114,1944 @@ export const RotatePasswordResponse: MessageFns<RotatePasswordResponse> = {
   },
 };
 
+function createBaseConfirmDeliveryRequest(): ConfirmDeliveryRequest {
+  return { upToSequence: 0n };
+}
+
+export const ConfirmDeliveryRequest: MessageFns<ConfirmDeliveryRequest> = {
+  encode(message: ConfirmDeliveryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.upToSequence !== 0n) {
+      if (BigInt.asUintN(64, message.upToSequence) !== message.upToSequence) {
+        throw new globalThis.Error("value provided for field message.upToSequence of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.upToSequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfirmDeliveryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfirmDeliveryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.upToSequence = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfirmDeliveryRequest {
+    return {
+      upToSequence: isSet(object.upToSequence)
+        ? BigInt(object.upToSequence)
+        : isSet(object.up_to_sequence)
+        ? BigInt(object.up_to_sequence)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ConfirmDeliveryRequest): unknown {
+    const obj: any = {};
+    if (message.upToSequence !== 0n) {
+      obj.upToSequence = message.upToSequence.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConfirmDeliveryRequest>): ConfirmDeliveryRequest {
+    return ConfirmDeliveryRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConfirmDeliveryRequest>): ConfirmDeliveryRequest {
+    const message = createBaseConfirmDeliveryRequest();
+    message.upToSequence = (object.upToSequence !== undefined && object.upToSequence !== null)
+      ? BigInt(object.upToSequence)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseConfirmDeliveryResponse(): ConfirmDeliveryResponse {
+  return { confirmedSequence: 0n };
+}
+
+export const ConfirmDeliveryResponse: MessageFns<ConfirmDeliveryResponse> = {
+  encode(message: ConfirmDeliveryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.confirmedSequence !== 0n) {
+      if (BigInt.asUintN(64, message.confirmedSequence) !== message.confirmedSequence) {
+        throw new globalThis.Error("value provided for field message.confirmedSequence of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.confirmedSequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfirmDeliveryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfirmDeliveryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.confirmedSequence = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfirmDeliveryResponse {
+    return {
+      confirmedSequence: isSet(object.confirmedSequence)
+        ? BigInt(object.confirmedSequence)
+        : isSet(object.confirmed_sequence)
+        ? BigInt(object.confirmed_sequence)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ConfirmDeliveryResponse): unknown {
+    const obj: any = {};
+    if (message.confirmedSequence !== 0n) {
+      obj.confirmedSequence = message.confirmedSequence.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConfirmDeliveryResponse>): ConfirmDeliveryResponse {
+    return ConfirmDeliveryResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConfirmDeliveryResponse>): ConfirmDeliveryResponse {
+    const message = createBaseConfirmDeliveryResponse();
+    message.confirmedSequence = (object.confirmedSequence !== undefined && object.confirmedSequence !== null)
+      ? BigInt(object.confirmedSequence)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseGetDeliveryStatusRequest(): GetDeliveryStatusRequest {
+  return { itemIds: [] };
+}
+
+export const GetDeliveryStatusRequest: MessageFns<GetDeliveryStatusRequest> = {
+  encode(message: GetDeliveryStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.itemIds) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDeliveryStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDeliveryStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.itemIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDeliveryStatusRequest {
+    return {
+      itemIds: globalThis.Array.isArray(object?.itemIds)
+        ? object.itemIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.item_ids)
+        ? object.item_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetDeliveryStatusRequest): unknown {
+    const obj: any = {};
+    if (message.itemIds?.length) {
+      obj.itemIds = message.itemIds;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetDeliveryStatusRequest>): GetDeliveryStatusRequest {
+    return GetDeliveryStatusRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetDeliveryStatusRequest>): GetDeliveryStatusRequest {
+    const message = createBaseGetDeliveryStatusRequest();
+    message.itemIds = object.itemIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGetDeliveryStatusResponse(): GetDeliveryStatusResponse {
+  return { statuses: [] };
+}
+
+export const GetDeliveryStatusResponse: MessageFns<GetDeliveryStatusResponse> = {
+  encode(message: GetDeliveryStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.statuses) {
+      DeliveryStatus.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDeliveryStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDeliveryStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.statuses.push(DeliveryStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDeliveryStatusResponse {
+    return {
+      statuses: globalThis.Array.isArray(object?.statuses)
+        ? object.statuses.map((e: any) => DeliveryStatus.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetDeliveryStatusResponse): unknown {
+    const obj: any = {};
+    if (message.statuses?.length) {
+      obj.statuses = message.statuses.map((e) => DeliveryStatus.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetDeliveryStatusResponse>): GetDeliveryStatusResponse {
+    return GetDeliveryStatusResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetDeliveryStatusResponse>): GetDeliveryStatusResponse {
+    const message = createBaseGetDeliveryStatusResponse();
+    message.statuses = object.statuses?.map((e) => DeliveryStatus.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeliveryStatus(): DeliveryStatus {
+  return {
+    itemId: "",
+    state: 0,
+    confirmedAt: undefined,
+    receiverId: "",
+    deliveredCount: 0n,
+    eligibleCount: 0n,
+    sequence: 0n,
+  };
+}
+
+export const DeliveryStatus: MessageFns<DeliveryStatus> = {
+  encode(message: DeliveryStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.itemId !== "") {
+      writer.uint32(10).string(message.itemId);
+    }
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
+    }
+    if (message.confirmedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.confirmedAt), writer.uint32(26).fork()).join();
+    }
+    if (message.receiverId !== "") {
+      writer.uint32(34).string(message.receiverId);
+    }
+    if (message.deliveredCount !== 0n) {
+      if (BigInt.asUintN(64, message.deliveredCount) !== message.deliveredCount) {
+        throw new globalThis.Error("value provided for field message.deliveredCount of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.deliveredCount);
+    }
+    if (message.eligibleCount !== 0n) {
+      if (BigInt.asUintN(64, message.eligibleCount) !== message.eligibleCount) {
+        throw new globalThis.Error("value provided for field message.eligibleCount of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.eligibleCount);
+    }
+    if (message.sequence !== 0n) {
+      if (BigInt.asUintN(64, message.sequence) !== message.sequence) {
+        throw new globalThis.Error("value provided for field message.sequence of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.sequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeliveryStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeliveryStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.itemId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.confirmedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.receiverId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.deliveredCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.eligibleCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.sequence = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeliveryStatus {
+    return {
+      itemId: isSet(object.itemId)
+        ? globalThis.String(object.itemId)
+        : isSet(object.item_id)
+        ? globalThis.String(object.item_id)
+        : "",
+      state: isSet(object.state) ? deliveryStateFromJSON(object.state) : 0,
+      confirmedAt: isSet(object.confirmedAt)
+        ? fromJsonTimestamp(object.confirmedAt)
+        : isSet(object.confirmed_at)
+        ? fromJsonTimestamp(object.confirmed_at)
+        : undefined,
+      receiverId: isSet(object.receiverId)
+        ? globalThis.String(object.receiverId)
+        : isSet(object.receiver_id)
+        ? globalThis.String(object.receiver_id)
+        : "",
+      deliveredCount: isSet(object.deliveredCount)
+        ? BigInt(object.deliveredCount)
+        : isSet(object.delivered_count)
+        ? BigInt(object.delivered_count)
+        : 0n,
+      eligibleCount: isSet(object.eligibleCount)
+        ? BigInt(object.eligibleCount)
+        : isSet(object.eligible_count)
+        ? BigInt(object.eligible_count)
+        : 0n,
+      sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n,
+    };
+  },
+
+  toJSON(message: DeliveryStatus): unknown {
+    const obj: any = {};
+    if (message.itemId !== "") {
+      obj.itemId = message.itemId;
+    }
+    if (message.state !== 0) {
+      obj.state = deliveryStateToJSON(message.state);
+    }
+    if (message.confirmedAt !== undefined) {
+      obj.confirmedAt = message.confirmedAt.toISOString();
+    }
+    if (message.receiverId !== "") {
+      obj.receiverId = message.receiverId;
+    }
+    if (message.deliveredCount !== 0n) {
+      obj.deliveredCount = message.deliveredCount.toString();
+    }
+    if (message.eligibleCount !== 0n) {
+      obj.eligibleCount = message.eligibleCount.toString();
+    }
+    if (message.sequence !== 0n) {
+      obj.sequence = message.sequence.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeliveryStatus>): DeliveryStatus {
+    return DeliveryStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeliveryStatus>): DeliveryStatus {
+    const message = createBaseDeliveryStatus();
+    message.itemId = object.itemId ?? "";
+    message.state = object.state ?? 0;
+    message.confirmedAt = object.confirmedAt ?? undefined;
+    message.receiverId = object.receiverId ?? "";
+    message.deliveredCount = (object.deliveredCount !== undefined && object.deliveredCount !== null)
+      ? BigInt(object.deliveredCount)
+      : 0n;
+    message.eligibleCount = (object.eligibleCount !== undefined && object.eligibleCount !== null)
+      ? BigInt(object.eligibleCount)
+      : 0n;
+    message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
+    return message;
+  },
+};
+
+function createBaseWatchDeliveriesRequest(): WatchDeliveriesRequest {
+  return { afterCursor: 0n };
+}
+
+export const WatchDeliveriesRequest: MessageFns<WatchDeliveriesRequest> = {
+  encode(message: WatchDeliveriesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.afterCursor !== 0n) {
+      if (BigInt.asUintN(64, message.afterCursor) !== message.afterCursor) {
+        throw new globalThis.Error("value provided for field message.afterCursor of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.afterCursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchDeliveriesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchDeliveriesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.afterCursor = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchDeliveriesRequest {
+    return {
+      afterCursor: isSet(object.afterCursor)
+        ? BigInt(object.afterCursor)
+        : isSet(object.after_cursor)
+        ? BigInt(object.after_cursor)
+        : 0n,
+    };
+  },
+
+  toJSON(message: WatchDeliveriesRequest): unknown {
+    const obj: any = {};
+    if (message.afterCursor !== 0n) {
+      obj.afterCursor = message.afterCursor.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchDeliveriesRequest>): WatchDeliveriesRequest {
+    return WatchDeliveriesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchDeliveriesRequest>): WatchDeliveriesRequest {
+    const message = createBaseWatchDeliveriesRequest();
+    message.afterCursor = (object.afterCursor !== undefined && object.afterCursor !== null)
+      ? BigInt(object.afterCursor)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseWatchDeliveriesResponse(): WatchDeliveriesResponse {
+  return { events: [] };
+}
+
+export const WatchDeliveriesResponse: MessageFns<WatchDeliveriesResponse> = {
+  encode(message: WatchDeliveriesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      DeliveryEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchDeliveriesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchDeliveriesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(DeliveryEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchDeliveriesResponse {
+    return {
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => DeliveryEvent.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: WatchDeliveriesResponse): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => DeliveryEvent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchDeliveriesResponse>): WatchDeliveriesResponse {
+    return WatchDeliveriesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchDeliveriesResponse>): WatchDeliveriesResponse {
+    const message = createBaseWatchDeliveriesResponse();
+    message.events = object.events?.map((e) => DeliveryEvent.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeliveryEvent(): DeliveryEvent {
+  return { cursor: 0n, event: undefined };
+}
+
+export const DeliveryEvent: MessageFns<DeliveryEvent> = {
+  encode(message: DeliveryEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cursor !== 0n) {
+      if (BigInt.asUintN(64, message.cursor) !== message.cursor) {
+        throw new globalThis.Error("value provided for field message.cursor of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.cursor);
+    }
+    switch (message.event?.$case) {
+      case "delivered":
+        ItemDelivered.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+      case "publicProgress":
+        PublicItemProgress.encode(message.event.value, writer.uint32(26).fork()).join();
+        break;
+      case "caughtUp":
+        WatchCaughtUp.encode(message.event.value, writer.uint32(34).fork()).join();
+        break;
+      case "heartbeat":
+        Heartbeat.encode(message.event.value, writer.uint32(42).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeliveryEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeliveryEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.cursor = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "delivered", value: ItemDelivered.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "publicProgress", value: PublicItemProgress.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.event = { $case: "caughtUp", value: WatchCaughtUp.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.event = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeliveryEvent {
+    return {
+      cursor: isSet(object.cursor) ? BigInt(object.cursor) : 0n,
+      event: isSet(object.delivered)
+        ? { $case: "delivered", value: ItemDelivered.fromJSON(object.delivered) }
+        : isSet(object.publicProgress)
+        ? { $case: "publicProgress", value: PublicItemProgress.fromJSON(object.publicProgress) }
+        : isSet(object.public_progress)
+        ? { $case: "publicProgress", value: PublicItemProgress.fromJSON(object.public_progress) }
+        : isSet(object.caughtUp)
+        ? { $case: "caughtUp", value: WatchCaughtUp.fromJSON(object.caughtUp) }
+        : isSet(object.caught_up)
+        ? { $case: "caughtUp", value: WatchCaughtUp.fromJSON(object.caught_up) }
+        : isSet(object.heartbeat)
+        ? { $case: "heartbeat", value: Heartbeat.fromJSON(object.heartbeat) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: DeliveryEvent): unknown {
+    const obj: any = {};
+    if (message.cursor !== 0n) {
+      obj.cursor = message.cursor.toString();
+    }
+    if (message.event?.$case === "delivered") {
+      obj.delivered = ItemDelivered.toJSON(message.event.value);
+    } else if (message.event?.$case === "publicProgress") {
+      obj.publicProgress = PublicItemProgress.toJSON(message.event.value);
+    } else if (message.event?.$case === "caughtUp") {
+      obj.caughtUp = WatchCaughtUp.toJSON(message.event.value);
+    } else if (message.event?.$case === "heartbeat") {
+      obj.heartbeat = Heartbeat.toJSON(message.event.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeliveryEvent>): DeliveryEvent {
+    return DeliveryEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeliveryEvent>): DeliveryEvent {
+    const message = createBaseDeliveryEvent();
+    message.cursor = (object.cursor !== undefined && object.cursor !== null) ? BigInt(object.cursor) : 0n;
+    switch (object.event?.$case) {
+      case "delivered": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "delivered", value: ItemDelivered.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "publicProgress": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "publicProgress", value: PublicItemProgress.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "caughtUp": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "caughtUp", value: WatchCaughtUp.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "heartbeat": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "heartbeat", value: Heartbeat.fromPartial(object.event.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseItemDelivered(): ItemDelivered {
+  return { itemId: "", sequence: 0n, receiverId: "", confirmedAt: undefined };
+}
+
+export const ItemDelivered: MessageFns<ItemDelivered> = {
+  encode(message: ItemDelivered, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.itemId !== "") {
+      writer.uint32(10).string(message.itemId);
+    }
+    if (message.sequence !== 0n) {
+      if (BigInt.asUintN(64, message.sequence) !== message.sequence) {
+        throw new globalThis.Error("value provided for field message.sequence of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.sequence);
+    }
+    if (message.receiverId !== "") {
+      writer.uint32(26).string(message.receiverId);
+    }
+    if (message.confirmedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.confirmedAt), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ItemDelivered {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseItemDelivered();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.itemId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sequence = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.receiverId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.confirmedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ItemDelivered {
+    return {
+      itemId: isSet(object.itemId)
+        ? globalThis.String(object.itemId)
+        : isSet(object.item_id)
+        ? globalThis.String(object.item_id)
+        : "",
+      sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n,
+      receiverId: isSet(object.receiverId)
+        ? globalThis.String(object.receiverId)
+        : isSet(object.receiver_id)
+        ? globalThis.String(object.receiver_id)
+        : "",
+      confirmedAt: isSet(object.confirmedAt)
+        ? fromJsonTimestamp(object.confirmedAt)
+        : isSet(object.confirmed_at)
+        ? fromJsonTimestamp(object.confirmed_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ItemDelivered): unknown {
+    const obj: any = {};
+    if (message.itemId !== "") {
+      obj.itemId = message.itemId;
+    }
+    if (message.sequence !== 0n) {
+      obj.sequence = message.sequence.toString();
+    }
+    if (message.receiverId !== "") {
+      obj.receiverId = message.receiverId;
+    }
+    if (message.confirmedAt !== undefined) {
+      obj.confirmedAt = message.confirmedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ItemDelivered>): ItemDelivered {
+    return ItemDelivered.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ItemDelivered>): ItemDelivered {
+    const message = createBaseItemDelivered();
+    message.itemId = object.itemId ?? "";
+    message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
+    message.receiverId = object.receiverId ?? "";
+    message.confirmedAt = object.confirmedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBasePublicItemProgress(): PublicItemProgress {
+  return { itemId: "", sequence: 0n, deliveredCount: 0n, eligibleCount: 0n, countedAt: undefined };
+}
+
+export const PublicItemProgress: MessageFns<PublicItemProgress> = {
+  encode(message: PublicItemProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.itemId !== "") {
+      writer.uint32(10).string(message.itemId);
+    }
+    if (message.sequence !== 0n) {
+      if (BigInt.asUintN(64, message.sequence) !== message.sequence) {
+        throw new globalThis.Error("value provided for field message.sequence of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.sequence);
+    }
+    if (message.deliveredCount !== 0n) {
+      if (BigInt.asUintN(64, message.deliveredCount) !== message.deliveredCount) {
+        throw new globalThis.Error("value provided for field message.deliveredCount of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.deliveredCount);
+    }
+    if (message.eligibleCount !== 0n) {
+      if (BigInt.asUintN(64, message.eligibleCount) !== message.eligibleCount) {
+        throw new globalThis.Error("value provided for field message.eligibleCount of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.eligibleCount);
+    }
+    if (message.countedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.countedAt), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublicItemProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublicItemProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.itemId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sequence = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.deliveredCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.eligibleCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.countedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PublicItemProgress {
+    return {
+      itemId: isSet(object.itemId)
+        ? globalThis.String(object.itemId)
+        : isSet(object.item_id)
+        ? globalThis.String(object.item_id)
+        : "",
+      sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n,
+      deliveredCount: isSet(object.deliveredCount)
+        ? BigInt(object.deliveredCount)
+        : isSet(object.delivered_count)
+        ? BigInt(object.delivered_count)
+        : 0n,
+      eligibleCount: isSet(object.eligibleCount)
+        ? BigInt(object.eligibleCount)
+        : isSet(object.eligible_count)
+        ? BigInt(object.eligible_count)
+        : 0n,
+      countedAt: isSet(object.countedAt)
+        ? fromJsonTimestamp(object.countedAt)
+        : isSet(object.counted_at)
+        ? fromJsonTimestamp(object.counted_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PublicItemProgress): unknown {
+    const obj: any = {};
+    if (message.itemId !== "") {
+      obj.itemId = message.itemId;
+    }
+    if (message.sequence !== 0n) {
+      obj.sequence = message.sequence.toString();
+    }
+    if (message.deliveredCount !== 0n) {
+      obj.deliveredCount = message.deliveredCount.toString();
+    }
+    if (message.eligibleCount !== 0n) {
+      obj.eligibleCount = message.eligibleCount.toString();
+    }
+    if (message.countedAt !== undefined) {
+      obj.countedAt = message.countedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PublicItemProgress>): PublicItemProgress {
+    return PublicItemProgress.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PublicItemProgress>): PublicItemProgress {
+    const message = createBasePublicItemProgress();
+    message.itemId = object.itemId ?? "";
+    message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
+    message.deliveredCount = (object.deliveredCount !== undefined && object.deliveredCount !== null)
+      ? BigInt(object.deliveredCount)
+      : 0n;
+    message.eligibleCount = (object.eligibleCount !== undefined && object.eligibleCount !== null)
+      ? BigInt(object.eligibleCount)
+      : 0n;
+    message.countedAt = object.countedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseWatchCaughtUp(): WatchCaughtUp {
+  return { cursor: 0n };
+}
+
+export const WatchCaughtUp: MessageFns<WatchCaughtUp> = {
+  encode(message: WatchCaughtUp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cursor !== 0n) {
+      if (BigInt.asUintN(64, message.cursor) !== message.cursor) {
+        throw new globalThis.Error("value provided for field message.cursor of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.cursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchCaughtUp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchCaughtUp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.cursor = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchCaughtUp {
+    return { cursor: isSet(object.cursor) ? BigInt(object.cursor) : 0n };
+  },
+
+  toJSON(message: WatchCaughtUp): unknown {
+    const obj: any = {};
+    if (message.cursor !== 0n) {
+      obj.cursor = message.cursor.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchCaughtUp>): WatchCaughtUp {
+    return WatchCaughtUp.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchCaughtUp>): WatchCaughtUp {
+    const message = createBaseWatchCaughtUp();
+    message.cursor = (object.cursor !== undefined && object.cursor !== null) ? BigInt(object.cursor) : 0n;
+    return message;
+  },
+};
+
+function createBaseSetReceiptPolicyRequest(): SetReceiptPolicyRequest {
+  return { policy: 0 };
+}
+
+export const SetReceiptPolicyRequest: MessageFns<SetReceiptPolicyRequest> = {
+  encode(message: SetReceiptPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== 0) {
+      writer.uint32(8).int32(message.policy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetReceiptPolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetReceiptPolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.policy = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetReceiptPolicyRequest {
+    return { policy: isSet(object.policy) ? receiptPolicyFromJSON(object.policy) : 0 };
+  },
+
+  toJSON(message: SetReceiptPolicyRequest): unknown {
+    const obj: any = {};
+    if (message.policy !== 0) {
+      obj.policy = receiptPolicyToJSON(message.policy);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetReceiptPolicyRequest>): SetReceiptPolicyRequest {
+    return SetReceiptPolicyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetReceiptPolicyRequest>): SetReceiptPolicyRequest {
+    const message = createBaseSetReceiptPolicyRequest();
+    message.policy = object.policy ?? 0;
+    return message;
+  },
+};
+
+function createBaseSetReceiptPolicyResponse(): SetReceiptPolicyResponse {
+  return { policy: 0 };
+}
+
+export const SetReceiptPolicyResponse: MessageFns<SetReceiptPolicyResponse> = {
+  encode(message: SetReceiptPolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== 0) {
+      writer.uint32(8).int32(message.policy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetReceiptPolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetReceiptPolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.policy = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetReceiptPolicyResponse {
+    return { policy: isSet(object.policy) ? receiptPolicyFromJSON(object.policy) : 0 };
+  },
+
+  toJSON(message: SetReceiptPolicyResponse): unknown {
+    const obj: any = {};
+    if (message.policy !== 0) {
+      obj.policy = receiptPolicyToJSON(message.policy);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetReceiptPolicyResponse>): SetReceiptPolicyResponse {
+    return SetReceiptPolicyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetReceiptPolicyResponse>): SetReceiptPolicyResponse {
+    const message = createBaseSetReceiptPolicyResponse();
+    message.policy = object.policy ?? 0;
+    return message;
+  },
+};
+
+function createBaseBlockMerchantRequest(): BlockMerchantRequest {
+  return { merchantId: "" };
+}
+
+export const BlockMerchantRequest: MessageFns<BlockMerchantRequest> = {
+  encode(message: BlockMerchantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockMerchantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockMerchantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockMerchantRequest {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: BlockMerchantRequest): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockMerchantRequest>): BlockMerchantRequest {
+    return BlockMerchantRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockMerchantRequest>): BlockMerchantRequest {
+    const message = createBaseBlockMerchantRequest();
+    message.merchantId = object.merchantId ?? "";
+    return message;
+  },
+};
+
+function createBaseBlockMerchantResponse(): BlockMerchantResponse {
+  return { sequence: 0n };
+}
+
+export const BlockMerchantResponse: MessageFns<BlockMerchantResponse> = {
+  encode(message: BlockMerchantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sequence !== 0n) {
+      if (BigInt.asUintN(64, message.sequence) !== message.sequence) {
+        throw new globalThis.Error("value provided for field message.sequence of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.sequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockMerchantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockMerchantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sequence = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockMerchantResponse {
+    return { sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n };
+  },
+
+  toJSON(message: BlockMerchantResponse): unknown {
+    const obj: any = {};
+    if (message.sequence !== 0n) {
+      obj.sequence = message.sequence.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockMerchantResponse>): BlockMerchantResponse {
+    return BlockMerchantResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockMerchantResponse>): BlockMerchantResponse {
+    const message = createBaseBlockMerchantResponse();
+    message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
+    return message;
+  },
+};
+
+function createBaseUnblockMerchantRequest(): UnblockMerchantRequest {
+  return { merchantId: "" };
+}
+
+export const UnblockMerchantRequest: MessageFns<UnblockMerchantRequest> = {
+  encode(message: UnblockMerchantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnblockMerchantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnblockMerchantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnblockMerchantRequest {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UnblockMerchantRequest): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnblockMerchantRequest>): UnblockMerchantRequest {
+    return UnblockMerchantRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnblockMerchantRequest>): UnblockMerchantRequest {
+    const message = createBaseUnblockMerchantRequest();
+    message.merchantId = object.merchantId ?? "";
+    return message;
+  },
+};
+
+function createBaseUnblockMerchantResponse(): UnblockMerchantResponse {
+  return { sequence: 0n };
+}
+
+export const UnblockMerchantResponse: MessageFns<UnblockMerchantResponse> = {
+  encode(message: UnblockMerchantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sequence !== 0n) {
+      if (BigInt.asUintN(64, message.sequence) !== message.sequence) {
+        throw new globalThis.Error("value provided for field message.sequence of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.sequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnblockMerchantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnblockMerchantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sequence = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnblockMerchantResponse {
+    return { sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n };
+  },
+
+  toJSON(message: UnblockMerchantResponse): unknown {
+    const obj: any = {};
+    if (message.sequence !== 0n) {
+      obj.sequence = message.sequence.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnblockMerchantResponse>): UnblockMerchantResponse {
+    return UnblockMerchantResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnblockMerchantResponse>): UnblockMerchantResponse {
+    const message = createBaseUnblockMerchantResponse();
+    message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
+    return message;
+  },
+};
+
+function createBaseListBlockedMerchantsRequest(): ListBlockedMerchantsRequest {
+  return {};
+}
+
+export const ListBlockedMerchantsRequest: MessageFns<ListBlockedMerchantsRequest> = {
+  encode(_: ListBlockedMerchantsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListBlockedMerchantsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListBlockedMerchantsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListBlockedMerchantsRequest {
+    return {};
+  },
+
+  toJSON(_: ListBlockedMerchantsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListBlockedMerchantsRequest>): ListBlockedMerchantsRequest {
+    return ListBlockedMerchantsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ListBlockedMerchantsRequest>): ListBlockedMerchantsRequest {
+    const message = createBaseListBlockedMerchantsRequest();
+    return message;
+  },
+};
+
+function createBaseListBlockedMerchantsResponse(): ListBlockedMerchantsResponse {
+  return { merchants: [] };
+}
+
+export const ListBlockedMerchantsResponse: MessageFns<ListBlockedMerchantsResponse> = {
+  encode(message: ListBlockedMerchantsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.merchants) {
+      BlockedMerchant.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListBlockedMerchantsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListBlockedMerchantsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchants.push(BlockedMerchant.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListBlockedMerchantsResponse {
+    return {
+      merchants: globalThis.Array.isArray(object?.merchants)
+        ? object.merchants.map((e: any) => BlockedMerchant.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListBlockedMerchantsResponse): unknown {
+    const obj: any = {};
+    if (message.merchants?.length) {
+      obj.merchants = message.merchants.map((e) => BlockedMerchant.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListBlockedMerchantsResponse>): ListBlockedMerchantsResponse {
+    return ListBlockedMerchantsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListBlockedMerchantsResponse>): ListBlockedMerchantsResponse {
+    const message = createBaseListBlockedMerchantsResponse();
+    message.merchants = object.merchants?.map((e) => BlockedMerchant.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBlockedMerchant(): BlockedMerchant {
+  return { merchantId: "", blockedAt: undefined };
+}
+
+export const BlockedMerchant: MessageFns<BlockedMerchant> = {
+  encode(message: BlockedMerchant, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    if (message.blockedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.blockedAt), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockedMerchant {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockedMerchant();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.blockedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockedMerchant {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      blockedAt: isSet(object.blockedAt)
+        ? fromJsonTimestamp(object.blockedAt)
+        : isSet(object.blocked_at)
+        ? fromJsonTimestamp(object.blocked_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: BlockedMerchant): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.blockedAt !== undefined) {
+      obj.blockedAt = message.blockedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockedMerchant>): BlockedMerchant {
+    return BlockedMerchant.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockedMerchant>): BlockedMerchant {
+    const message = createBaseBlockedMerchant();
+    message.merchantId = object.merchantId ?? "";
+    message.blockedAt = object.blockedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteAccountRequest(): DeleteAccountRequest {
+  return { password: "" };
+}
+
+export const DeleteAccountRequest: MessageFns<DeleteAccountRequest> = {
+  encode(message: DeleteAccountRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.password !== "") {
+      writer.uint32(10).string(message.password);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteAccountRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteAccountRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.password = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteAccountRequest {
+    return { password: isSet(object.password) ? globalThis.String(object.password) : "" };
+  },
+
+  toJSON(message: DeleteAccountRequest): unknown {
+    const obj: any = {};
+    if (message.password !== "") {
+      obj.password = message.password;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteAccountRequest>): DeleteAccountRequest {
+    return DeleteAccountRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteAccountRequest>): DeleteAccountRequest {
+    const message = createBaseDeleteAccountRequest();
+    message.password = object.password ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteAccountResponse(): DeleteAccountResponse {
+  return {};
+}
+
+export const DeleteAccountResponse: MessageFns<DeleteAccountResponse> = {
+  encode(_: DeleteAccountResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteAccountResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteAccountResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteAccountResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteAccountResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteAccountResponse>): DeleteAccountResponse {
+    return DeleteAccountResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<DeleteAccountResponse>): DeleteAccountResponse {
+    const message = createBaseDeleteAccountResponse();
+    return message;
+  },
+};
+
 function createBaseReset(): Reset {
   return { reason: 0, historyId: "" };
 }
@@ -3849,6 +6241,100 @@ export const PushHubServiceDefinition = {
       responseStream: false,
       options: {},
     },
+    /**
+     * ConfirmDelivery records that the calling receiver has durably applied every change up to
+     * a sequence (receiver only). A Subscribe with after_sequence = N confirms N as well.
+     */
+    confirmDelivery: {
+      name: "ConfirmDelivery",
+      requestType: ConfirmDeliveryRequest as typeof ConfirmDeliveryRequest,
+      requestStream: false,
+      responseType: ConfirmDeliveryResponse as typeof ConfirmDeliveryResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * GetDeliveryStatus reports, per item of the calling merchant, whether it reached its
+     * receivers (merchant only).
+     */
+    getDeliveryStatus: {
+      name: "GetDeliveryStatus",
+      requestType: GetDeliveryStatusRequest as typeof GetDeliveryStatusRequest,
+      requestStream: false,
+      responseType: GetDeliveryStatusResponse as typeof GetDeliveryStatusResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * WatchDeliveries streams the calling merchant's receipts as receivers confirm them,
+     * resumable by cursor (merchant only).
+     */
+    watchDeliveries: {
+      name: "WatchDeliveries",
+      requestType: WatchDeliveriesRequest as typeof WatchDeliveriesRequest,
+      requestStream: false,
+      responseType: WatchDeliveriesResponse as typeof WatchDeliveriesResponse,
+      responseStream: true,
+      options: {},
+    },
+    /**
+     * SetReceiptPolicy turns the calling receiver's delivery receipts on or off; a stored
+     * setting, returned as it now is (receiver only).
+     */
+    setReceiptPolicy: {
+      name: "SetReceiptPolicy",
+      requestType: SetReceiptPolicyRequest as typeof SetReceiptPolicyRequest,
+      requestStream: false,
+      responseType: SetReceiptPolicyResponse as typeof SetReceiptPolicyResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * BlockMerchant stops a merchant's pushes to the calling receiver: its specific pushes are
+     * refused (RECEIVER_BLOCKED_MERCHANT), its public items are no longer delivered, and the
+     * items of it the receiver holds are withdrawn (cause WITHDRAWAL_CAUSE_BLOCKED) (receiver only).
+     */
+    blockMerchant: {
+      name: "BlockMerchant",
+      requestType: BlockMerchantRequest as typeof BlockMerchantRequest,
+      requestStream: false,
+      responseType: BlockMerchantResponse as typeof BlockMerchantResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * UnblockMerchant lifts a block: the merchant's current public items come back on the
+     * stream; nothing that ended meanwhile does (receiver only).
+     */
+    unblockMerchant: {
+      name: "UnblockMerchant",
+      requestType: UnblockMerchantRequest as typeof UnblockMerchantRequest,
+      requestStream: false,
+      responseType: UnblockMerchantResponse as typeof UnblockMerchantResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** ListBlockedMerchants lists the merchants the calling receiver blocks (receiver only). */
+    listBlockedMerchants: {
+      name: "ListBlockedMerchants",
+      requestType: ListBlockedMerchantsRequest as typeof ListBlockedMerchantsRequest,
+      requestStream: false,
+      responseType: ListBlockedMerchantsResponse as typeof ListBlockedMerchantsResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * DeleteAccount removes the calling account and everything the hub holds about it; its id
+     * is never issued again (any account).
+     */
+    deleteAccount: {
+      name: "DeleteAccount",
+      requestType: DeleteAccountRequest as typeof DeleteAccountRequest,
+      requestStream: false,
+      responseType: DeleteAccountResponse as typeof DeleteAccountResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
 
@@ -3899,6 +6385,68 @@ export interface PushHubServiceImplementation<CallContextExt = {}> {
     request: RotatePasswordRequest,
     context: CallContext & CallContextExt,
   ): Promise<DeepPartial<RotatePasswordResponse>>;
+  /**
+   * ConfirmDelivery records that the calling receiver has durably applied every change up to
+   * a sequence (receiver only). A Subscribe with after_sequence = N confirms N as well.
+   */
+  confirmDelivery(
+    request: ConfirmDeliveryRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<ConfirmDeliveryResponse>>;
+  /**
+   * GetDeliveryStatus reports, per item of the calling merchant, whether it reached its
+   * receivers (merchant only).
+   */
+  getDeliveryStatus(
+    request: GetDeliveryStatusRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<GetDeliveryStatusResponse>>;
+  /**
+   * WatchDeliveries streams the calling merchant's receipts as receivers confirm them,
+   * resumable by cursor (merchant only).
+   */
+  watchDeliveries(
+    request: WatchDeliveriesRequest,
+    context: CallContext & CallContextExt,
+  ): ServerStreamingMethodResult<DeepPartial<WatchDeliveriesResponse>>;
+  /**
+   * SetReceiptPolicy turns the calling receiver's delivery receipts on or off; a stored
+   * setting, returned as it now is (receiver only).
+   */
+  setReceiptPolicy(
+    request: SetReceiptPolicyRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<SetReceiptPolicyResponse>>;
+  /**
+   * BlockMerchant stops a merchant's pushes to the calling receiver: its specific pushes are
+   * refused (RECEIVER_BLOCKED_MERCHANT), its public items are no longer delivered, and the
+   * items of it the receiver holds are withdrawn (cause WITHDRAWAL_CAUSE_BLOCKED) (receiver only).
+   */
+  blockMerchant(
+    request: BlockMerchantRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<BlockMerchantResponse>>;
+  /**
+   * UnblockMerchant lifts a block: the merchant's current public items come back on the
+   * stream; nothing that ended meanwhile does (receiver only).
+   */
+  unblockMerchant(
+    request: UnblockMerchantRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<UnblockMerchantResponse>>;
+  /** ListBlockedMerchants lists the merchants the calling receiver blocks (receiver only). */
+  listBlockedMerchants(
+    request: ListBlockedMerchantsRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<ListBlockedMerchantsResponse>>;
+  /**
+   * DeleteAccount removes the calling account and everything the hub holds about it; its id
+   * is never issued again (any account).
+   */
+  deleteAccount(
+    request: DeleteAccountRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<DeleteAccountResponse>>;
 }
 
 export interface PushHubServiceClient<CallOptionsExt = {}> {
@@ -3948,6 +6496,68 @@ export interface PushHubServiceClient<CallOptionsExt = {}> {
     request: DeepPartial<RotatePasswordRequest>,
     options?: CallOptions & CallOptionsExt,
   ): Promise<RotatePasswordResponse>;
+  /**
+   * ConfirmDelivery records that the calling receiver has durably applied every change up to
+   * a sequence (receiver only). A Subscribe with after_sequence = N confirms N as well.
+   */
+  confirmDelivery(
+    request: DeepPartial<ConfirmDeliveryRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<ConfirmDeliveryResponse>;
+  /**
+   * GetDeliveryStatus reports, per item of the calling merchant, whether it reached its
+   * receivers (merchant only).
+   */
+  getDeliveryStatus(
+    request: DeepPartial<GetDeliveryStatusRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<GetDeliveryStatusResponse>;
+  /**
+   * WatchDeliveries streams the calling merchant's receipts as receivers confirm them,
+   * resumable by cursor (merchant only).
+   */
+  watchDeliveries(
+    request: DeepPartial<WatchDeliveriesRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): AsyncIterable<WatchDeliveriesResponse>;
+  /**
+   * SetReceiptPolicy turns the calling receiver's delivery receipts on or off; a stored
+   * setting, returned as it now is (receiver only).
+   */
+  setReceiptPolicy(
+    request: DeepPartial<SetReceiptPolicyRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<SetReceiptPolicyResponse>;
+  /**
+   * BlockMerchant stops a merchant's pushes to the calling receiver: its specific pushes are
+   * refused (RECEIVER_BLOCKED_MERCHANT), its public items are no longer delivered, and the
+   * items of it the receiver holds are withdrawn (cause WITHDRAWAL_CAUSE_BLOCKED) (receiver only).
+   */
+  blockMerchant(
+    request: DeepPartial<BlockMerchantRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<BlockMerchantResponse>;
+  /**
+   * UnblockMerchant lifts a block: the merchant's current public items come back on the
+   * stream; nothing that ended meanwhile does (receiver only).
+   */
+  unblockMerchant(
+    request: DeepPartial<UnblockMerchantRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<UnblockMerchantResponse>;
+  /** ListBlockedMerchants lists the merchants the calling receiver blocks (receiver only). */
+  listBlockedMerchants(
+    request: DeepPartial<ListBlockedMerchantsRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<ListBlockedMerchantsResponse>;
+  /**
+   * DeleteAccount removes the calling account and everything the hub holds about it; its id
+   * is never issued again (any account).
+   */
+  deleteAccount(
+    request: DeepPartial<DeleteAccountRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<DeleteAccountResponse>;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;

@@ -22,15 +22,24 @@ import { checkSequence, itemFromWire, toSafeNumber, withdrawalFromWire } from '.
  * deep-equals the event.
  */
 export type ReceiverEvent =
-  /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
-  | { type: 'item'; item: Item }
-  /** An item to remove (by its id; for a keyed item also the stored item with that key). */
-  | { type: 'withdrawal'; withdrawal: Withdrawal }
-  /**
-   * The backlog has been sent; live events follow. `sequence` is the newest sequence the
-   * receiver has now been sent: store it as the cursor. Sent after every (re)connection.
-   */
-  | { type: 'caughtUp'; sequence: number };
+  | {
+      /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
+      type: 'item';
+      /** The item. */
+      item: Item;
+    }
+  | {
+      /** An item to remove (by its id; for a keyed item also the stored item with that key). */
+      type: 'withdrawal';
+      /** The withdrawal. */
+      withdrawal: Withdrawal;
+    }
+  | {
+      /** The backlog has been sent; live events follow. Sent after every (re)connection. */
+      type: 'caughtUp';
+      /** The newest sequence the receiver has now been sent: store it as the cursor. */
+      sequence: number;
+    };
 
 /** Options of ReceiverClient.subscribe. */
 export interface SubscribeOptions {

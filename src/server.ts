@@ -10,6 +10,7 @@ import { createWireDefinition } from '../sdk/src/wire-definition.js';
 import { recordingWireTimestamps } from './api/wire-timestamps.js';
 import { grpcMetricsMiddleware } from './metrics.js';
 import { anonymousStreamLimitMiddleware } from './middleware/anonymous-stream-limit.js';
+import { ConnectionCredentials } from './middleware/auth.js';
 import { callGuardMiddleware } from './middleware/call-guard.js';
 import { trustedProxyCheck } from './middleware/client-source.js';
 import { describeListenFailure } from './listen-check.js';
@@ -42,7 +43,7 @@ const reflectionV1Alpha = Object.fromEntries(
 ) as typeof ServerReflectionService;
 
 /** grpc-js server options for many long-lived, mostly idle streams, and bounded abuse. */
-function serverOptions(hub: HubContext) {
+function serverOptions(hub: HubContext, connections: ConnectionCredentials) {
   const { config } = hub;
   return {
     'grpc.max_receive_message_length': config.maxMessageBytes,
@@ -58,7 +59,9 @@ function serverOptions(hub: HubContext) {
     'grpc.max_connection_idle_ms': config.connectionIdleTimeoutMs,
     // Streams whose client accepts no data are reset (see stall-guard.ts).
     // Calls whose request never completes end (see request-timeout.ts); first, so both see grpc-js's base call.
+    // Connections forget their verified authorization header when they close (auth.ts); it returns the call as is.
     interceptors: [
+      connections.interceptor,
       requestTimeoutInterceptor(config.requestTimeoutMs, hub.logger, hub.metrics && (() => hub.metrics!.requestTimedOut())),
       stallGuardInterceptor(config.subscriberStallTimeoutMs, hub.logger),
     ],
@@ -74,7 +77,8 @@ export interface RunningServer {
 /** Assembles middleware and services on a nice-grpc server and binds it. */
 export async function startServer(hub: HubContext): Promise<RunningServer> {
   const { config } = hub;
-  const base = createServer(serverOptions(hub) as never);
+  const connections = new ConnectionCredentials();
+  const base = createServer(serverOptions(hub, connections) as never);
   // use() returns a new server: keep that one, it is the one with the middleware. Per-RPC
   // metrics sit outside the error mapping, so they see the final status code.
   const server = hub.metrics ? base.use(grpcMetricsMiddleware()).use(hub.metrics.middleware) : base;
@@ -85,6 +89,7 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
         maxMetadataBytes: config.maxMetadataBytes,
         sourceOf: hub.sourceOf,
         insecureBenchSkipPasswordCheck: config.insecureBenchSkipPasswordCheck,
+        connections,
         logger: hub.logger,
         metrics: hub.metrics,
       }),

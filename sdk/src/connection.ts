@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
 import { ChannelCredentials } from '@grpc/grpc-js';
 import {
   type CallOptions,
@@ -11,9 +13,10 @@ import {
   createClientFactory,
 } from 'nice-grpc';
 import { deadlineMiddleware } from 'nice-grpc-client-middleware-deadline';
-import { REASON_TRAILER, toPushHubError } from './errors.js';
+import { type Endpoint, explainConnectionError } from './connection-errors.js';
+import { PushHubError, REASON_TRAILER, RETRY_AFTER_TRAILER, Status, toPushHubError } from './errors.js';
 import { PushHubServiceDefinition } from './gen/pushhub/v1/pushhub.js';
-import { pushHubClientDefinition } from './wire-definition.js';
+import { pushHubClientDefinition, receiverClientDefinition } from './wire-definition.js';
 
 /** TLS settings for a hub that serves TLS. Omit them for a plaintext hub. */
 export interface TlsOptions {
@@ -58,6 +61,21 @@ export type HubAddress = string | readonly string[];
 const TARGET_SCHEME = /^(dns|ipv4|ipv6|unix|unix-abstract):/;
 const IPV4_ADDRESS = /^\d{1,3}(\.\d{1,3}){3}:\d+$/;
 const IPV6_ADDRESS = /^\[[0-9A-Fa-f:.]+\]:\d+$/;
+/** host:port with a port; IPv6 in brackets. */
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+):\d{1,5}$/;
+
+const invalidAddress = (message: string) => new PushHubError(Status.INVALID_ARGUMENT, 'INVALID_ADDRESS', `address: ${message}`);
+
+/**
+ * An address without a port is refused, not sent to grpc-js's default (80 in plaintext, 443
+ * with TLS, neither of them the hub's 50051): the mistake shows at once, with the fix.
+ */
+function checkHostPort(address: string): void {
+  const bare = address.replace(/^dns:(\/\/[^/]*\/)?/, '');
+  if (/^(ipv4|ipv6|unix|unix-abstract):/.test(address) || HOST_PORT.test(bare)) return;
+  if (isIP(bare) === 6) throw invalidAddress(`"${address}" is an IPv6 address without brackets and port: write [${bare}]:50051`);
+  throw invalidAddress(`"${address}" has no port: write HOST:PORT, e.g. ${bare}:50051 (the hub's default port)`);
+}
 
 /**
  * The grpc-js target for a {@link HubAddress}. Several addresses (an array, or one string
@@ -67,15 +85,33 @@ const IPV6_ADDRESS = /^\[[0-9A-Fa-f:.]+\]:\d+$/;
 export function hubTarget(address: HubAddress): string {
   const list = typeof address === 'string' ? (TARGET_SCHEME.test(address) ? [address] : address.split(',')) : [...address];
   const addresses = list.map((a) => a.trim()).filter((a) => a !== '');
-  if (addresses.length === 0) throw new Error('address: at least one host:port is required');
+  if (addresses.length === 0) throw invalidAddress('at least one host:port is required');
+  for (const a of addresses) checkHostPort(a);
   if (addresses.length === 1) return addresses[0]!;
   if (addresses.every((a) => IPV4_ADDRESS.test(a))) return `ipv4:${addresses.join(',')}`;
   if (addresses.every((a) => IPV6_ADDRESS.test(a))) return `ipv6:${addresses.join(',')}`;
-  throw new Error(
-    `address: several addresses must all be IPv4 or all IPv6 literals (got ${addresses.join(', ')}); ` +
+  throw invalidAddress(
+    `several addresses must all be IPv4 or all IPv6 literals (got ${addresses.join(', ')}); ` +
       'for host names use one dns: name that resolves to every node, e.g. dns:hubs.internal:50051',
   );
 }
+
+/** What each channel dialled, for explaining its connection failures (see connection-errors.ts). */
+const endpoints = new WeakMap<Channel, Endpoint>();
+
+/** Whether a grpc-js target's (first) host is an IP literal. */
+function targetHostIsIp(target: string): boolean {
+  const first = target.replace(/^(ipv4|ipv6):/, '').split(',')[0]!;
+  return isIP(first.slice(0, first.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1')) !== 0;
+}
+
+/**
+ * A placeholder TLS server name for a hub dialled by IP address. grpc-js sends the target's
+ * host as SNI, and Node prints DEP0123 ("Setting the TLS ServerName to an IP address is not
+ * permitted by RFC 6066") for an IP. With this override grpc-js sends the placeholder instead
+ * (a name no proxy routes on), and the certificate is still checked against the real IP below.
+ */
+const IP_SERVERNAME_PLACEHOLDER = 'ip-address.pushhub.invalid';
 
 /**
  * Opens a channel (one HTTP/2 connection, re-established on demand) to the hub. `private`
@@ -84,8 +120,36 @@ export function hubTarget(address: HubAddress): string {
  * be able to replace it by closing its channel.
  */
 export function createHubChannel(address: HubAddress, tls?: TlsOptions, options: { private?: boolean } = {}): Channel {
-  const credentials = tls ? ChannelCredentials.createSsl(tls.ca ?? null) : ChannelCredentials.createInsecure();
-  return createChannel(hubTarget(address), credentials, options.private ? { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 } : CHANNEL_OPTIONS);
+  const target = hubTarget(address);
+  const byIp = tls !== undefined && targetHostIsIp(target);
+  const credentials = !tls
+    ? ChannelCredentials.createInsecure()
+    : byIp
+      ? ChannelCredentials.createSsl(tls.ca ?? null, null, null, {
+          // Called with the placeholder name: check the certificate against the IP actually dialled.
+          checkServerIdentity: (_placeholder, cert) => checkServerIdentity(firstIp(target), cert),
+        })
+      : ChannelCredentials.createSsl(tls.ca ?? null);
+  const channelOptions: Record<string, unknown> = { ...CHANNEL_OPTIONS };
+  if (options.private) channelOptions['grpc.use_local_subchannel_pool'] = 1;
+  if (byIp) channelOptions['grpc.ssl_target_name_override'] = IP_SERVERNAME_PLACEHOLDER;
+  const channel = createChannel(target, credentials, channelOptions);
+  endpoints.set(channel, { target, tls: tls ? { ca: tls.ca !== undefined } : undefined });
+  return channel;
+}
+
+/** The IP of a target whose first host is an IP literal, without brackets. */
+function firstIp(target: string): string {
+  const first = target.replace(/^(ipv4|ipv6):/, '').split(',')[0]!;
+  return first.slice(0, first.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+}
+
+/**
+ * Turns a failed call on `channel` into a PushHubError, explaining connection failures (TLS
+ * mismatch, nothing listening) in words: what translateErrors and the receiver's stream use.
+ */
+export function toChannelError(channel: Channel, error: unknown, reason = '', retryAfterMs = 0): Promise<unknown> {
+  return explainConnectionError(toPushHubError(error, reason, retryAfterMs), endpoints.get(channel));
 }
 
 /** The `authorization` value for these credentials: `Basic base64(id:password)`. */
@@ -107,26 +171,28 @@ export function credentialsMiddleware(credentials: () => Credentials | undefined
 }
 
 /**
- * Turns every failed call into a PushHubError carrying the hub's reason trailer; the one
- * place where client errors are translated.
+ * Turns every failed call on `channel` into a PushHubError carrying the hub's reason trailer,
+ * or, when the hub was never reached, the SDK's explanation (see connection-errors.ts); the
+ * one place where client errors are translated.
  */
-export const errorMiddleware: ClientMiddleware = async function* translateErrors<Req, Res>(
-  call: ClientMiddlewareCall<Req, Res>,
-  options: CallOptions,
-) {
-  let reason = '';
-  try {
-    return yield* call.next(call.request, {
-      ...options,
-      onTrailer(trailer) {
-        reason = trailer.get(REASON_TRAILER) ?? '';
-        options.onTrailer?.(trailer);
-      },
-    });
-  } catch (error) {
-    throw toPushHubError(error, reason);
-  }
-};
+export function errorMiddleware(channel: Channel): ClientMiddleware {
+  return async function* translateErrors<Req, Res>(call: ClientMiddlewareCall<Req, Res>, options: CallOptions) {
+    let reason = '';
+    let retryAfterMs = 0;
+    try {
+      return yield* call.next(call.request, {
+        ...options,
+        onTrailer(trailer) {
+          reason = trailer.get(REASON_TRAILER) ?? '';
+          retryAfterMs = Number(trailer.get(RETRY_AFTER_TRAILER) ?? 0) || 0;
+          options.onTrailer?.(trailer);
+        },
+      });
+    } catch (error) {
+      throw await toChannelError(channel, error, reason, retryAfterMs);
+    }
+  };
+}
 
 /**
  * A hub client on `channel` with error translation, deadlines and (optionally) credentials.
@@ -140,7 +206,7 @@ export function createHubClient(channel: Channel, credentials: () => Credentials
   return createClientFactory()
     .use(deadlineMiddleware)
     .use(credentialsMiddleware(credentials))
-    .use(errorMiddleware)
+    .use(errorMiddleware(channel))
     .create(pushHubClientDefinition, channel);
 }
 
@@ -150,5 +216,6 @@ export function createHubClient(channel: Channel, credentials: () => Credentials
  * client middleware is an async generator that every message of the stream passes through.
  */
 export function createStreamingHubClient(channel: Channel): HubClient {
-  return createClient(pushHubClientDefinition, channel);
+  // Subscribe responses arrive as subscribe-decoder.ts ReceivedEvent[] (typed as the generated ones).
+  return createClient(receiverClientDefinition, channel);
 }

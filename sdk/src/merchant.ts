@@ -17,19 +17,31 @@ import { type Channel } from 'nice-grpc';
 import { type Credentials, type HubAddress, type HubClient, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import { Audience as WireAudience, Role } from './gen/pushhub/v1/pushhub.js';
 import { type RegisterOptions, registerAccount } from './register.js';
+import { RatePacer } from './rate-pacer.js';
 import { DEFAULT_RETRY, type RetryOptions, withRetry } from './retry.js';
 import { createPushStream, type MerchantPushStream } from './push-stream.js';
 import { METHOD, type PushOptions, type PushResult, type WithdrawTarget, checkRequestId, toWithdrawRequest } from './push-types.js';
 import { newRequestId } from './request-id.js';
 import type { Item, ServiceInfoInput } from './types.js';
 import { checkInteger, checkString, invalidArgument, itemFromWire, serviceInfoToWire, toSafeNumber } from './values.js';
+import {
+  type DeliveryEvent,
+  type DeliveryStatus,
+  type WaitForDeliveryOptions,
+  type WatchDeliveriesOptions,
+  checkItemIds,
+  statusFromWire,
+  waitForDelivery,
+  watchDeliveries,
+} from './receipts.js';
 
-export { PushHubError, Status } from './errors.js';
+export { ConnectionReason, PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
 export type { MerchantPushStream, PushStreamOptions } from './push-stream.js';
 export type { PushOptions, PushResult, ServiceInfoInput, WithdrawTarget } from './push-types.js';
+export type { DeliveryEvent, DeliveryStateName, DeliveryStatus, WaitForDeliveryOptions, WatchDeliveriesOptions } from './receipts.js';
 export type { Audience, Discount, Item, Offer, OfferInput, Points, ServiceInfo, ValidUntilInput, Voucher, Withdrawal } from './types.js';
 
 /** Which of the merchant's items `listItems` returns. */
@@ -53,7 +65,9 @@ export interface MerchantClientOptions {
   /** TLS settings when the hub serves TLS. */
   tls?: TlsOptions;
   /**
-   * Deadline of every unary call attempt, in ms (default 10 000). A hub that does not answer
+   * Deadline of every unary call attempt, in ms (default 10 000). It also bounds how long a
+   * push refused with PUSH_RATE_EXCEEDED is paced and sent again (as the hub's hint says)
+   * before the call fails with that error. A hub that does not answer
    * in time fails the attempt with a PushHubError DEADLINE_EXCEEDED (not retried).
    */
   deadlineMs?: number;
@@ -78,6 +92,8 @@ export class MerchantClient {
   private readonly credentials: Credentials;
   private readonly deadlineMs: number;
   private readonly retry: Required<RetryOptions>;
+  /** Paces pushes after PUSH_RATE_EXCEEDED, across unary calls and push streams. */
+  private readonly pacer = new RatePacer();
 
   /**
    * Registers a new merchant and returns its id and password. The password is shown only
@@ -154,6 +170,8 @@ export class MerchantClient {
           { receiverId, audience, pageSize, pageToken: token },
           { deadline },
         ),
+        undefined,
+        false,
       );
       for (const item of page.items) yield itemFromWire(item);
       pageToken = page.nextPageToken;
@@ -166,7 +184,7 @@ export class MerchantClient {
    * unacknowledged pushes with their request ids, so nothing is delivered twice.
    */
   openPushStream(options: { window?: number } = {}): MerchantPushStream {
-    return createPushStream(this.client, { window: options.window, retry: this.retry });
+    return createPushStream(this.client, { window: options.window, retry: this.retry, pacer: this.pacer, deadlineMs: this.deadlineMs });
   }
 
   /**
@@ -180,14 +198,48 @@ export class MerchantClient {
     return password;
   }
 
+  /**
+   * The delivery state of up to 1,000 of this merchant's items, in the order asked: for a
+   * specific item PENDING, DELIVERED (with `confirmedAt`), WITHDRAWN_, EXPIRED_ or
+   * REPLACED_BEFORE_DELIVERY, or UNKNOWN when its receiver turned receipts off; for a public
+   * item PUBLIC with `deliveredCount` of `eligibleCount`. Another merchant's item, or one
+   * that never existed, is NOT_FOUND.
+   */
+  async deliveryStatus(itemIds: readonly string[], options: { signal?: AbortSignal } = {}): Promise<DeliveryStatus[]> {
+    const request = { itemIds: checkItemIds(itemIds) };
+    const { statuses } = await this.unary((deadline) => this.client.getDeliveryStatus(request, { deadline, signal: options.signal }), options.signal);
+    return statuses.map(statusFromWire);
+  }
+
+  /**
+   * This merchant's receipts as they happen: one `delivered` event per specific item its
+   * receiver confirmed, `publicProgress` counts for public items (at most one per item per
+   * second), and `caughtUp` after each (re)connection. Reconnects on its own and resumes
+   * after the last event's `cursor`; pass `afterCursor` to resume a previous run.
+   */
+  watchDeliveries(options: WatchDeliveriesOptions = {}): AsyncIterable<DeliveryEvent> {
+    return watchDeliveries(this.client, options);
+  }
+
+  /**
+   * Resolves when the specific item `itemId` is DELIVERED, or with the state it ended in
+   * undelivered (WITHDRAWN_, EXPIRED_, REPLACED_BEFORE_DELIVERY, UNKNOWN, NOT_FOUND).
+   * Rejects with a PushHubError DEADLINE_EXCEEDED after `timeoutMs` (default 60 s), or when
+   * `signal` aborts.
+   */
+  waitForDelivery(itemId: string, options: WaitForDeliveryOptions = {}): Promise<DeliveryStatus> {
+    return waitForDelivery(this.client, async (id, signal) => (await this.deliveryStatus([id], { signal }))[0]!, itemId, options);
+  }
+
   /** Closes the connection; calls in flight fail with CANCELLED or UNAVAILABLE. */
   close(): void {
     this.channel.close();
   }
 
-  /** Runs one unary call with the client's deadline and retries. */
-  private unary<T>(call: (deadline: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(() => call(this.deadlineMs), this.retry, signal);
+  /** Runs one unary call with the client's deadline and retries; pushes and withdrawals (`paced`) also wait out PUSH_RATE_EXCEEDED. */
+  private unary<T>(call: (deadline: number) => Promise<T>, signal?: AbortSignal, paced = true): Promise<T> {
+    const pacing = paced ? { pacer: this.pacer, deadlineAtMs: Date.now() + this.deadlineMs } : undefined;
+    return withRetry(() => call(this.deadlineMs), this.retry, signal, pacing);
   }
 }
 

@@ -1,6 +1,7 @@
 import { delay } from 'abort-controller-x';
 import type { HubClient } from './connection.js';
 import { PushHubError, Status, isRetryable } from './errors.js';
+import { RatePacer } from './rate-pacer.js';
 import { type DeepPartial, PushStreamEntry, PushStreamRequest, type PushStreamResult } from './gen/pushhub/v1/pushhub.js';
 import { METHOD, type PushOptions, type PushResult, type WithdrawTarget, checkRequestId, toWithdrawRequest } from './push-types.js';
 import { newRequestId } from './request-id.js';
@@ -31,11 +32,20 @@ export interface PushStreamOptions {
   window?: number;
   /** Retries of a broken stream (consecutive failures without an acknowledgement). */
   retry: Required<RetryOptions>;
+  /** Paces pushes refused with PUSH_RATE_EXCEEDED (shared with the merchant's unary calls). */
+  pacer?: RatePacer;
+  /**
+   * How long after it was queued a push refused with PUSH_RATE_EXCEEDED is still sent again,
+   * in ms (the merchant's deadlineMs); past it, its promise rejects with that error.
+   */
+  deadlineMs?: number;
 }
 
 interface Pending {
   /** The push, encoded once as a one-entry PushStreamRequest (see `requests`). */
   frame: Uint8Array;
+  /** When it was queued (ms since the epoch): its PUSH_RATE_EXCEEDED retries end deadlineMs later. */
+  queuedAtMs: number;
   resolve(result: PushResult): void;
   reject(error: unknown): void;
 }
@@ -112,10 +122,33 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
     }
   }
 
+  const pacer = options.pacer ?? new RatePacer();
+  const deadlineMs = options.deadlineMs ?? 10_000;
+
+  /** Sends a push again on the stream in use (or the next one), after it was refused for the rate. */
+  const resend = (ref: bigint) => {
+    const entry = pending.get(ref);
+    if (!entry) return; // answered meanwhile (a reconnect re-sent it)
+    if (current && !current.abort.signal.aborted) {
+      current.outbox.push(entry.frame);
+      current.wake?.();
+    }
+    ensureRunning();
+  };
+
   const settle = (response: PushStreamResult): boolean => {
     const entry = pending.get(response.ref);
     if (!entry) return true;
     if (response.code === Status.UNAVAILABLE) return false; // keep it; the caller reconnects
+    if (response.reason === 'PUSH_RATE_EXCEEDED' && response.retryAfterMs > 0) {
+      // Nothing was stored: send it again when the hub's hint (spread by the pacer) says,
+      // unless that is past its deadline. It keeps its slot in the window meanwhile.
+      const wait = pacer.reserve(response.retryAfterMs);
+      if (Date.now() + wait <= entry.queuedAtMs + deadlineMs) {
+        setTimeout(resend, wait, response.ref);
+        return true;
+      }
+    }
     pending.delete(response.ref);
     wakeWindow();
     if (response.code === Status.OK) {
@@ -124,7 +157,7 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
       } catch (error) {
         entry.reject(error);
       }
-    } else entry.reject(new PushHubError(response.code, response.reason, response.message, '/pushhub.v1.PushHubService/PushStream'));
+    } else entry.reject(new PushHubError(response.code, response.reason, response.message, '/pushhub.v1.PushHubService/PushStream', response.retryAfterMs));
     return true;
   };
 
@@ -200,6 +233,13 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
         signal.throwIfAborted();
       }
     }
+    // Behind pushes refused for the rate that wait for their turn (0 when there are none).
+    try {
+      await RatePacer.wait(pacer.turn(), signal);
+    } catch (error) {
+      wakeWindow(); // the slot this push would have taken is free again
+      throw error;
+    }
     const ref = nextRef++;
     let frame: Buffer;
     try {
@@ -208,7 +248,7 @@ export function createPushStream(client: HubClient, options: PushStreamOptions):
       wakeWindow(); // the slot this push would have taken is free again
       throw error;
     }
-    const result = new Promise<PushResult>((resolve, reject) => pending.set(ref, { frame, resolve, reject }));
+    const result = new Promise<PushResult>((resolve, reject) => pending.set(ref, { frame, queuedAtMs: Date.now(), resolve, reject }));
     if (current && !current.abort.signal.aborted) {
       current.outbox.push(frame);
       current.wake?.();

@@ -3,6 +3,7 @@ import { PushHubError } from './errors.js';
 import type { ReceiverClient } from './receiver-client.js';
 import type { ReceiverEvent } from './receiver-client.js';
 import type { StoreChange } from './types.js';
+import { DeliveryConfirmer } from './receipts.js';
 
 /** Options of ReceiverStore.sync. */
 export interface SyncOptions {
@@ -12,6 +13,14 @@ export interface SyncOptions {
   purgeIntervalMs?: number;
   /** Called after each (re)connection once the backlog is applied, with the store's cursor. */
   onCaughtUp?: (sequence: number) => void;
+  /**
+   * Confirm delivery to the hub after each committed batch (default true): at most about
+   * once a second while events flow, at once on caughtUp. Whether merchants see the
+   * receipts is the receiver's stored setting (ReceiverClient.receiptPolicy).
+   */
+  confirmDeliveries?: boolean;
+  /** Called when a confirmation fails (the next one covers it). */
+  onConfirmError?: (error: unknown) => void;
 }
 
 /** What the sync loop needs of a store. */
@@ -34,12 +43,18 @@ export async function syncReceiverStore(store: SyncTarget, client: ReceiverClien
   store.bindReceiver(client.id);
   const purge = setInterval(() => store.purgeExpired(), options.purgeIntervalMs ?? 60_000);
   purge.unref();
+  // Confirms what the store has committed: after applyBatch returns, never before.
+  const confirmer = options.confirmDeliveries === false ? undefined : new DeliveryConfirmer((seq) => client.confirmDelivery(seq), options.onConfirmError);
   try {
     for (;;) {
       try {
         store.purgeExpired();
         for await (const batch of client.subscribeBatches({ afterSequence: store.cursor, signal: options.signal })) {
           store.applyBatch(batch);
+          if (confirmer && store.cursor > 0) {
+            confirmer.note(store.cursor);
+            if (batch.some((event) => event.type === 'caughtUp')) confirmer.flush();
+          }
           if (options.onCaughtUp) {
             for (const event of batch) if (event.type === 'caughtUp') options.onCaughtUp(event.sequence);
           }
@@ -56,5 +71,6 @@ export async function syncReceiverStore(store: SyncTarget, client: ReceiverClien
     }
   } finally {
     clearInterval(purge);
+    confirmer?.close();
   }
 }

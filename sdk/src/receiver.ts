@@ -22,7 +22,7 @@ export type { ReceiverClientOptions, ReceiverEvent, SubscribeOptions } from './r
 export { ReceiverStore, createReceiverStore } from './receiver-store.js';
 export { SqliteMissingError } from './sqlite-missing-error.js';
 export type { OfferKind, ReceiverDaemonLine, ReceiverStoreEvents, StoreChange, SyncOptions } from './receiver-store.js';
-export { PushHubError, Status } from './errors.js';
+export { ConnectionReason, PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';

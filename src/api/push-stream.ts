@@ -32,8 +32,10 @@ function toOp(hub: HubServices, merchantId: string, req: PushStreamEntry): Write
 }
 
 function rejection(ref: bigint, error: unknown): PushStreamResult {
-  if (error instanceof HubError) return { ref, itemId: '', sequence: 0n, code: error.code, message: error.message, reason: error.reason };
-  return { ref, itemId: '', sequence: 0n, code: Status.INTERNAL, message: 'internal error', reason: '' };
+  if (error instanceof HubError) {
+    return { ref, itemId: '', sequence: 0n, code: error.code, message: error.message, reason: error.reason, retryAfterMs: error.retryAfterMs ?? 0 };
+  }
+  return { ref, itemId: '', sequence: 0n, code: Status.INTERNAL, message: 'internal error', reason: '', retryAfterMs: 0 };
 }
 
 /**
@@ -74,7 +76,7 @@ export async function* pushStream(
       return;
     }
     hub.commits.submit(op).then(
-      (ack) => answer({ ref: entry.ref, itemId: ack.itemId, sequence: BigInt(ack.seq), code: Status.OK, message: '', reason: '' }),
+      (ack) => answer({ ref: entry.ref, itemId: ack.itemId, sequence: BigInt(ack.seq), code: Status.OK, message: '', reason: '', retryAfterMs: 0 }),
       (error) => answer(rejection(entry.ref, error)),
     );
   };

@@ -67,14 +67,22 @@ function recordEntry(bytes: Uint8Array, entry: Decoded): void {
  * PushPublicRequest.info = 1, PushStreamRequest.entries = 1 (each element of a repeated
  * message field is one occurrence, in order).
  */
+/**
+ * The generated decoder sets info.validUntil exactly when the field was on the wire, so a
+ * request without one skips the second pass over its bytes (measured: 0.7 µs and 1.8 KB per
+ * PushStream entry, docs/performance.md).
+ */
+const hasValidUntil = (info: ServiceInfo | undefined): boolean => info?.validUntil !== undefined;
+
 const recordValidUntil: Record<string, (bytes: Uint8Array, decoded: never) => void> = {
   pushSpecific(bytes: Uint8Array, decoded: Decoded) {
-    record(lastField(bytes, 2), decoded.info);
+    if (hasValidUntil(decoded.info)) record(lastField(bytes, 2), decoded.info);
   },
   pushPublic(bytes: Uint8Array, decoded: Decoded) {
-    record(lastField(bytes, 1), decoded.info);
+    if (hasValidUntil(decoded.info)) record(lastField(bytes, 1), decoded.info);
   },
   pushStream(bytes: Uint8Array, decoded: { entries: Decoded[] }) {
+    if (!decoded.entries.some((entry) => hasValidUntil(entry.push?.value.info))) return;
     const entries = allFields(bytes, 1);
     decoded.entries.forEach((entry, i) => entries[i] && recordEntry(entries[i], entry));
   },

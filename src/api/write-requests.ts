@@ -4,7 +4,7 @@ import type { PushPublicRequest, PushSpecificRequest, ServiceInfo, WithdrawReque
 import { ITEM_ID_PATTERN } from '../core/ids.js';
 import { PUBLIC_RECEIVER } from '../core/records.js';
 import type { HubServices } from './call-context.js';
-import { requestDigest } from './request-digest.js';
+import { pushDigest, requestDigest } from './request-digest.js';
 import { wireValidUntil } from './wire-timestamps.js';
 import { checkItemKey, checkReceiverId, checkRequestId, checkServiceInfo } from './validate.js';
 
@@ -23,7 +23,7 @@ export function toSpecificPush(hub: HubServices, merchantId: string, req: PushSp
   checkRequestId(`${prefix}request_id`, req.requestId);
   const info = checkServiceInfo(`${prefix}info`, req.info, hub.now(), hub.config.defaultItemLifetimeMs);
   hub.pushLimiter.take(merchantId);
-  const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: req.receiverId, info: req.info });
+  const digest = req.requestId === '' ? '' : pushDigest(req.receiverId, req.info);
   return { kind: 'push', merchantId, receiverId: req.receiverId, info, requestId: req.requestId, requestDigest: digest, ...exactNanos(req.info) };
 }
 
@@ -32,7 +32,7 @@ export function toPublicPush(hub: HubServices, merchantId: string, req: PushPubl
   const info = checkServiceInfo(`${prefix}info`, req.info, hub.now(), hub.config.defaultItemLifetimeMs);
   hub.pushLimiter.take(merchantId);
   // The digest covers the audience too: the same id for a public push after a specific one differs.
-  const digest = req.requestId === '' ? '' : requestDigest('push', { receiverId: PUBLIC_RECEIVER, info: req.info });
+  const digest = req.requestId === '' ? '' : pushDigest(PUBLIC_RECEIVER, req.info);
   return { kind: 'push', merchantId, receiverId: PUBLIC_RECEIVER, info, requestId: req.requestId, requestDigest: digest, ...exactNanos(req.info) };
 }
 

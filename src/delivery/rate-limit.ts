@@ -15,8 +15,11 @@ export class PushRateLimiter {
     bucket.tokens = Math.min(capacity, bucket.tokens + ((nowMs - bucket.updatedMs) / 1000) * this.ratePerSec);
     bucket.updatedMs = nowMs;
     if (bucket.tokens < 1) {
+      // When the bucket holds one token again: the earliest moment a retry can succeed.
+      const retryAfterMs = Math.max(1, Math.ceil(((1 - bucket.tokens) / this.ratePerSec) * 1000));
       throw new HubError(Reason.PushRateExceeded,
-        `push rate limit: at most ${this.ratePerSec} pushes/s per merchant; retry later`,
+        `push rate limit: at most ${this.ratePerSec} pushes/s per merchant; retry in ${retryAfterMs} ms`,
+        retryAfterMs,
       );
     }
     bucket.tokens -= 1;

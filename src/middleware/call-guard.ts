@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js';
 import type { HubMetrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
 import type { SourceResolver } from './client-source.js';
-import { authenticateCall } from './auth.js';
+import { type ConnectionCredentials, authenticateCall } from './auth.js';
 import { toCallError } from './error-status.js';
 import { MalformedRequest, checkMetadataSize, malformed, rejectMalformedMessages } from './request-guards.js';
 
@@ -16,12 +16,21 @@ export interface CallGuardOptions {
   sourceOf: SourceResolver;
   /** Bench only: trust the id with the role the method needs (see config.insecureBenchSkipPasswordCheck). */
   insecureBenchSkipPasswordCheck?: boolean;
+  /** Verified authorization headers per open connection (auth.ts); its interceptor must be on the server. */
+  connections?: ConnectionCredentials;
   logger: Logger;
   metrics?: HubMetrics;
 }
 
 const passwordRotated = () =>
   new HubError(Reason.Unauthenticated, 'authorization: the password this stream was opened with was rotated; reconnect with the new one');
+
+/** The status a stream ends with when its account's credentials are revoked, by cause. */
+const revokedBy = (cause: string | undefined): HubError => {
+  if (cause === 'deleted') return new HubError(Reason.AccountDeleted, 'authorization: this account was deleted; its streams ended and its id is refused');
+  if (cause === 'suspended') return new HubError(Reason.AccountSuspended, 'authorization: this account was suspended by the hub operator');
+  return passwordRotated();
+};
 
 /**
  * Every PushHubService call passes these checks, in this order: the metadata limit, then
@@ -40,10 +49,12 @@ export function callGuardMiddleware(registry: Registry, options: CallGuardOption
   const { maxMetadataBytes, logger, metrics } = options;
   return async function* guard(call, context: CallContext) {
     // Set only for a stream: its signal also aborts when the password is rotated.
-    let revocation: { linked: AbortController; revoked: boolean; unwatch: () => void; onCallAbort: () => void } | undefined;
+    let revocation: { linked: AbortController; revoked: boolean; cause?: string; unwatch: () => void; onCallAbort: () => void } | undefined;
+    // The call's own signal, read before a stream's context gets the linked one below.
+    const callSignal = context.signal;
     try {
       checkMetadataSize(context.metadata, maxMetadataBytes);
-      const authed = await authenticateCall(registry, call.method.path, context, options);
+      let authed = await authenticateCall(registry, call.method.path, context, options);
       if (!call.requestStream && !call.responseStream) {
         if (call.request instanceof MalformedRequest) throw malformed(call.request.problem);
         return yield* call.next(call.request, authed);
@@ -54,25 +65,27 @@ export function callGuardMiddleware(registry: Registry, options: CallGuardOption
         // Streams (Subscribe, PushStream) all need an account: a stream opened with a leaked
         // password does not outlive the rotation.
         const linked = new AbortController();
-        const onCallAbort = () => linked.abort(context.signal.reason);
-        context.signal.addEventListener('abort', onCallAbort, { once: true });
-        const watch = { linked, revoked: false, onCallAbort, unwatch: () => {} };
-        watch.unwatch = registry.watchRevocation(authed.account.id, () => {
+        const onCallAbort = () => linked.abort(callSignal.reason);
+        callSignal.addEventListener('abort', onCallAbort, { once: true });
+        const watch: NonNullable<typeof revocation> = { linked, revoked: false, onCallAbort, unwatch: () => {} };
+        watch.unwatch = registry.watchRevocation(authed.account.id, (cause) => {
           watch.revoked = true;
+          watch.cause = cause;
           linked.abort();
         });
         revocation = watch;
-        authed.signal = linked.signal;
+        // A copy per stream (not per message): nice-grpc's own context keeps its signal.
+        authed = { ...authed, signal: linked.signal };
       }
       const result = yield* call.next(request, authed);
-      if (revocation?.revoked) throw passwordRotated();
+      if (revocation?.revoked) throw revokedBy(revocation.cause);
       return result;
     } catch (error) {
-      throw toCallError(revocation?.revoked ? passwordRotated() : error, call.method.path, context, logger, metrics, options.sourceOf);
+      throw toCallError(revocation?.revoked ? revokedBy(revocation.cause) : error, call.method.path, context, logger, metrics, options.sourceOf);
     } finally {
       if (revocation) {
         revocation.unwatch();
-        context.signal.removeEventListener('abort', revocation.onCallAbort);
+        callSignal.removeEventListener('abort', revocation.onCallAbort);
       }
     }
   };

@@ -7,6 +7,8 @@ import type { ClientSource, SourceResolver } from './client-source.js';
 
 /** Trailer carrying the stable reason of a failure (AIP-193), for SDKs to branch on. */
 export const REASON_TRAILER = 'pushhub-reason';
+/** Trailer carrying when to retry, in ms (PUSH_RATE_EXCEEDED), like HTTP's Retry-After. */
+export const RETRY_AFTER_TRAILER = 'pushhub-retry-after-ms';
 
 /**
  * The level each rejection is logged at. A client's own mistakes (bad field, unknown id,
@@ -58,6 +60,7 @@ export function toCallError(
   const method = methodName(path);
   if (error instanceof HubError) {
     context.trailer.set(REASON_TRAILER, error.reason);
+    if (error.retryAfterMs !== undefined) context.trailer.set(RETRY_AFTER_TRAILER, String(error.retryAfterMs));
     const level = LEVEL_BY_REASON[error.reason] ?? 'debug';
     // The client source only where someone reads it: logged rejections and per-source limits.
     const client: ClientSource | undefined = sourceOf && (level !== 'debug' || PER_SOURCE_REASONS.has(error.reason)) ? sourceOf(context) : undefined;

@@ -110,7 +110,7 @@ async function runOnce(label: string, publisherAddress: string, receiverAddresse
     const ackLatency = new Map<string, Hist>();
     // The bench keeps its own queue in front of the push window and hands a freed slot to
     // exactly one waiting push. (Thousands of callers waiting inside the SDK's window are all
-    // woken on every acknowledgement, which collapses the publisher: see the README.)
+    // woken on every acknowledgement, which collapses the publisher: see docs/performance-history.md.)
     let inFlightCount = 0;
     const slotWaiters: (() => void)[] = [];
     let slotHead = 0;

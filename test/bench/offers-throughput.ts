@@ -38,7 +38,7 @@ const RECORDS = Number(values.records);
 const WINDOW = Number(values.window);
 const REGISTER_CONCURRENCY = Number(values['register-concurrency']);
 
-/** The example rules of the README: all four kinds, multipliers with time of day in a real time zone. */
+/** The example rules of docs/offers.md: all four kinds, multipliers with time of day in a real time zone. */
 const RULES = validateRules({
   version: 1,
   currency: 'EUR',

@@ -15,8 +15,8 @@ interface Row {
   label: string;
   path: string;
   digits?: number;
-  /** Target check on the hub's value. */
-  target?: { text: string; ok: (v: number) => boolean };
+  /** Target check on the hub's value, or (ratio) on hub ÷ baseline. */
+  target?: { text: string; ok: (v: number) => boolean; ratio?: boolean };
   /** Derived value instead of a path. */
   value?: (t: Json) => unknown;
   noRatio?: boolean;
@@ -35,6 +35,27 @@ export function renderTable(R: Json): string {
   const hub = R.targets.pushhub as Json | undefined;
   const base = R.targets.baseline as Json | undefined;
   const sections: [string, Row[]][] = [];
+  const budgetRows = (mode: string, per: string, targets: { cpu?: number; alloc?: number; subCpu?: number; subAlloc?: number }): Row[] => {
+    const at = `budget.value.${mode}`;
+    const ratioTarget = (max: number | undefined) => (max === undefined ? undefined : { text: `<= ×${max}`, ok: (r: number) => r <= max, ratio: true });
+    const bytesTarget = (max: number | undefined) => (max === undefined ? undefined : { text: `<= ${fmt(max)}`, ok: (v: number) => v <= max });
+    return [
+      { label: `hub CPU µs per ${per}, all threads`, path: `${at}.server_cpu_us.total`, digits: 1, target: ratioTarget(targets.cpu) },
+      { label: '… main thread', path: `${at}.server_cpu_us.main`, digits: 1 },
+      { label: '… V8 helper threads (GC, compiler)', path: `${at}.server_cpu_us.v8_helpers`, digits: 1 },
+      { label: '… commit worker', path: `${at}.server_cpu_us.commit_worker`, digits: 1 },
+      { label: `hub bytes allocated per ${per} (main thread JS heap)`, path: `${at}.server_alloc_bytes`, target: bytesTarget(targets.alloc) },
+      { label: 'subscriber (SDK) CPU µs per event', path: `${at}.subscriber_cpu_us_per_event`, digits: 1, target: ratioTarget(targets.subCpu) },
+      { label: 'subscriber (SDK) bytes allocated per event', path: `${at}.subscriber_alloc_bytes_per_event`, target: bytesTarget(targets.subAlloc) },
+      { label: 'lost / duplicated', path: '', value: lostDups(at), noRatio: true },
+    ];
+  };
+  if (hub?.budget || base?.budget) {
+    const b = R.params.budget;
+    sections.push([`Budget: PushStream, ${fmt(b.streamPushes)} targeted pushes to ${fmt(b.subscribers)} subscribers (one event per message)`, budgetRows('stream', 'acked push', { alloc: 5000, subCpu: 1.1, subAlloc: 2000 })]);
+    sections.push([`Budget: unary PushSpecific, ${fmt(b.unaryPushes)} pushes, same subscribers`, budgetRows('unary', 'acked push', { cpu: 1.2, alloc: 10_000 })]);
+    sections.push([`Budget: ${b.broadcasts} broadcasts at ${b.ratePerSec}/s to the same subscribers (per delivery)`, budgetRows('broadcast', 'delivery', { cpu: 0.8, alloc: 1000, subCpu: 1.1, subAlloc: 2000 })]);
+  }
   const w1rows = (mode: string, target: Row['target']): Row[] => [
     { label: 'acked pushes/s', path: `w1.value.${mode}.publish.acked_per_s`, target },
     { label: 'delivered msgs/s', path: `w1.value.${mode}.delivered.per_s` },
@@ -91,13 +112,17 @@ export function renderTable(R: Json): string {
   out.push(`Machine: ${m.nproc} cores (${m.cpu_model}), ${m.mem_GiB} GiB, kernel ${m.kernel}, node ${m.node}. Total wall ${fmt(R.total_wall_s)} s.`, '');
   out.push('| metric | pushhub | baseline (bare grpc-js) | ratio hub/baseline | target | met |');
   out.push('|---|---:|---:|---:|---:|:---:|');
+  const valueOf = (row: Row, t: Json | undefined) => (row.value ? (t ? row.value(t) : undefined) : get(t, row.path));
   for (const [title, rows] of sections) {
+    // Phases that did not run leave no rows.
+    if (rows.every((row) => valueOf(row, hub) === undefined && valueOf(row, base) === undefined)) continue;
     out.push(`| **${title}** | | | | | |`);
     for (const row of rows) {
-      const hv = row.value ? (hub ? row.value(hub) : undefined) : get(hub, row.path);
-      const bv = row.value ? (base ? row.value(base) : undefined) : get(base, row.path);
+      const hv = valueOf(row, hub);
+      const bv = valueOf(row, base);
       const ratio = !row.noRatio && typeof hv === 'number' && typeof bv === 'number' && bv !== 0 ? `×${fmt(hv / bv, 2)}` : '';
-      const met = row.target && typeof hv === 'number' ? (row.target.ok(hv) ? 'yes' : '**no**') : '';
+      const checked = row.target?.ratio ? (typeof hv === 'number' && typeof bv === 'number' && bv !== 0 ? hv / bv : undefined) : hv;
+      const met = row.target && typeof checked === 'number' ? (row.target.ok(checked) ? 'yes' : '**no**') : '';
       out.push(`| ${row.label} | ${fmt(hv, row.digits ?? 0)} | ${fmt(bv, row.digits ?? 0)} | ${ratio} | ${row.target?.text ?? ''} | ${met} |`);
     }
   }
@@ -113,6 +138,7 @@ export function renderTable(R: Json): string {
     out.push(`| auth overhead (server CPU per push) | ${fmt(overhead, 1)} % | | | <= 5 % | ${overhead <= 5 ? 'yes' : '**no**'} |`);
   }
   out.push('');
+  out.push('Budget rows: CPU from /proc/PID/task/*/stat over the measured window (publish until the last delivery), divided by acked pushes or deliveries; bytes allocated on the main thread\'s JS heap from v8.GCProfiler (heap growth + what each GC freed; off-heap Buffer stores not counted). The baseline has no store, so its commit worker is 0; its subscriber decodes only the payload.');
   out.push('CPU % is of one core (100 = one core) over the measured window: server / publisher (this process) / subscriber hosts; "other" = the rest of the machine (other jobs, kernel I/O threads) over the same window.');
   out.push(`W1 runs the streaming pass, then the unary pass, on the same server and subscribers. Receivers' password hashes: scrypt logN ${R.receiver_log_n.w1_w2_w3} in W1-W3 (the hub runs logN 15), logN ${R.receiver_log_n.w4} for the W4 logins (10,000 logins at logN 15 take ~9 min of CPU here).`);
   const failures: string[] = [];

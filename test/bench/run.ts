@@ -1,4 +1,4 @@
-// npm run bench [-- --quick | --tiny] [--phases=w1,w2,w3,w4,auth] [--targets=pushhub,baseline] [--out=file.json]
+// npm run bench [-- --quick | --tiny] [--phases=budget,w1,w2,w3,w4,auth] [--targets=pushhub,baseline] [--out=file.json]
 //
 // Runs W1-W4 (../shared/bench/workloads.md) against the hub, started as its own process on a
 // temp database with production settings, and against a bare grpc-js server-streaming
@@ -12,7 +12,7 @@ import { renderTable } from './report.js';
 import { TARGETS } from './targets/index.js';
 import type { BenchTarget, ServerHandle } from './targets/types.js';
 import { sysBusyPct } from './util.js';
-import { type BenchParams, type Session, type SubHost, authRun, connectSubscribers, startSubHosts, w1, w2, w3, w4 } from './workloads.js';
+import { type BenchParams, type Session, type SubHost, authRun, budget, connectSubscribers, startSubHosts, w1, w2, w3, w4 } from './workloads.js';
 
 const FULL: BenchParams = {
   connectConcurrency: 64,
@@ -23,6 +23,7 @@ const FULL: BenchParams = {
   w3: { messages: 20_000, payloadBytes: 200, window: 256, catchupDeadlineMs: 60_000, settleMs: 500 },
   w4: { subscribers: 10_000, settleMs: 3000 },
   auth: { messages: 20_000, receivers: 1000, window: 256, payloadBytes: 200 },
+  budget: { subscribers: 400, streamPushes: 30_000, unaryPushes: 15_000, broadcasts: 60, ratePerSec: 20, payloadBytes: 200, window: 256, warmup: 2000, drainMs: 10_000 },
   subProcs: 1,
   subProcsLarge: 2,
 };
@@ -51,6 +52,10 @@ if (scale > 1) {
   P.w4.settleMs = args.tiny ? 500 : P.w4.settleMs;
   P.auth.messages = down(P.auth.messages);
   P.auth.receivers = down(P.auth.receivers);
+  P.budget.subscribers = down(P.budget.subscribers);
+  P.budget.streamPushes = down(P.budget.streamPushes);
+  P.budget.unaryPushes = down(P.budget.unaryPushes);
+  P.budget.warmup = down(P.budget.warmup);
   P.subProcsLarge = 1;
 }
 // Overrides like --w1.messages=20000 (numbers only), applied after the scale.
@@ -62,7 +67,7 @@ for (const [key, value] of Object.entries(args)) {
   holder[field] = Number(value);
 }
 const w1Modes = (args['w1-modes'] ?? 'stream,unary').split(',') as ('stream' | 'unary')[];
-const phases = (args.phases ?? 'w1,w2,w3,w4,auth').split(',');
+const phases = (args.phases ?? 'budget,w1,w2,w3,w4,auth').split(',');
 const targetNames = (args.targets ?? 'baseline,pushhub').split(',');
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -103,7 +108,7 @@ async function withServer<T>(target: BenchTarget, receivers: number, subProcs: n
   try {
     hosts = await startSubHosts(subProcs, target, server.conn);
     current.hosts = hosts;
-    const value = await fn({ target, conn: server.conn, serverPid: server.pid, hosts, P, progress });
+    const value = await fn({ target, conn: server.conn, serverPid: server.pid, hosts, P, progress, probeDir: dir });
     const errors = hosts.flatMap((h) => h.errors).slice(0, 5);
     return { value, quiet, server_command: server.command, host_errors: errors.length ? errors : undefined };
   } finally {
@@ -143,7 +148,10 @@ for (const ph of phases) {
   for (const name of targetNames) {
     const target = TARGETS[name]!;
     const base = { receiverLogN: RECEIVER_LOG_N };
-    if (ph === 'w1') {
+    if (ph === 'budget') {
+      // Per-operation costs do not depend on the login cost: the cheaper hashes of W4.
+      await phase('budget', target, () => withServer(target, P.budget.subscribers, P.subProcs, { receiverLogN: LARGE_RECEIVER_LOG_N }, (s) => budget(s)));
+    } else if (ph === 'w1') {
       await phase('w1', target, () =>
         withServer(target, P.w1.subscribers, P.subProcs, base, async (s) => {
           const connect = await connectSubscribers(s, P.w1.subscribers);

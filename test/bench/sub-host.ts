@@ -1,6 +1,7 @@
 // Subscriber host process (spawned by run.ts): holds many subscribers of one target, each on
 // its own connection, checks every delivery for loss, duplication and misrouting, and keeps
 // latency statistics. Talks to run.ts over IPC: {rid, cmd, ...} -> {rid, ok, ...}.
+import { AllocationMeter } from './probe.js';
 import { TARGETS } from './targets/index.js';
 import type { BenchTarget, Conn, Subscriber } from './targets/types.js';
 import { Hist, KIND, decodePayload, nowUs, pool, selfCpuSeconds, sleep, withTimeout } from './util.js';
@@ -9,6 +10,7 @@ let target: BenchTarget;
 let conn: Conn;
 const subs = new Map<number, Subscriber>();
 const warm = { n: 0 };
+const allocation = new AllocationMeter();
 
 interface Arm {
   expected?: number;
@@ -131,6 +133,13 @@ const handlers: Record<string, Handler> = {
   },
   async cpu() {
     return { cpu: selfCpuSeconds(), rssKB: Math.round(process.memoryUsage().rss / 1024) };
+  },
+  async allocStart() {
+    allocation.start();
+    return {};
+  },
+  async allocStop() {
+    return allocation.stop();
   },
   async stats(a) {
     const out: Record<string, unknown> = {

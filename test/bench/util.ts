@@ -153,6 +153,21 @@ export function procTable(): Map<number, { comm: string; cpu: number }> {
   return table;
 }
 
+/** CPU seconds of every thread of pid (tid -> seconds). */
+export function threadCpuSeconds(pid: number): Map<number, number> {
+  const table = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      table.set(Number(tid), (Number(f[11]) + Number(f[12])) / CLK_TCK);
+    } catch {
+      // the thread ended while we read
+    }
+  }
+  return table;
+}
+
 export const selfCpuSeconds = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;

@@ -4,6 +4,9 @@
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import type { BenchTarget, Conn, PublishMode } from './targets/types.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AllocationWindow } from './probe.js';
 import {
   Hist,
   KIND,
@@ -18,6 +21,7 @@ import {
   sleep,
   spawnWithUlimit,
   sysBusySeconds,
+  threadCpuSeconds,
   withTimeout,
 } from './util.js';
 
@@ -32,6 +36,7 @@ export interface BenchParams {
   w3: { messages: number; payloadBytes: number; window: number; catchupDeadlineMs: number; settleMs: number };
   w4: { subscribers: number; settleMs: number };
   auth: { messages: number; receivers: number; window: number; payloadBytes: number };
+  budget: { subscribers: number; streamPushes: number; unaryPushes: number; broadcasts: number; ratePerSec: number; payloadBytes: number; window: number; warmup: number; drainMs: number };
   /** Subscriber host processes for up to 2,000 subscribers / for more. */
   subProcs: number;
   subProcsLarge: number;
@@ -229,6 +234,8 @@ export interface Session {
   hosts: SubHost[];
   P: BenchParams;
   progress: Progress;
+  /** Where the server's probe (probe.ts) writes its windows. */
+  probeDir: string;
 }
 
 export async function connectSubscribers(s: Session, n: number) {
@@ -424,4 +431,158 @@ export async function authRun(s: Session, mode: PublishMode) {
     server_cpu_us_per_push: round((serverCpuSec / pr.acked) * 1e6, 1),
     cpu: cpuDelta(c0, c1),
   };
+}
+
+// ---------------------------------------------------------------- CPU and allocation budget
+interface ProbeState {
+  windows: number;
+  running: boolean;
+  startupThreads: number[];
+  result?: AllocationWindow;
+}
+
+const readProbe = (s: Session): ProbeState | undefined => {
+  try {
+    return JSON.parse(readFileSync(join(s.probeDir, `${s.serverPid}.json`), 'utf8')) as ProbeState;
+  } catch {
+    return undefined; // not written yet, or being written
+  }
+};
+
+/** SIGUSR2 to the server's probe, then wait until it wrote the state that signal leads to. */
+async function toggleProbe(s: Session, running: boolean): Promise<ProbeState> {
+  const before = readProbe(s);
+  if (!before) throw new Error('the server has no bench probe (test/bench/probe.ts)');
+  process.kill(s.serverPid, 'SIGUSR2');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const now = readProbe(s);
+    if (now && now.running === running && (running || now.windows > before.windows)) return now;
+    if (Date.now() > deadline) throw new Error('the server probe did not answer SIGUSR2');
+    await sleep(5);
+  }
+}
+
+interface BudgetSnap {
+  threads: Map<number, number>;
+  sub: number;
+  t: number;
+}
+
+async function budgetSnap(s: Session): Promise<BudgetSnap> {
+  const sub = await Promise.all(s.hosts.map((h) => h.call('cpu')));
+  return { threads: threadCpuSeconds(s.serverPid), sub: sub.reduce((a, r) => a + (r.cpu as number), 0), t: nowUs() };
+}
+
+/**
+ * Runs fn as one measured window and divides its costs by ops (server side) and events
+ * (subscriber side). Server threads: the main thread, the threads it had at start (V8's
+ * platform threads: GC helpers and the concurrent compiler), the busiest thread started later
+ * (the hub's commit worker), and the rest (libuv's pool).
+ */
+async function budgetWindow(s: Session, fn: () => Promise<{ ops: number; events: number }>) {
+  const startup = new Set(readProbe(s)?.startupThreads ?? []);
+  await Promise.all(s.hosts.map((h) => h.call('allocStart')));
+  await toggleProbe(s, true);
+  const a = await budgetSnap(s);
+  const { ops, events } = await fn();
+  const b = await budgetSnap(s);
+  const serverAlloc = (await toggleProbe(s, false)).result!;
+  const subAlloc = (await Promise.all(s.hosts.map((h) => h.call('allocStop')))) as unknown as AllocationWindow[];
+  const used = (tid: number) => (b.threads.get(tid) ?? 0) - (a.threads.get(tid) ?? 0);
+  let main = 0;
+  let helpers = 0;
+  const later: number[] = [];
+  for (const tid of b.threads.keys()) {
+    if (tid === s.serverPid) main = used(tid);
+    else if (startup.has(tid)) helpers += used(tid);
+    else later.push(used(tid));
+  }
+  later.sort((x, y) => y - x);
+  const worker = later[0] ?? 0;
+  const rest = later.slice(1).reduce((x, y) => x + y, 0);
+  const us = (sec: number, n: number) => round((sec / n) * 1e6, 1);
+  const subBytes = subAlloc.reduce((x, r) => x + r.bytes, 0);
+  return {
+    ops,
+    events,
+    window_s: round((b.t - a.t) / 1e6, 2),
+    server_cpu_us: {
+      total: us(main + helpers + worker + rest, ops),
+      main: us(main, ops),
+      v8_helpers: us(helpers, ops),
+      commit_worker: us(worker, ops),
+      other_threads: us(rest, ops),
+    },
+    server_alloc_bytes: round(serverAlloc.bytes / ops, 0),
+    server_gcs: serverAlloc.gcs,
+    subscriber_cpu_us_per_event: us(b.sub - a.sub, events),
+    subscriber_alloc_bytes_per_event: round(subBytes / events, 0),
+  };
+}
+
+/**
+ * The CPU and allocation budget: per acked push (PushStream, unary), per delivery (broadcast),
+ * per subscriber event, for one target; run.ts runs it against the hub and the bare grpc-js
+ * baseline in the same run and reports the ratios. One event per gRPC message throughout (the
+ * W1 shape), subscribers on their own connections.
+ */
+export async function budget(s: Session) {
+  const p = s.P.budget;
+  const N = p.subscribers;
+  const connect = await connectAll(s.hosts, N, s.P, s.progress);
+  const perHost = (count: (seq: number) => boolean, M: number) => {
+    const counts = new Array(s.hosts.length).fill(0);
+    for (let seq = 0; seq < M; seq++) if (count(seq)) counts[(seq % N) % s.hosts.length]++;
+    return counts;
+  };
+  const out: Record<string, unknown> = { params: { ...p, sub_procs: s.hosts.length }, connect: { ok: connect.ok, failed: connect.failed, seconds: connect.seconds } };
+  for (const mode of ['stream', 'unary'] as const) {
+    const M = mode === 'stream' ? p.streamPushes : p.unaryPushes;
+    const pub = await s.target.connectPublisher(s.conn, mode);
+    const push = (kind: number) => (seq: number) => pub.publishTargeted(seq % N, encodePayload(p.payloadBytes, seq, kind, seq % N));
+    const warm = await publishWindow(p.warmup, p.window, 60_000, push(KIND.WARM));
+    await waitWarm(s.hosts, warm.acked, 10_000);
+    const counts = perHost(() => true, M);
+    await Promise.all(s.hosts.map((h, i) => ((h.doneAt = counts[i] === 0 ? 0 : null), h.call('arm', { expected: counts[i], seenSize: M }))));
+    s.progress(`  budget: ${M} ${mode} pushes`);
+    let lost = 0;
+    let dups = 0;
+    const window = await budgetWindow(s, async () => {
+      const pr = await publishWindow(M, p.window, 300_000, push(KIND.TARGETED));
+      await waitDone(s.hosts, p.drainMs);
+      const r = await collect(s.hosts);
+      lost = pr.attempted - r.unique;
+      dups = r.dups;
+      return { ops: pr.acked, events: r.unique };
+    });
+    out[mode] = { ...window, lost, dups };
+    await pub.close().catch(() => {});
+  }
+  // Broadcast: hub CPU per delivery (the one push per N deliveries is included).
+  const B = p.broadcasts;
+  const pub = await s.target.connectPublisher(s.conn, 'stream');
+  const parts = connect.parts;
+  await Promise.all(s.hosts.map((h, i) => ((h.doneAt = null), h.call('arm', { expected: parts[i]!.length * B, nMsgs: B, localIdx: parts[i], seenSize: parts[i]!.length * B }))));
+  s.progress(`  budget: ${B} broadcasts to ${N}`);
+  let lost = 0;
+  let dups = 0;
+  const window = await budgetWindow(s, async () => {
+    const t0 = nowUs();
+    const acks: Promise<void>[] = [];
+    for (let i = 0; i < B; i++) {
+      const wait = (t0 + (i * 1e6) / p.ratePerSec - nowUs()) / 1000;
+      if (wait > 1) await sleep(wait);
+      acks.push(pub.publishBroadcast(encodePayload(p.payloadBytes, i, KIND.BROADCAST, 0)).catch(() => {}));
+    }
+    await Promise.all(acks);
+    await waitDone(s.hosts, p.drainMs);
+    const r = await collect(s.hosts);
+    lost = N * B - r.unique;
+    dups = r.dups;
+    return { ops: r.unique, events: r.unique };
+  });
+  out.broadcast = { ...window, lost, dups };
+  await pub.close().catch(() => {});
+  return out;
 }

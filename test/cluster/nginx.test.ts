@@ -28,7 +28,7 @@ function collect(receiver: ReceiverClient) {
   };
 }
 
-describe('behind nginx (grpc_pass, the README configuration)', function () {
+describe('behind nginx (grpc_pass, the configuration of docs/cluster.md)', function () {
   this.timeout(30_000);
   let hub: TestHub;
   let proxy: GrpcProxy | undefined;
@@ -64,7 +64,7 @@ describe('behind nginx (grpc_pass, the README configuration)', function () {
 
   it('a quiet Subscribe stream outlives the proxy read timeout because heartbeats keep it busy', async () => {
     // Heartbeat every 1 s (test config) against a 3 s read timeout: the production pairing is
-    // 30 s against 1 h, documented in the README.
+    // 30 s against 1 h, documented in docs/cluster.md.
     hub = await TestHub.start();
     proxy = await GrpcProxy.start([hub.address], { readTimeout: '3s', bodyTimeout: '3s' });
     const merchant = new MerchantClient({ address: proxy.address, ...(await MerchantClient.register(proxy.address)) });

@@ -65,6 +65,21 @@ describe('credentials', () => {
     assert.equal(stats.scryptVerifications - before, 3);
   });
 
+  it('a connection that proved one header is checked again for any other header it sends', async () => {
+    const merchant = await t.register('merchant');
+    const receiver = await t.register('receiver');
+    const client = t.client(); // one connection for every call below
+    await client.pushPublic({ info }, { metadata: basicAuth(merchant) });
+    await client.pushPublic({ info }, { metadata: basicAuth(merchant) });
+    await assert.rejects(
+      client.pushPublic({ info }, { metadata: basicAuth({ id: merchant.id, password: `${merchant.password}x` }) }),
+      (e: ClientError) => e.code === Status.UNAUTHENTICATED,
+    );
+    await assert.rejects(client.pushPublic({ info }, { metadata: basicAuth(receiver) }), (e: ClientError) => e.code === Status.PERMISSION_DENIED);
+    await assert.rejects(client.pushPublic({ info }), (e: ClientError) => e.code === Status.UNAUTHENTICATED);
+    await client.pushPublic({ info }, { metadata: basicAuth(merchant) });
+  });
+
   it('the Basic scheme name is case-insensitive (RFC 7617)', async () => {
     const merchant = await t.register('merchant');
     const client = t.client();

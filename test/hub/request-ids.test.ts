@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { Status } from 'nice-grpc';
+import { ServiceInfo } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
+import { canonicalText, pushCanonicalText } from '../../src/api/request-digest.js';
 import { type CallOutcome, outcomeOf } from '../reliability/support.js';
 import { type Credentials, type HubClient, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
@@ -74,5 +77,36 @@ describeOnBackends('request ids', () => {
     assert.equal(byRef.get(2n)!.code, Status.INVALID_ARGUMENT);
     assert.equal(byRef.get(2n)!.reason, 'REQUEST_ID_REUSED');
     assert.ok(byRef.get(3n)!.sequence > 0n);
+  });
+});
+
+// Digests are stored with request ids, so the fixed-order writer must give the generic text.
+describe('push request digest', () => {
+  it('the fixed-order text equals the generic canonical text for every ServiceInfo shape', () => {
+    // A new ServiceInfo field must be added to pushCanonicalText too (this list then fails).
+    assert.deepEqual(Object.keys(ServiceInfo.create()).sort(), ['body', 'data', 'key', 'offer', 'title', 'validUntil']);
+    const text = fc.string({ unit: 'binary' });
+    const big = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n });
+    const offer = fc.oneof(
+      fc.constant(undefined),
+      fc.record({ $case: fc.constant('discount' as const), value: fc.record({ percentOff: fc.double() }) }),
+      fc.record({ $case: fc.constant('points' as const), value: fc.record({ balance: big, earned: big }) }),
+      fc.record({ $case: fc.constant('voucher' as const), value: fc.record({ code: text, amountOff: big, currency: text, minSpend: big }) }),
+    );
+    const info = fc.record({
+      key: text,
+      title: text,
+      body: text,
+      validUntil: fc.option(fc.date({ noInvalidDate: false }), { nil: undefined }),
+      offer,
+      data: fc.dictionary(text, text),
+    });
+    fc.assert(
+      fc.property(text, fc.option(info, { nil: undefined }), (receiverId, value) => {
+        const decoded = value && ServiceInfo.fromPartial(value);
+        assert.equal(pushCanonicalText(receiverId, decoded), canonicalText({ receiverId, info: decoded }));
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -70,7 +70,7 @@ describe('offers: the shipped example against a real hub, on the day it is run',
     assert.match(text.stdout, new RegExp(`^pushed 0, unchanged 0, withdrawn 0, skipped ${summary.ended} already ended \\(3 receivers, 12 records\\)\\n$`));
   });
 
-  it('with --records-now the records move to today and every offer of the README is pushed, once', async () => {
+  it('with --records-now the records move to today and every offer of docs/offers.md is pushed, once', async () => {
     const merchant = await hub.register('merchant');
     const env = { PUSHHUB_MERCHANT_ID: merchant.id, PUSHHUB_MERCHANT_PASSWORD: merchant.password };
     const records = await recordsForHub();
@@ -83,7 +83,7 @@ describe('offers: the shipped example against a real hub, on the day it is run',
     assert.equal(second.stdout, 'pushed 0, unchanged 6, withdrawn 0 (3 receivers, 12 records)\n');
   });
 
-  it('try-offers.ts prints the README offers, receiver 3 earning 7 points (local times kept across daylight saving)', async () => {
+  it('try-offers.ts prints the offers of docs/offers.md, receiver 3 earning 7 points (local times kept across daylight saving)', async () => {
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'sdk/examples/try-offers.ts', '--address', hub.address], { cwd: ROOT });
     assert.match(stdout, /^first run: pushed 6, unchanged 0, withdrawn 0 \(3 receivers, 12 records\)$/m);
     assert.match(stdout, /^second run: pushed 0, unchanged 6, withdrawn 0 \(3 receivers, 12 records\)$/m);

@@ -321,6 +321,11 @@ describe('sdk: packed tarball', function () {
     const listJs = file('list.cjs');
     const offersJs = file('offers.mjs');
 
+    // The SDK guides in the hub's docs show the same examples, verbatim.
+    for (const [name, guide] of [['merchant.mjs', 'docs/sdk-merchant.md'], ['receiver.mjs', 'docs/sdk-receiver.md']] as const) {
+      const source = readFileSync(join(SDK_DIR, 'examples', name), 'utf8');
+      assert.ok(readFileSync(guide, 'utf8').includes('```js\n' + source + '```\n'), `${guide} shows sdk/examples/${name} verbatim`);
+    }
     let receiverId = '';
     for (const round of [1, 2]) {
       const receiver = node(receiverJs);

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MerchantClient } from '../../sdk/src/merchant.js';
@@ -10,10 +12,10 @@ const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '../..');
 const BUF = join(ROOT, 'node_modules/.bin/buf');
 
-/** The README walk-through's `$CURL`: buf curl speaking gRPC over plaintext HTTP/2. */
+/** The walkthrough's `$CURL`: buf curl speaking gRPC over plaintext HTTP/2. */
 const curl = (...args: string[]) => run(BUF, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', ...args], { cwd: ROOT });
 
-describe('README walk-through without grpcurl', function () {
+describe('walkthrough (docs/walkthrough.md)', function () {
   this.timeout(60_000);
   let hub: TestHub;
 
@@ -22,6 +24,37 @@ describe('README walk-through without grpcurl', function () {
   });
   after(async () => {
     await hub.stop();
+  });
+
+  it('runs as written: every `# =>` line is what the reader sees on a new hub', async () => {
+    const { script, checks } = walkthroughScript(readFileSync(join(ROOT, 'docs/walkthrough.md'), 'utf8'));
+    assert.ok(checks.length >= 10, `the walkthrough shows its output (${checks.length} checks)`);
+    // `npx buf` as the reader types it, minus npm's start-up (seconds per call on a busy
+    // machine): an `npx` first on PATH runs the installed buf shim directly. The script's
+    // mktemp files go to the same directory, removed afterwards.
+    const dir = mkdtempSync(join(tmpdir(), 'pushhub-walkthrough-'));
+    const npx = (await run('sh', ['-c', 'command -v npx'])).stdout.trim();
+    writeFileSync(join(dir, 'npx'), `#!/bin/sh\nif [ "$1" = buf ]; then shift; exec "${BUF}" "$@"; fi\nexec "${npx}" "$@"\n`, { mode: 0o755 });
+    let stdout = '';
+    try {
+      ({ stdout } = await run('bash', ['-c', script], {
+        cwd: ROOT,
+        env: { ...process.env, HUB: hub.address, PATH: `${dir}:${process.env.PATH}`, TMPDIR: dir },
+        maxBuffer: 16 * 1024 * 1024,
+      }).catch((error: { code?: number; stdout?: string; stderr?: string }) => {
+        throw new Error(`the walkthrough stopped (exit ${error.code}):\n${error.stdout}\n--- stderr:\n${error.stderr}`);
+      }));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const segments = stdout.split(/^@@CHECK \d+\n/m);
+    assert.equal(segments.length, checks.length + 1, `every check was reached:\n${stdout}`);
+    checks.forEach((expected, i) => {
+      const seen = segments[i]!.split('\n').filter((line) => line !== '');
+      const tail = seen.slice(-expected.length);
+      assert.equal(tail.length, expected.length, `check ${i + 1}: ${expected.join(' | ')}\nsaw: ${seen.join(' | ')}`);
+      expected.forEach((line, j) => assert.match(tail[j]!, pattern(line), `check ${i + 1}, line ${j + 1}\nsaw: ${seen.join(' | ')}`));
+    });
   });
 
   it('buf curl lists the services and methods by reflection', async () => {
@@ -33,7 +66,7 @@ describe('README walk-through without grpcurl', function () {
     }
   });
 
-  it("buf build shows a message's fields (ServiceInfo), as the README's jq filter reads them", async () => {
+  it("buf build shows a message's fields (ServiceInfo), as the walkthrough's jq filter reads them", async () => {
     const { stdout } = await run(BUF, ['build', '-o', '-#format=json'], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
     const image = JSON.parse(stdout) as { file: { name: string; messageType?: { name: string; field: { name: string }[] }[] }[] };
     const file = image.file.find((f) => f.name === 'pushhub/v1/pushhub.proto');
@@ -76,3 +109,32 @@ describe('README walk-through without grpcurl', function () {
     assert.ok(v1.sequence > before.sequence && voucher.sequence < v2.sequence);
   });
 });
+
+/**
+ * The walkthrough's ```sh blocks as one bash script (stopping at the first failing command),
+ * with a marker echoed where each run of `# =>` lines starts, and those lines per marker.
+ */
+function walkthroughScript(markdown: string): { script: string; checks: string[][] } {
+  // A failing command stops the script; streams left in the background end with it.
+  const lines = ['set -eu', "trap 'status=$?; kill $(jobs -p) 2>/dev/null || :; exit $status' EXIT"];
+  const checks: string[][] = [];
+  for (const [, block] of markdown.matchAll(/^```sh\n([\s\S]*?)^```$/gm)) {
+    let open = false;
+    for (const line of block!.split('\n')) {
+      const expected = /^# => (.*)$/.exec(line);
+      if (expected && !open) {
+        checks.push([]);
+        lines.push(`echo '@@CHECK ${checks.length}'`);
+      }
+      if (expected) checks.at(-1)!.push(expected[1]!);
+      open = expected !== null;
+      lines.push(line);
+    }
+  }
+  return { script: lines.join('\n'), checks };
+}
+
+/** An expected line as a whole-line pattern: `…` stands for anything. */
+function pattern(expected: string): RegExp {
+  return new RegExp(`^${expected.split('…').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+}

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** Timeouts of the proxy in front of the hub; the README's example uses the production values. */
+/** Timeouts of the proxy in front of the hub; docs/cluster.md's example uses the production values. */
 export interface GrpcProxyTimeouts {
   /** Longest silence nginx allows on a response stream; must exceed the hub's heartbeat interval. */
   readTimeout: string;
@@ -16,7 +16,7 @@ export interface GrpcProxyTimeouts {
 export const PRODUCTION_TIMEOUTS: GrpcProxyTimeouts = { readTimeout: '1h', bodyTimeout: '1h' };
 
 /**
- * The nginx configuration the README documents for a gRPC front end (grpc_pass to every hub
+ * The nginx configuration docs/cluster.md documents for a gRPC front end (grpc_pass to every hub
  * node), with the file paths of one test instance filled in.
  */
 export function grpcProxyConfig(options: { dir: string; listen: string; upstreams: string[]; timeouts: GrpcProxyTimeouts }): string {
@@ -52,6 +52,8 @@ ${upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=5s;`).join('\n'
       grpc_pass grpc://pushhub;
       # Only calls that never reached a hub are tried on the next node.
       grpc_next_upstream error timeout;
+      # The client's address, for hubs run with --trusted-proxy (it replaces any X-Real-IP the client sent).
+      grpc_set_header X-Real-IP $remote_addr;
     }
   }
 }

@@ -613,7 +613,7 @@ function verify(
   }
 }
 
-/** The report as the lines the script prints and the README quotes. */
+/** The report as the lines the script prints. */
 export function formatReport(r: TortureReport): string {
   return [
     `rounds: ${r.rounds}, SIGKILLs: ${r.kills} (${r.killsDuringStart} while starting), ${(r.elapsedMs / 1000).toFixed(1)} s`,

@@ -44,7 +44,7 @@ parentPort!.on('message', (m: Request) => {
       return;
     }
     // The head is read inside the (immediate, so write-locked) transaction.
-    const result = store.transaction(() => applyBatch(store, m.ops, store.headSequence(), m.nowMs, limits));
+    const result = store.transaction(() => store.withBatchRequests(m.ops, () => applyBatch(store, m.ops, store.headSequence(), m.nowMs, limits)));
     const outcomes = result.outcomes.map((o) =>
       o instanceof HubError ? { hubError: { code: o.code, reason: o.reason, message: o.message } } : o,
     );

@@ -6,6 +6,8 @@ import { BaselineService, dec, enc } from './baseline-proto.js';
 import type { BenchTarget } from './types.js';
 
 const SERVER = fileURLToPath(new URL('./baseline-server.ts', import.meta.url));
+/** Allocation and thread probe (test/bench/probe.ts), idle until the bench signals it. */
+const PROBE = new URL('../probe.ts', import.meta.url).href;
 const BaselineClient = makeGenericClientConstructor(BaselineService, 'Push');
 type Rpc = Client & Record<string, (...args: unknown[]) => unknown>;
 const newClient = (address: string) =>
@@ -15,10 +17,10 @@ export const baselineTarget: BenchTarget = {
   name: 'baseline',
   label: 'bare grpc-js (server-streaming, in-memory fan-out, no store, no auth)',
 
-  async startServer() {
+  async startServer(options) {
     const port = await freePort();
-    const args = ['--import', 'tsx', SERVER, String(port)];
-    const child = spawnWithUlimit(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    const args = ['--import', 'tsx', '--import', PROBE, SERVER, String(port)];
+    const child = spawnWithUlimit(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BENCH_PROBE_DIR: options.dir } });
     await waitForPort(port);
     return { pid: child.pid!, conn: { address: `127.0.0.1:${port}` }, command: `node ${args.join(' ')}`, stop: () => stopChild(child) };
   },

@@ -10,6 +10,8 @@ import { benchClients } from './pushhub-clients.js';
 import type { BenchTarget, Conn, ServerOptions } from './types.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+/** Allocation and thread probe (test/bench/probe.ts), idle until the bench signals it. */
+const PROBE = new URL('../probe.ts', import.meta.url).href;
 /** The production scrypt cost: the merchant's password, and the hub's own setting. */
 const PRODUCTION_LOG_N = 15;
 const MERCHANT_ID = 'M00-0000000000000001';
@@ -63,6 +65,8 @@ export const pushhubTarget: BenchTarget = {
       ...(process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       '--import',
       'tsx',
+      '--import',
+      PROBE,
       'src/main.ts',
       '--db',
       dbPath,
@@ -89,7 +93,11 @@ export const pushhubTarget: BenchTarget = {
       // e.g. BENCH_HUB_ARGS="--metrics-address 127.0.0.1:0" to measure what metrics cost.
       ...(process.env.BENCH_HUB_ARGS?.split(' ').filter(Boolean) ?? []),
     ];
-    const child = spawnWithUlimit(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnWithUlimit(process.execPath, args, {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, BENCH_PROBE_DIR: options.dir },
+    });
     let stderr = '';
     child.stderr!.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
     const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`hub exited with ${code}: ${stderr}`))));

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import type { ResetReasonName } from './receiver-client.js';
 
 /** Who an item is for: one receiver (`specific`), or every receiver (`public`). */
 export type Audience = 'specific' | 'public';
@@ -219,6 +220,19 @@ export type StoreChange =
        * the same key (the newer one is `added` next, unless it has already ended).
        */
       cause: 'withdrawn' | 'expired' | 'replaced';
+    }
+  | {
+      /**
+       * The store's contents were replaced: the hub's database was restored, or the store's
+       * state belonged to another history (see `reason`). Every item the application knew is
+       * gone; the items of the new state follow as `added` changes, from the same transaction.
+       * Nothing was withdrawn by a merchant.
+       */
+      type: 'reset';
+      /** Why. */
+      reason: ResetReasonName;
+      /** The hub history the new state belongs to. */
+      historyId: string;
     };
 
 /**
@@ -245,4 +259,15 @@ export type ReceiverDaemonLine =
       cause: 'withdrawn' | 'expired' | 'replaced';
       /** The removed item. */
       item: Item;
+    }
+  | {
+      /**
+       * The store was reset (see StoreChange 'reset'): every item printed before is gone,
+       * nothing was withdrawn; the new state follows as 'added' lines.
+       */
+      change: 'reset';
+      /** Why. */
+      reason: ResetReasonName;
+      /** The hub history the new state belongs to. */
+      historyId: string;
     };

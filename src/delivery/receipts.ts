@@ -113,7 +113,7 @@ export class PublicProgress {
       const atMs = this.now();
       const inputs = [];
       for (const item of items) {
-        const { delivered, eligible } = await this.store.publicCounts(item.seq, Math.min(atMs, item.validUntilMs));
+        const { delivered, eligible } = await this.store.publicCounts(item.seq, item.validUntilMs > atMs ? undefined : item.validUntilMs);
         inputs.push({ merchantId: item.merchantId, itemId: item.itemId, seq: item.seq, atMs, deliveredCount: delivered, eligibleCount: eligible, keepUntilMs: item.validUntilMs });
       }
       this.feed.committed(await this.store.appendProgress(inputs));

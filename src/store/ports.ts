@@ -216,9 +216,11 @@ export interface ReceiptStore {
   itemFacts(merchantId: string, itemIds: readonly string[], nowMs: number): Promise<ItemFacts[]>;
   /**
    * A public item's counts: receivers (receipts on) whose confirmed cursor reached seq and
-   * registered before endMs, and all receivers (receipts on) registered before endMs.
+   * registered before endMs, and all receivers (receipts on) registered before endMs. No
+   * endMs: the item is live and every receiver registered so far counts (read from a kept
+   * total, not counted).
    */
-  publicCounts(seq: number, endMs: number): Promise<{ delivered: number; eligible: number }>;
+  publicCounts(seq: number, endMs?: number): Promise<{ delivered: number; eligible: number }>;
   /** A merchant's receipt events with afterId < id <= upToId, ascending, at most limit. */
   eventsAfter(merchantId: string, afterId: number, upToId: number, limit: number): Promise<ReceiptEvent[]>;
   /** The specific items a delivery event covers that are still stored (item id and sequence). */

@@ -233,13 +233,15 @@ export function createPostgresReceiptStore(pool: pg.Pool): ReceiptStore {
     },
 
     async publicCounts(seq, endMs) {
+      // A live item counts every receiver registered so far: the kept total, not an index scan.
       const { rows } = await storageFaultsOf(pool.query<{ delivered: number; receivers: number; opted_out: number }>({
         name: 'receipt-public-counts',
         text: `SELECT
                  (SELECT count(*) FROM receipt_cursors WHERE confirmed_seq >= $1 AND registered_at_ms < $2 AND NOT opted_out)::bigint AS delivered,
-                 (SELECT count(*) FROM accounts WHERE created_at_ms < $2 AND role = 'receiver')::bigint AS receivers,
+                 CASE WHEN $3::boolean THEN (SELECT value FROM receipt_totals WHERE name = 'receivers')
+                      ELSE (SELECT count(*) FROM accounts WHERE created_at_ms < $2 AND role = 'receiver') END::bigint AS receivers,
                  (SELECT count(*) FROM receipt_cursors WHERE registered_at_ms < $2 AND opted_out)::bigint AS opted_out`,
-        values: [seq, endMs],
+        values: [seq, endMs ?? Number.MAX_SAFE_INTEGER, endMs === undefined],
       }));
       const r = rows[0]!;
       return { delivered: r.delivered, eligible: r.receivers - r.opted_out };

@@ -89,6 +89,7 @@ export function createSqliteReceipts(db: Database.Database) {
     .prepare('SELECT COUNT(*) FROM receipt_cursors WHERE confirmed_seq >= ? AND registered_at_ms < ? AND opted_out = 0')
     .pluck();
   const countReceivers = db.prepare("SELECT COUNT(*) FROM accounts WHERE created_at_ms < ? AND role = 'receiver'").pluck();
+  const allReceivers = db.prepare("SELECT value FROM receipt_totals WHERE name = 'receivers'").pluck();
   const countOptedOut = db.prepare('SELECT COUNT(*) FROM receipt_cursors WHERE registered_at_ms < ? AND opted_out = 1').pluck();
   const eventsAfter = db.prepare(
     `SELECT ${EVENT_COLUMNS} FROM receipt_events WHERE merchant_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?`,
@@ -198,9 +199,12 @@ export function createSqliteReceipts(db: Database.Database) {
       });
     },
 
-    publicCounts(seq: number, endMs: number) {
-      const delivered = countDelivered.get(seq, endMs) as number;
-      const eligible = (countReceivers.get(endMs) as number) - (countOptedOut.get(endMs) as number);
+    publicCounts(seq: number, endMs?: number) {
+      const until = endMs ?? Number.MAX_SAFE_INTEGER;
+      const delivered = countDelivered.get(seq, until) as number;
+      // A live item counts every receiver registered so far: the kept total, not an index scan.
+      const registered = endMs === undefined ? (allReceivers.get() as number) : (countReceivers.get(endMs) as number);
+      const eligible = registered - (countOptedOut.get(until) as number);
       return { delivered, eligible };
     },
 

@@ -268,9 +268,12 @@ export function createPostgresReceiptStore(pool: pg.Pool): ReceiptStore {
     },
 
     async headEventId() {
+      // The identity's sequence, not max(id): a purge may have deleted the newest events, and
+      // a watcher's cursor from before must not become "beyond the newest". (It may count an
+      // id a transaction still holds: this only bounds the cursor check.)
       const { rows } = await storageFaultsOf(pool.query<{ id: number }>({
         name: 'receipt-head',
-        text: 'SELECT coalesce(max(id), 0)::bigint AS id FROM receipt_events',
+        text: `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::bigint AS id FROM receipt_events_id_seq`,
       }));
       return rows[0]!.id;
     },

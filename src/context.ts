@@ -13,6 +13,7 @@ import { type HubMetrics, createHubMetrics } from './metrics.js';
 import { createSourceResolver } from './middleware/client-source.js';
 import { createRegistry } from './registry/registry.js';
 import type { HubBackend } from './store/ports.js';
+import { ChangeKind, PUBLIC_RECEIVER } from './core/records.js';
 import { SqliteOwnedError } from './store/sqlite/owner.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
 
@@ -48,7 +49,17 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const backend = await openBackend(config, logger, overrides);
   const fanout = new Fanout(config.heartbeatIntervalMs);
-  backend.feed.onChanges((changes) => fanout.publish(changes));
+  // Suspended merchants, for every stream of this node: loaded once, then kept current by the
+  // suspension markers of every node's commits (before the fan-out hands them to streams).
+  const suspendedMerchants = new Set(await backend.accounts.suspendedMerchants());
+  backend.feed.onChanges((changes) => {
+    for (const change of changes) {
+      if (change.receiverId !== PUBLIC_RECEIVER) continue;
+      if (change.kind === ChangeKind.Barred) suspendedMerchants.add(change.merchantId);
+      else if (change.kind === ChangeKind.Unbarred) suspendedMerchants.delete(change.merchantId);
+    }
+    fanout.publish(changes);
+  });
   const commits = new CommitQueue(backend.committer, now);
   const registry = createRegistry(backend.accounts, backend.feed, config);
   const metrics = config.metricsAddress
@@ -57,6 +68,8 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
         subscribeStreams: () => fanout.size,
         deliveries: () => fanout.deliveries,
         dbPath: config.databaseUrl === undefined ? config.dbPath : undefined,
+        mostBlocked: (limit) => backend.admin.mostBlocked(limit),
+        suspendedAccounts: async () => (await backend.admin.totals(now())).suspended,
       })
     : undefined;
   if (metrics) commits.onBatchCommitted = (...batch) => metrics.batchCommitted(...batch);
@@ -91,6 +104,7 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
     pushLimiter: new PushRateLimiter(config.merchantPushRatePerSec),
     sourceOf: createSourceResolver(config.trustedProxies),
     shutdownSignal: shutdown.signal,
+    accountFilters: { listBlocks: (receiverId) => backend.accounts.listBlocks(receiverId), suspendedMerchants },
     receipts,
     stopTimers: () => {
       clearInterval(purgeTimer);

@@ -5,6 +5,8 @@ import { checkCanListen } from './listen-check.js';
 import { routeGrpcLogs } from './logger.js';
 import { type MetricsServer, serveMetrics } from './metrics.js';
 import { type RunningServer, startServer } from './server.js';
+import { createAdminActions } from './admin/actions.js';
+import { adminSocketOf, serveAdminSocket } from './admin/socket.js';
 
 export interface RunningHub extends RunningServer {
   context: HubContext;
@@ -63,10 +65,12 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
   routeGrpcLogs(context.logger);
   let running: RunningServer | undefined;
   let metricsServer: MetricsServer | undefined;
+  let adminSocket: Awaited<ReturnType<typeof serveAdminSocket>> | undefined;
   try {
     await context.commits.ready();
     running = await startServer(context);
     if (context.metrics && config.metricsAddress) metricsServer = await serveMetrics(context.metrics, config.metricsAddress);
+    adminSocket = await startAdminSocket(context);
   } catch (error) {
     running?.server.forceShutdown();
     context.stopTimers();
@@ -104,8 +108,42 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
         await context.commits.drained();
         await context.backend.close();
         await metricsServer?.close();
+        adminSocket?.close();
       })();
       return stopping;
     },
   };
+}
+
+/**
+ * On a SQLite file the hub owns, `pushhub admin` goes through the hub (src/admin/socket.ts):
+ * its actions run on the hub's commit queue and feed, so they hold at once for its streams.
+ * PostgreSQL needs none: the command writes the database and every node hears it.
+ */
+async function startAdminSocket(context: HubContext) {
+  const { config } = context;
+  if (config.databaseUrl !== undefined || config.dbPath === ':memory:') return undefined;
+  const path = adminSocketOf(config.dbPath);
+  try {
+    return await serveAdminSocket(
+      path,
+      (actor) =>
+        createAdminActions({
+          admin: context.backend.admin,
+          submit: (op) => context.commits.submit(op),
+          accountChanged: (kind, id) => context.registry.accountChanged(kind, id),
+          scryptLogN: config.scryptLogN,
+          now: context.now,
+          actor,
+          onAction: (entry) => context.logger.info('admin action', { actor: entry.actor, action: entry.action, account: entry.accountId, outcome: entry.outcome }),
+          onMetric: (action) => context.metrics?.accountAction(action),
+        }),
+      (error) => context.logger.warn('admin socket error', { error: String((error as Error)?.message ?? error) }),
+    );
+  } catch (error) {
+    // A path past the Unix socket limit (~107 bytes) or an unwritable folder: the hub serves
+    // on; pushhub admin then says it cannot reach it.
+    context.logger.warn('admin socket not served; pushhub admin cannot reach this hub', { path, error: String((error as Error)?.message ?? error) });
+    return undefined;
+  }
 }

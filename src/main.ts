@@ -12,6 +12,11 @@ import { HUB_VERSION } from './version.js';
  * 3 when another process owns the SQLite file (EXIT_DATABASE_OWNED; see docs/backups.md).
  */
 const argv = process.argv.slice(2);
+// `pushhub admin ...`: operator actions (src/admin/cli.ts, docs/accounts.md).
+if (argv[0] === 'admin') {
+  const { runAdminCommand } = await import('./admin/cli.js');
+  process.exit(await runAdminCommand(argv.slice(1), process.env));
+}
 if (wantsHelp(argv)) {
   process.stdout.write(helpText());
   process.exit(0);

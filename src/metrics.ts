@@ -15,7 +15,14 @@ export interface MetricSources {
   deliveries(): number;
   /** The SQLite file; its size (plus -wal) is reported. Unset or ':memory:' reports nothing. */
   dbPath?: string;
+  /** The merchants most blocked (abuse signal), read from the store at scrape time. */
+  mostBlocked?: (limit: number) => Promise<{ merchantId: string; blocks: number }[]>;
+  /** Accounts suspended now (store read at scrape time). */
+  suspendedAccounts?: () => Promise<number>;
 }
+
+/** Merchants in pushhub_merchant_blocks: a bounded label set, whatever the number of merchants. */
+export const MOST_BLOCKED_TOP_N = 10;
 
 /**
  * The hub's Prometheus metrics. Counters move once per batch or once per call, never per
@@ -28,6 +35,10 @@ export interface HubMetrics {
   batchCommitted(size: number, startedAtMs: number, oldestAtMs: number, published: readonly ChangeRecord[]): void;
   /** A call (or a push on a PushStream) refused with this reason. */
   rejected(method: string, reason: string): void;
+  /** A receiver blocked or unblocked a merchant (on this node). */
+  blockChanged(action: 'block' | 'unblock'): void;
+  /** An account action by an operator or the account itself (suspend, resume, delete, rotate). */
+  accountAction(action: string): void;
   /**
    * A refusal by a per-source limit, and where the client address it counted came from
    * (`peer`, or a trusted proxy's `x-real-ip` / `x-forwarded-for`): bounded labels, never the address.
@@ -153,6 +164,41 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
       this.set(sources.headSequence());
     },
   });
+  const blockChanges = new Counter({
+    name: 'pushhub_block_changes_total',
+    help: 'Blocks and unblocks of merchants by receivers on this node, by action (block, unblock)',
+    labelNames: ['action'],
+    registers,
+  });
+  const accountActions = new Counter({
+    name: 'pushhub_account_actions_total',
+    help: 'Account actions on this node: suspend, resume, delete (an operator or the account itself), rotate (an operator)',
+    labelNames: ['action'],
+    registers,
+  });
+  const { mostBlocked, suspendedAccounts } = sources;
+  if (mostBlocked) {
+    new Gauge({
+      name: 'pushhub_merchant_blocks',
+      help: `Receivers blocking a merchant, for the ${MOST_BLOCKED_TOP_N} most blocked merchants (top-N: the label set stays bounded)`,
+      labelNames: ['merchant'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const { merchantId, blocks } of await mostBlocked(MOST_BLOCKED_TOP_N)) this.set({ merchant: merchantId }, blocks);
+      },
+    });
+  }
+  if (suspendedAccounts) {
+    new Gauge({
+      name: 'pushhub_suspended_accounts',
+      help: 'Accounts suspended by an operator now',
+      registers,
+      async collect() {
+        this.set(await suspendedAccounts());
+      },
+    });
+  }
   const { dbPath } = sources;
   if (dbPath && dbPath !== ':memory:') {
     new Gauge({
@@ -183,6 +229,12 @@ export function createHubMetrics(sources: MetricSources): HubMetrics {
       for (const change of published) if (change.kind === ChangeKind.Withdrawal) withdrawals++;
       if (published.length > withdrawals) committedPush.inc(published.length - withdrawals);
       if (withdrawals > 0) committedWithdrawal.inc(withdrawals);
+    },
+    blockChanged(action) {
+      blockChanges.inc({ action });
+    },
+    accountAction(action) {
+      accountActions.inc({ action });
     },
     receiptsConfirmed(count, lagsMs) {
       confirmations.inc(count);

@@ -84,6 +84,34 @@ export const PERMANENT_CONNECTION_REASONS: ReadonlySet<string> = new Set([
   ConnectionReason.TLS_CERT_EXPIRED,
 ]);
 
+/**
+ * Status codes that are a definitive answer about the request itself: credentials, permission,
+ * the request's content, a cursor or state the caller must change. Sending the same request
+ * again cannot help. Every other code (UNAVAILABLE, INTERNAL or CANCELLED from a reset HTTP/2
+ * stream, UNKNOWN or UNAVAILABLE from a proxy's HTML error page, RESOURCE_EXHAUSTED, ...) can
+ * be a transport or a passing state.
+ */
+const DEFINITIVE_CODES: ReadonlySet<Status> = new Set([
+  Status.UNAUTHENTICATED,
+  Status.PERMISSION_DENIED,
+  Status.INVALID_ARGUMENT,
+  Status.OUT_OF_RANGE,
+  Status.FAILED_PRECONDITION,
+  Status.NOT_FOUND,
+  Status.ALREADY_EXISTS,
+  Status.UNIMPLEMENTED,
+]);
+
+/**
+ * Whether a Subscribe stream that ended with this error should be resumed from the cursor:
+ * after anything but a definitive answer. A stream cut by a proxy ends in many ways (issue 21:
+ * nginx gave INTERNAL from RST_STREAM when a node died, and HTML error pages map to UNKNOWN or
+ * UNAVAILABLE); resuming is always safe, since the cursor dedupes. A wrong TLS setting
+ * (PERMANENT_CONNECTION_REASONS) is definitive too.
+ */
+export function isResumableStreamEnd(error: unknown): boolean {
+  return error instanceof PushHubError && !DEFINITIVE_CODES.has(error.code) && !PERMANENT_CONNECTION_REASONS.has(error.reason);
+}
 
 /** Whether a call that failed with this error may be sent again unchanged (with its request id). */
 export function isRetryable(error: unknown): boolean {

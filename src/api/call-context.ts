@@ -7,6 +7,8 @@ import type { CommitQueue } from '../delivery/commit-queue.js';
 import type { Fanout } from '../delivery/fanout.js';
 import type { PushRateLimiter } from '../delivery/rate-limit.js';
 import type { HubMetrics } from '../metrics.js';
+import type { Logger } from '../logger.js';
+import type { AccountStore } from '../store/ports.js';
 import type { SourceResolver } from '../middleware/client-source.js';
 
 /** What the auth middleware adds to every authenticated call. */
@@ -43,8 +45,18 @@ export interface HubServices {
   now: () => number;
   /** Aborted when the hub starts shutting down: push streams stop taking pushes. */
   shutdownSignal: AbortSignal;
+  /** Blocks and suspensions as Subscribe filters them (see context.ts). */
+  accountFilters?: AccountFilters;
+  logger?: Logger;
   /** Delivery receipts (issue 18): confirmations, status reads, live watch. */
   receipts: ReceiptServices;
+}
+
+/** What Subscribe and ListBlockedMerchants read of blocks and suspensions. */
+export interface AccountFilters {
+  listBlocks: AccountStore['listBlocks'];
+  /** Suspended merchants, kept current by this node's feed (the suspension markers). */
+  suspendedMerchants: ReadonlySet<string>;
 }
 
 /** The receipt parts of the hub (delivery/receipts.ts), built once by the composition root. */

@@ -11,7 +11,9 @@ import {
 import { type SubscribeDeps, streamChanges } from '../delivery/subscribe-stream.js';
 import { PUBLIC_RECEIVER } from '../core/records.js';
 import type { AuthContext, HubServices } from './call-context.js';
-import { LIMITS, checkReceiverId, checkText, parsePageToken } from './validate.js';
+import { LIMITS, checkMerchantId, checkReceiverId, checkRegisterRequestId, checkText, parsePageToken } from './validate.js';
+import { HubError, Reason } from '../core/errors.js';
+import type { AccountOp } from '../core/write-ops.js';
 import { toPublicPush, toSpecificPush, toWithdraw } from './write-requests.js';
 import { pushStream } from './push-stream.js';
 import { confirmOnResume, createReceiptHandlers } from './receipts.js';
@@ -39,7 +41,10 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
     subscriberBufferBytes: hub.config.subscriberBufferBytes,
     maxStreamsPerReceiver: hub.config.maxStreamsPerReceiver,
     now: hub.now,
+    blockedMerchants: hub.accountFilters && (async (receiverId) => (await hub.accountFilters!.listBlocks(receiverId)).map((b) => b.merchantId)),
+    suspendedMerchants: hub.accountFilters?.suspendedMerchants,
   };
+  const accountOp = (kind: AccountOp['kind'], accountId: string, merchantId = ''): AccountOp => ({ kind, accountId, merchantId, requestId: '', requestDigest: '' });
   return {
     async register(req, { source }) {
       const role = req.role === Role.ROLE_MERCHANT ? 'merchant' : req.role === Role.ROLE_RECEIVER ? 'receiver' : undefined;
@@ -51,7 +56,8 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
         throw invalidArgument('display_name', `at most ${LIMITS.displayNameChars} characters`);
       }
       checkText('registration_token', req.registrationToken);
-      return hub.registry.register(role, req.displayName, region, req.registrationToken, source);
+      checkRegisterRequestId('request_id', req.requestId);
+      return hub.registry.register(role, req.displayName, region, req.registrationToken, source, req.requestId);
     },
 
     async pushSpecific(req, { account }) {
@@ -123,6 +129,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
     // The wire definition serializes Subscribe responses that are already encoded frames.
     subscribe(req, context) {
       confirmOnResume(hub, context.account.id, Number(req.afterSequence));
+      if (hub.accountFilters) return subscribeUnlessSuspended(req.afterSequence, context);
       return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
     },
 
@@ -130,6 +137,44 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
       return { password: await hub.registry.rotatePassword(account, source) };
     },
 
+    async blockMerchant(req, { account }) {
+      checkMerchantId('merchant_id', req.merchantId);
+      const ack = await hub.commits.submit(accountOp('block', account.id, req.merchantId));
+      hub.metrics?.blockChanged?.('block');
+      return { sequence: BigInt(ack.seq) };
+    },
+
+    async unblockMerchant(req, { account }) {
+      checkMerchantId('merchant_id', req.merchantId);
+      const ack = await hub.commits.submit(accountOp('unblock', account.id, req.merchantId));
+      hub.metrics?.blockChanged?.('unblock');
+      return { sequence: BigInt(ack.seq) };
+    },
+
+    async listBlockedMerchants(_req, { account }) {
+      const blocks = hub.accountFilters ? await hub.accountFilters.listBlocks(account.id) : [];
+      return { merchants: blocks.map((b) => ({ merchantId: b.merchantId, blockedAt: new Date(b.atMs) })) };
+    },
+
+    async deleteAccount(req, { account, source }) {
+      if (req.password === '') throw invalidArgument('password', 'required: the account\'s password again, as confirmation');
+      checkText('password', req.password);
+      await hub.registry.confirmPassword(account, req.password, source);
+      await hub.commits.submit(accountOp('delete', account.id));
+      // Every node forgets the credentials and ends the account's streams (ACCOUNT_DELETED).
+      await hub.registry.accountChanged('deleted', account.id);
+      hub.logger?.info('account deleted by its owner', { account: account.id, role: account.role });
+      return {};
+    },
     ...createReceiptHandlers(hub),
   };
+
+  /** A suspended receiver cannot subscribe (checked in the store: cached credentials do not hide it). */
+  async function* subscribeUnlessSuspended(afterSequence: bigint, context: Parameters<PushHubServiceImplementation<AuthContext>['subscribe']>[1]) {
+    const afterSeq = toSeq(afterSequence, 'after_sequence');
+    if (await hub.registry.isSuspended(context.account.id)) {
+      throw new HubError(Reason.AccountSuspended, 'authorization: this receiver is suspended by the hub operator and cannot subscribe');
+    }
+    yield* streamChanges(context.account.id, afterSeq, context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
+  }
 }

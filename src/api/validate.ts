@@ -63,6 +63,22 @@ export function checkReceiverId(field: string, receiverId: string): void {
   }
 }
 
+/** Checks a merchant id's shape; existence is the caller's NOT_FOUND. */
+export function checkMerchantId(field: string, merchantId: string): void {
+  if (merchantId === '') throw invalidArgument(field, 'required');
+  if (!ACCOUNT_ID_PATTERN.test(merchantId) || !merchantId.startsWith('M')) {
+    throw invalidArgument(field, 'not a merchant id (M<2-digit region>-<16 digits>)');
+  }
+}
+
+/**
+ * A Register request id works like a password until it ages out (a repeat returns the
+ * account with a fresh password), so it must be random and long enough not to be guessed.
+ */
+export function checkRegisterRequestId(field: string, requestId: string): void {
+  if (requestId === '') return;
+  if (!/^[A-Za-z0-9_-]{16,128}$/.test(requestId)) throw invalidArgument(field, '16 to 128 characters of A-Z, a-z, 0-9, "-" and "_" (draw it at random)');
+}
 
 /**
  * Validates push content and returns it with valid_until filled in (default lifetime when

@@ -1,9 +1,15 @@
 import type { BatchView } from './batch-view.js';
-import { HubError, Reason, receiverNotFound } from './errors.js';
+import { HubError, Reason, merchantNotFound, merchantSuspended, receiverBlockedMerchant, receiverNotFound } from './errors.js';
 import { newItemId } from './ids.js';
-import { ChangeKind, type ChangeRecord, PUBLIC_RECEIVER } from './records.js';
-import type { BatchLimits, BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from './write-ops.js';
-import { encodeItemFrame, encodeWithdrawalFrame } from './frames.js';
+import { type BarCause, ChangeKind, type ChangeRecord, PUBLIC_RECEIVER } from './records.js';
+import type { AccountOp, BatchLimits, BatchResult, PushOp, WithdrawOp, WriteAck, WriteOp } from './write-ops.js';
+import { Audience, WithdrawalCause } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
+import { EMPTY_FRAME, encodeItemFrame, encodeWithdrawalFrame, reframeItem } from './frames.js';
+
+/** Merchants one receiver may block when the limits do not say. */
+export const DEFAULT_MAX_BLOCKS_PER_RECEIVER = 10_000;
+/** How long a marker row (Barred, Unbarred) stays in the log: it only has to reach every node's feed. */
+const MARKER_LIFETIME_MS = 24 * 3_600_000;
 
 /**
  * Applies a batch of writes through a BatchView; the backend runs it inside one write
@@ -67,7 +73,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
    * anyway, and until then a receiver resuming from any cursor that saw the item learns it
    * is gone, whatever happened after (a replacing item may itself end first).
    */
-  const tombstone = (item: ChangeRecord, replaced: boolean): ChangeRecord => {
+  const tombstone = (item: ChangeRecord, replaced: boolean, cause?: WithdrawalCause): ChangeRecord => {
     remove(item.seq);
     const seq = nextSeq();
     const change: ChangeRecord = {
@@ -77,7 +83,7 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
       merchantId: item.merchantId,
       receiverId: item.receiverId,
       itemKey: item.itemKey,
-      frame: encodeWithdrawalFrame({ ...item, seq, replaced }),
+      frame: encodeWithdrawalFrame({ ...item, seq, replaced, cause }),
       pushedAtMs: nowMs,
       validUntilMs: item.validUntilMs,
     };
@@ -86,11 +92,23 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     return change;
   };
 
+  /** The merchant's own bar (suspended or deleted), read once per batch. */
+  const ownBars = new Map<string, BarCause | undefined>();
+  const ownBar = (merchantId: string): BarCause | undefined => {
+    if (!ownBars.has(merchantId)) ownBars.set(merchantId, store.findBar(PUBLIC_RECEIVER, merchantId));
+    return ownBars.get(merchantId);
+  };
+
   const applyPush = (op: PushOp): WriteAck => {
     const replayed = replay(op);
     if (replayed) return replayed;
+    // Checked in the commit, so a suspension or deletion on any node holds from its commit on.
+    const bar = ownBar(op.merchantId);
+    if (bar === 'suspended') throw merchantSuspended();
+    if (bar === 'deleted') throw new HubError(Reason.AccountDeleted, 'authorization: this merchant account was deleted');
     // Checked here, inside the transaction, so a push never races the registration it needs.
     if (op.receiverId !== PUBLIC_RECEIVER && !store.isReceiver(op.receiverId)) throw receiverNotFound('receiver_id', op.receiverId);
+    if (op.receiverId !== PUBLIC_RECEIVER && store.findBar(op.receiverId, op.merchantId) === 'blocked') throw receiverBlockedMerchant(op.receiverId);
     const itemKey = op.info.key;
     let older: ChangeRecord | undefined;
     if (itemKey !== '') {
@@ -150,9 +168,128 @@ export function applyBatch(store: BatchView, ops: readonly WriteOp[], head: numb
     return remember(op, { itemId: item.itemId, seq });
   };
 
+  /**
+   * A withdrawal of a public item for one audience without removing the item: for one
+   * receiver (`receiverId`, a block) or for every receiver (PUBLIC_RECEIVER, a suspension).
+   * Kept, like any tombstone, until the item would have expired.
+   */
+  const hide = (item: ChangeRecord, receiverId: string, cause: WithdrawalCause): void => {
+    const seq = nextSeq();
+    const change: ChangeRecord = {
+      seq,
+      kind: ChangeKind.Withdrawal,
+      itemId: item.itemId,
+      merchantId: item.merchantId,
+      receiverId,
+      itemKey: item.itemKey,
+      frame: encodeWithdrawalFrame({ ...item, seq, receiverId, cause, audienceOfItem: Audience.AUDIENCE_PUBLIC }),
+      pushedAtMs: nowMs,
+      validUntilMs: item.validUntilMs,
+    };
+    store.insertChange(change);
+    published.push(change);
+  };
+
+  /** A live public item delivered again, at a new sequence, to one receiver or to every one. */
+  const copy = (item: ChangeRecord, receiverId: string): void => {
+    const seq = nextSeq();
+    const change: ChangeRecord = { ...item, seq, kind: ChangeKind.Copy, receiverId, frame: reframeItem(item.frame, seq), pushedAtMs: item.pushedAtMs };
+    store.insertChange(change);
+    published.push(change);
+  };
+
+  /** A marker row: open streams of receiverId (every stream for PUBLIC_RECEIVER) learn the bar changed. */
+  const marker = (kind: typeof ChangeKind.Barred | typeof ChangeKind.Unbarred, receiverId: string, merchantId: string): number => {
+    const seq = nextSeq();
+    const change: ChangeRecord = {
+      seq,
+      kind,
+      itemId: '',
+      merchantId,
+      receiverId,
+      itemKey: '',
+      frame: EMPTY_FRAME,
+      pushedAtMs: nowMs,
+      validUntilMs: nowMs + MARKER_LIFETIME_MS,
+    };
+    store.insertChange(change);
+    published.push(change);
+    return seq;
+  };
+
+  const maxBlocks = limits.maxBlocksPerReceiver ?? DEFAULT_MAX_BLOCKS_PER_RECEIVER;
+
+  /** Block, unblock, suspend, resume, delete: see AccountOp. Acks carry the last sequence the action took. */
+  const applyAccount = (op: AccountOp): WriteAck => {
+    const none = { itemId: '', seq: head };
+    if (op.kind === 'block' || op.kind === 'unblock') {
+      const merchant = store.getAccount(op.merchantId);
+      if (!merchant || merchant.role !== 'merchant' || merchant.deletedAtMs !== undefined) throw merchantNotFound('merchant_id', op.merchantId);
+      const blocked = store.findBar(op.accountId, op.merchantId) === 'blocked';
+      if (op.kind === 'block') {
+        if (blocked) return none;
+        if (maxBlocks > 0 && store.countBlocks(op.accountId) >= maxBlocks) {
+          throw new HubError(Reason.BlockLimit, `merchant_id: this receiver already blocks ${maxBlocks} merchants (max blocks per receiver); unblock one first`);
+        }
+        // What the receiver may hold of the merchant leaves its stream: specific items are
+        // deleted (they would never come back), public ones are hidden for it alone.
+        for (const item of store.liveItemsOf(op.merchantId, op.accountId, nowMs)) {
+          if (item.receiverId === PUBLIC_RECEIVER) hide(item, op.accountId, WithdrawalCause.WITHDRAWAL_CAUSE_BLOCKED);
+          else tombstone(item, false, WithdrawalCause.WITHDRAWAL_CAUSE_BLOCKED);
+        }
+        store.saveBar({ receiverId: op.accountId, merchantId: op.merchantId, cause: 'blocked', atMs: nowMs });
+        return { itemId: '', seq: marker(ChangeKind.Barred, op.accountId, op.merchantId) };
+      }
+      if (!blocked) return none;
+      store.deleteBar(op.accountId, op.merchantId);
+      // The marker goes first, so an open stream lifts its filter before the copies reach it.
+      marker(ChangeKind.Unbarred, op.accountId, op.merchantId);
+      // Only what is live now comes back; a suspended merchant's items come back on resume.
+      if (ownBar(op.merchantId) === undefined) {
+        for (const item of store.liveItemsOf(op.merchantId, PUBLIC_RECEIVER, nowMs)) if (item.receiverId === PUBLIC_RECEIVER) copy(item, op.accountId);
+      }
+      return { itemId: '', seq: head };
+    }
+    const account = store.getAccount(op.accountId);
+    if (!account || account.deletedAtMs !== undefined) throw new HubError(Reason.AccountNotFound, `id: no account ${op.accountId}`);
+    const isMerchant = account.role === 'merchant';
+    if (op.kind === 'suspend') {
+      if (account.suspendedAtMs !== undefined) return none;
+      store.setSuspended(op.accountId, nowMs);
+      if (!isMerchant) return none;
+      for (const item of store.liveItemsOf(op.accountId, PUBLIC_RECEIVER, nowMs)) {
+        if (item.receiverId === PUBLIC_RECEIVER) hide(item, PUBLIC_RECEIVER, WithdrawalCause.WITHDRAWAL_CAUSE_SUSPENDED);
+      }
+      store.saveBar({ receiverId: PUBLIC_RECEIVER, merchantId: op.accountId, cause: 'suspended', atMs: nowMs });
+      ownBars.set(op.accountId, 'suspended');
+      return { itemId: '', seq: marker(ChangeKind.Barred, PUBLIC_RECEIVER, op.accountId) };
+    }
+    if (op.kind === 'resume') {
+      if (account.suspendedAtMs === undefined) return none;
+      store.setSuspended(op.accountId, null);
+      if (!isMerchant) return none;
+      store.deleteBar(PUBLIC_RECEIVER, op.accountId);
+      ownBars.set(op.accountId, undefined);
+      marker(ChangeKind.Unbarred, PUBLIC_RECEIVER, op.accountId);
+      for (const item of store.liveItemsOf(op.accountId, PUBLIC_RECEIVER, nowMs)) if (item.receiverId === PUBLIC_RECEIVER) copy(item, PUBLIC_RECEIVER);
+      return { itemId: '', seq: head };
+    }
+    // delete
+    if (isMerchant) {
+      for (const item of store.liveItemsOf(op.accountId, undefined, nowMs)) {
+        tombstone(item, false, WithdrawalCause.WITHDRAWAL_CAUSE_ACCOUNT_DELETED);
+      }
+      if (account.suspendedAtMs !== undefined) store.deleteBar(PUBLIC_RECEIVER, op.accountId);
+      store.saveBar({ receiverId: PUBLIC_RECEIVER, merchantId: op.accountId, cause: 'deleted', atMs: nowMs });
+      ownBars.set(op.accountId, 'deleted');
+    }
+    store.deleteAccount(op.accountId, nowMs);
+    return { itemId: '', seq: head };
+  };
+
   for (const op of ops) {
     try {
-      outcomes.push(op.kind === 'push' ? applyPush(op) : applyWithdraw(op));
+      outcomes.push(op.kind === 'push' ? applyPush(op) : op.kind === 'withdraw' ? applyWithdraw(op) : applyAccount(op));
     } catch (error) {
       if (!(error instanceof HubError)) throw error;
       outcomes.push(error);

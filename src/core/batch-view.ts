@@ -1,4 +1,4 @@
-import type { ChangeRecord, ItemLocator, RequestRecord } from './records.js';
+import type { AccountRecord, BarCause, BarRecord, ChangeRecord, ItemLocator, RequestRecord } from './records.js';
 
 /**
  * What applyBatch reads and writes, synchronously, inside the backend's write transaction.
@@ -22,7 +22,33 @@ export interface BatchView {
   /** Whether this id is a registered receiver (checked in the commit: no race with the push). */
   isReceiver(id: string): boolean;
 
+  /**
+   * The bar on (receiverId, merchantId): receiverId's block of the merchant, or with
+   * receiverId PUBLIC_RECEIVER the merchant's own suspension or deletion.
+   */
+  findBar(receiverId: string, merchantId: string): BarCause | undefined;
+  /** How many merchants a receiver blocks. */
+  countBlocks(receiverId: string): number;
+  /** The account (deleted or not), for account actions. */
+  getAccount(id: string): AccountRecord | undefined;
+  /**
+   * A merchant's live (unexpired at nowMs) items that `receiverId` can see (public ones and
+   * its specific ones), or every live item of the merchant when receiverId is undefined.
+   * Ascending by seq.
+   */
+  liveItemsOf(merchantId: string, receiverId: string | undefined, nowMs: number): ChangeRecord[];
+
   insertChange(change: ChangeRecord): void;
+  saveBar(bar: BarRecord): void;
+  deleteBar(receiverId: string, merchantId: string): void;
+  /** Suspends (a time) or resumes (null) an account. */
+  setSuspended(id: string, atMs: number | null): void;
+  /**
+   * Deletes an account: its credentials and name go, the row stays (so the id is never issued
+   * again). For a receiver, every change-log row and bar of it goes too; for a merchant, every
+   * receiver's block of it.
+   */
+  deleteAccount(id: string, atMs: number): void;
   deleteChange(seq: number): void;
   saveRequest(merchantId: string, requestId: string, record: RequestRecord): void;
   setHeadSequence(seq: number): void;

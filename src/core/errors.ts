@@ -31,6 +31,18 @@ export const Reason = {
   RequestIdReused: 'REQUEST_ID_REUSED',
   /** The merchant already has as many live public items as the hub allows. */
   PublicItemLimit: 'PUBLIC_ITEM_LIMIT',
+  /** The receiver blocked this merchant: drop it from the merchant's list (FCM's UNREGISTERED). */
+  ReceiverBlockedMerchant: 'RECEIVER_BLOCKED_MERCHANT',
+  /** An operator suspended the account (pushes refused, a receiver cannot subscribe). */
+  AccountSuspended: 'ACCOUNT_SUSPENDED',
+  /** The account was deleted: its streams end with this, its credentials stop working. */
+  AccountDeleted: 'ACCOUNT_DELETED',
+  /** No registered (and not deleted) merchant with this id. */
+  MerchantNotFound: 'MERCHANT_NOT_FOUND',
+  /** No account (or a deleted one) with this id (admin actions). */
+  AccountNotFound: 'ACCOUNT_NOT_FOUND',
+  /** The receiver already blocks as many merchants as the hub allows. */
+  BlockLimit: 'BLOCK_LIMIT',
   /** ConfirmDelivery beyond the newest sequence the hub has sent anyone. */
   ConfirmationAhead: 'CONFIRMATION_AHEAD',
   /** Too many ConfirmDelivery (per receiver) or GetDeliveryStatus (per merchant) calls; retry later. */
@@ -53,6 +65,12 @@ export const STATUS_OF = {
   [Reason.RegistrationClosed]: Status.PERMISSION_DENIED,
   [Reason.ReceiverNotFound]: Status.NOT_FOUND,
   [Reason.ItemNotFound]: Status.NOT_FOUND,
+  [Reason.ReceiverBlockedMerchant]: Status.NOT_FOUND,
+  [Reason.MerchantNotFound]: Status.NOT_FOUND,
+  [Reason.AccountNotFound]: Status.NOT_FOUND,
+  [Reason.AccountSuspended]: Status.PERMISSION_DENIED,
+  [Reason.AccountDeleted]: Status.UNAUTHENTICATED,
+  [Reason.BlockLimit]: Status.RESOURCE_EXHAUSTED,
   [Reason.CursorOutOfRange]: Status.OUT_OF_RANGE,
   [Reason.RotationConflict]: Status.ABORTED,
   [Reason.SubscriberTooSlow]: Status.RESOURCE_EXHAUSTED,
@@ -102,3 +120,12 @@ export const storageUnavailable = (problem: string) =>
 
 export const receiverNotFound = (field: string, receiverId: string) =>
   new HubError(Reason.ReceiverNotFound, `${field}: no registered receiver ${receiverId}`);
+
+export const receiverBlockedMerchant = (receiverId: string) =>
+  new HubError(Reason.ReceiverBlockedMerchant, `receiver_id: receiver ${receiverId} blocked this merchant; remove it from your list`);
+
+export const merchantSuspended = () =>
+  new HubError(Reason.AccountSuspended, 'authorization: this merchant is suspended by the hub operator; pushes are refused until it is resumed');
+
+export const merchantNotFound = (field: string, merchantId: string) =>
+  new HubError(Reason.MerchantNotFound, `${field}: no registered merchant ${merchantId}`);

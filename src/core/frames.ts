@@ -1,4 +1,4 @@
-import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { Timestamp } from '../../sdk/src/gen/google/protobuf/timestamp.js';
 import {
   Audience,
@@ -6,6 +6,7 @@ import {
   ServiceInfo,
   type SubscribeEvent,
   SubscribeResponse,
+  WithdrawalCause,
 } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { PUBLIC_RECEIVER } from './records.js';
 
@@ -106,19 +107,57 @@ export function encodeWithdrawalFrame(w: {
   receiverId: string;
   itemKey: string;
   replaced?: boolean;
+  /** Defaults to REPLACED or WITHDRAWN by `replaced`. */
+  cause?: WithdrawalCause;
+  /** The audience of the withdrawn item when it differs from the row's (a public item withdrawn for one receiver). */
+  audienceOfItem?: Audience;
 }): Uint8Array {
+  const replaced = w.replaced ?? false;
   return encodeFrame({
     $case: 'withdrawal',
     value: {
       itemId: w.itemId,
       sequence: BigInt(w.seq),
       merchantId: w.merchantId,
-      audience: audienceOf(w.receiverId),
+      audience: w.audienceOfItem ?? audienceOf(w.receiverId),
       key: w.itemKey,
-      replaced: w.replaced ?? false,
+      replaced,
+      cause: w.cause ?? (replaced ? WithdrawalCause.WITHDRAWAL_CAUSE_REPLACED : WithdrawalCause.WITHDRAWAL_CAUSE_WITHDRAWN),
     },
   });
 }
+
+/**
+ * The stored item frame `frame` with its Item.sequence replaced by `seq` (a Copy row: a live
+ * public item delivered again at a new sequence). Every other field is copied byte for byte,
+ * so valid_until keeps its exact nanos. Field order is free in protobuf.
+ */
+export function reframeItem(frame: Uint8Array, seq: number): Uint8Array {
+  const inner = (bytes: Uint8Array): Uint8Array => {
+    const r = new BinaryReader(bytes);
+    const [fieldNo, wireType] = r.tag();
+    if (fieldNo !== 1 || wireType !== WireType.LengthDelimited) throw new Error('reframeItem: not an item frame');
+    return r.bytes();
+  };
+  const item = inner(inner(frame));
+  const r = new BinaryReader(item);
+  const body = new BinaryWriter();
+  while (r.pos < r.len) {
+    const start = r.pos;
+    const [fieldNo, wireType] = r.tag();
+    r.skip(wireType, fieldNo);
+    if (fieldNo !== 2) body.raw(item.subarray(start, r.pos));
+  }
+  body.uint32((2 << 3) | WireType.Varint).uint64(seq);
+  const event = new BinaryWriter();
+  event.uint32((1 << 3) | WireType.LengthDelimited).bytes(body.finish());
+  const out = new BinaryWriter();
+  out.uint32((1 << 3) | WireType.LengthDelimited).bytes(event.finish());
+  return out.finish();
+}
+
+/** A marker row's frame: nothing for the receiver (streams read the row, never send it). */
+export const EMPTY_FRAME = new Uint8Array(0);
 
 export const encodeCaughtUpFrame = (seq: number): Uint8Array => encodeFrame({ $case: 'caughtUp', value: { sequence: BigInt(seq) } });
 

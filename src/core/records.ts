@@ -12,9 +12,24 @@ export interface AccountRecord {
   /** scrypt-kdf hash of the password; the password itself is never stored. */
   passwordHash: Buffer;
   createdAtMs: number;
+  /** Set while an operator has the account suspended. */
+  suspendedAtMs?: number;
+  /** Set once the account is deleted: the row stays (without credentials) so the id is never issued again. */
+  deletedAtMs?: number;
+  /** The last time its credentials were verified with scrypt (a login; cached credentials do not count). */
+  lastSeenAtMs?: number;
 }
 
-export const ChangeKind = { Item: 1, Withdrawal: 2 } as const;
+/**
+ * Kinds of rows in the change log. Copy, Barred and Unbarred rows serve account actions:
+ * - Copy: a live public item delivered again, at a new sequence, after an unblock (receiverId
+ *   is the receiver) or a resume (receiverId is PUBLIC_RECEIVER). Never an item: the original
+ *   row is the item (ListItems, withdraw, replace); its tombstone reaches the copy's holders.
+ * - Barred / Unbarred: markers (empty frame) telling open streams that a receiver blocked or
+ *   unblocked merchantId, or (receiverId PUBLIC_RECEIVER) that the merchant was suspended or
+ *   resumed. They travel the change feed to every node; streams update their filter by them.
+ */
+export const ChangeKind = { Item: 1, Withdrawal: 2, Copy: 3, Barred: 4, Unbarred: 5 } as const;
 export type ChangeKind = (typeof ChangeKind)[keyof typeof ChangeKind];
 
 /** Public items are stored once with this receiver id and match every receiver. */
@@ -51,4 +66,18 @@ export interface ItemLocator {
   merchantId: string;
   receiverId: string;
   itemKey: string;
+}
+
+/**
+ * Why a merchant is barred for a receiver: blocked by that receiver, or, for every receiver
+ * (receiverId PUBLIC_RECEIVER), suspended by an operator or deleted.
+ */
+export type BarCause = 'blocked' | 'suspended' | 'deleted';
+
+/** One row of the bars table: a receiver's block, or a merchant's suspension or deletion. */
+export interface BarRecord {
+  receiverId: string;
+  merchantId: string;
+  cause: BarCause;
+  atMs: number;
 }

@@ -30,7 +30,23 @@ export interface WithdrawOp {
   requestDigest: string;
 }
 
-export type WriteOp = PushOp | WithdrawOp;
+/**
+ * An account action that changes what receivers see, so it commits through the same batches
+ * as pushes and takes sequences in the change log (a resume from any cursor replays it):
+ * - block / unblock: `accountId` (a receiver) blocks or unblocks `merchantId`;
+ * - suspend / resume / delete: on `accountId` (an operator's action, or the account's own
+ *   deletion); `merchantId` is ''.
+ * No request id: each is idempotent by itself (blocking twice is one block).
+ */
+export interface AccountOp {
+  kind: 'block' | 'unblock' | 'suspend' | 'resume' | 'delete';
+  accountId: string;
+  merchantId: string;
+  requestId: '';
+  requestDigest: '';
+}
+
+export type WriteOp = PushOp | WithdrawOp | AccountOp;
 
 export interface WriteAck {
   itemId: string;
@@ -50,4 +66,6 @@ export interface BatchLimits {
   idempotencyWindowMs: number;
   /** Live public items per merchant; 0 = unlimited. */
   maxPublicItemsPerMerchant: number;
+  /** Merchants one receiver may block; 0 = unlimited (optional: 10,000 when absent). */
+  maxBlocksPerReceiver?: number;
 }

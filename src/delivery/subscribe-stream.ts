@@ -3,6 +3,7 @@ import type { ChangeFeed, ChangeReader } from '../store/ports.js';
 import type { Fanout } from './fanout.js';
 import { FrameBatch, encodeCaughtUpFrame, encodeHeartbeatFrame } from '../core/frames.js';
 import { Subscription } from './subscription.js';
+import { ChangeKind } from '../core/records.js';
 
 export interface SubscribeDeps {
   changes: ChangeReader;
@@ -15,6 +16,10 @@ export interface SubscribeDeps {
   maxStreamsPerReceiver: number;
   /** The clock items live by (HubServices.now). */
   now: () => number;
+  /** The merchants a receiver blocks now (read once per stream, after its backlog). */
+  blockedMerchants?: (receiverId: string) => Promise<string[]>;
+  /** Merchants suspended now, kept current by this node's feed (see AccountFilters in context.ts). */
+  suspendedMerchants?: ReadonlySet<string>;
 }
 
 // --- Backlog paging (bytes, not rows) ---------------------------------------------------
@@ -152,6 +157,11 @@ export async function* streamChanges(
       cursor = page.lastSeq;
       rows = nextPageRows(page);
     }
+    // Live items of merchants this receiver blocks (or that are suspended) are dropped here;
+    // the backlog's read left them out already. Read after the backlog: a block committed
+    // since is in this set or still queued as a marker, which updates the set in order.
+    const blocked = new Set(deps.blockedMerchants ? await deps.blockedMerchants(receiverId) : []);
+    const suspended = deps.suspendedMerchants;
     const last = batch.add(encodeCaughtUpFrame(cursor));
     if (last) yield last;
     yield batch.take()!;
@@ -170,6 +180,8 @@ export async function* streamChanges(
       for (const change of changes) {
         if (change.seq <= cursor) continue;
         cursor = change.seq;
+        if (change.kind !== ChangeKind.Item && change.kind !== ChangeKind.Withdrawal && !passesBars(change, receiverId, blocked, suspended)) continue;
+        if (change.kind === ChangeKind.Item && (blocked.size > 0 || suspended?.size) && isBarred(change.merchantId, blocked, suspended)) continue;
         if (change.validUntilMs > nowMs) {
           const full = batch.add(change.frame);
           if (full) yield full;
@@ -182,4 +194,25 @@ export async function* streamChanges(
     signal.removeEventListener('abort', onAbort);
     deps.fanout.detach(subscription);
   }
+}
+
+const isBarred = (merchantId: string, blocked: ReadonlySet<string>, suspended: ReadonlySet<string> | undefined) =>
+  blocked.has(merchantId) || (suspended?.has(merchantId) ?? false);
+
+/**
+ * Copies pass unless their merchant is barred; markers never pass (their frames are empty),
+ * and a marker of this receiver updates its set of blocked merchants, in sequence order.
+ */
+function passesBars(
+  change: { kind: number; receiverId: string; merchantId: string },
+  receiverId: string,
+  blocked: Set<string>,
+  suspended: ReadonlySet<string> | undefined,
+): boolean {
+  if (change.kind === ChangeKind.Copy) return !isBarred(change.merchantId, blocked, suspended);
+  if (change.receiverId === receiverId) {
+    if (change.kind === ChangeKind.Barred) blocked.add(change.merchantId);
+    else if (change.kind === ChangeKind.Unbarred) blocked.delete(change.merchantId);
+  }
+  return false;
 }

@@ -25,6 +25,13 @@ export interface CallGuardOptions {
 const passwordRotated = () =>
   new HubError(Reason.Unauthenticated, 'authorization: the password this stream was opened with was rotated; reconnect with the new one');
 
+/** The status a stream ends with when its account's credentials are revoked, by cause. */
+const revokedBy = (cause: string | undefined): HubError => {
+  if (cause === 'deleted') return new HubError(Reason.AccountDeleted, 'authorization: this account was deleted; its streams ended and its id is refused');
+  if (cause === 'suspended') return new HubError(Reason.AccountSuspended, 'authorization: this account was suspended by the hub operator');
+  return passwordRotated();
+};
+
 /**
  * Every PushHubService call passes these checks, in this order: the metadata limit, then
  * authentication and the method's role (permission before existence), then the request must
@@ -42,7 +49,7 @@ export function callGuardMiddleware(registry: Registry, options: CallGuardOption
   const { maxMetadataBytes, logger, metrics } = options;
   return async function* guard(call, context: CallContext) {
     // Set only for a stream: its signal also aborts when the password is rotated.
-    let revocation: { linked: AbortController; revoked: boolean; unwatch: () => void; onCallAbort: () => void } | undefined;
+    let revocation: { linked: AbortController; revoked: boolean; cause?: string; unwatch: () => void; onCallAbort: () => void } | undefined;
     // The call's own signal, read before a stream's context gets the linked one below.
     const callSignal = context.signal;
     try {
@@ -60,9 +67,10 @@ export function callGuardMiddleware(registry: Registry, options: CallGuardOption
         const linked = new AbortController();
         const onCallAbort = () => linked.abort(callSignal.reason);
         callSignal.addEventListener('abort', onCallAbort, { once: true });
-        const watch = { linked, revoked: false, onCallAbort, unwatch: () => {} };
-        watch.unwatch = registry.watchRevocation(authed.account.id, () => {
+        const watch: NonNullable<typeof revocation> = { linked, revoked: false, onCallAbort, unwatch: () => {} };
+        watch.unwatch = registry.watchRevocation(authed.account.id, (cause) => {
           watch.revoked = true;
+          watch.cause = cause;
           linked.abort();
         });
         revocation = watch;
@@ -70,10 +78,10 @@ export function callGuardMiddleware(registry: Registry, options: CallGuardOption
         authed = { ...authed, signal: linked.signal };
       }
       const result = yield* call.next(request, authed);
-      if (revocation?.revoked) throw passwordRotated();
+      if (revocation?.revoked) throw revokedBy(revocation.cause);
       return result;
     } catch (error) {
-      throw toCallError(revocation?.revoked ? passwordRotated() : error, call.method.path, context, logger, metrics, options.sourceOf);
+      throw toCallError(revocation?.revoked ? revokedBy(revocation.cause) : error, call.method.path, context, logger, metrics, options.sourceOf);
     } finally {
       if (revocation) {
         revocation.unwatch();

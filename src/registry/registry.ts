@@ -1,7 +1,8 @@
 import type { HubConfig } from '../config.js';
 import { HubError, Reason } from '../core/errors.js';
 import type { AccountRole } from '../core/records.js';
-import type { AccountStore, ChangeFeed } from '../store/ports.js';
+import { createHash } from 'node:crypto';
+import type { AccountEvent, AccountStore, ChangeFeed } from '../store/ports.js';
 import { VerifiedCredentialCache, hashPassword, scryptCostOf, secretsEqual, verifyPassword } from './credentials.js';
 import { LoginThrottle } from './login-throttle.js';
 import { Revocations } from './revocations.js';
@@ -25,8 +26,19 @@ export interface Registry {
   /**
    * Registers an account. `source` is the caller's address: registrations and wrong tokens
    * are throttled per source (REGISTRATION_THROTTLED), and the hash waits in the scrypt queue.
+   * With a request id, a repeat within the idempotency window returns the same account with
+   * a fresh password that replaces the earlier one (the hub keeps only hashes).
    */
-  register(role: AccountRole, displayName: string, regionCode: string, token: string, source: string): Promise<{ id: string; password: string }>;
+  register(role: AccountRole, displayName: string, regionCode: string, token: string, source: string, requestId?: string): Promise<{ id: string; password: string }>;
+  /** Checks `password` against the account's current hash (DeleteAccount's confirmation); UNAUTHENTICATED when wrong. */
+  confirmPassword(account: Account, password: string, source: string): Promise<void>;
+  /** Whether an operator suspended the account (read from the store; cached credentials do not hide it). */
+  isSuspended(id: string): Promise<boolean>;
+  /**
+   * An account action committed (suspend, resume, delete): this node forgets the cached
+   * credentials and ends the account's streams at once, every other node through the feed.
+   */
+  accountChanged(kind: AccountEvent['kind'], accountId: string): Promise<void>;
   /**
    * Resolves to the account, or throws UNAUTHENTICATED (same for unknown id and wrong
    * password; an id that is not an account id at all is refused before any scrypt work).
@@ -43,7 +55,7 @@ export interface Registry {
    * Calls `onRevoked` when the account's password is rotated, so calls authenticated with the
    * old password (open streams) can be ended. Returns the function that stops watching.
    */
-  watchRevocation(id: string, onRevoked: () => void): () => void;
+  watchRevocation(id: string, onRevoked: (cause: AccountEvent['kind']) => void): () => void;
   /**
    * A number that changes whenever the account's password is rotated (on any node): whoever
    * remembers a verified credential beyond the registry (middleware/auth.ts, per connection)
@@ -93,16 +105,15 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
 
   const stats = { scryptVerifications: 0, decoyVerifications: 0, lastScryptCost: 0 };
 
-  // Rotations per account seen by this node (see credentialEpoch).
+  // Rotations (and suspensions, deletions) per account seen by this node (see credentialEpoch).
   const epochs = new Map<string, number>();
-  const revoke = (accountId: string) => {
+  const revoke = (accountId: string, cause: AccountEvent['kind'] = 'password-rotated') => {
     epochs.set(accountId, (epochs.get(accountId) ?? 0) + 1);
     cache.forget(accountId);
-    revocations.revoke(accountId);
+    // A resumed account's streams have nothing to end; its cached credentials go all the same.
+    if (cause !== 'resumed') revocations.revoke(accountId, cause);
   };
-  feed.onAccountEvent((event) => {
-    if (event.kind === 'password-rotated') revoke(event.accountId);
-  });
+  feed.onAccountEvent((event) => revoke(event.accountId, event.kind));
 
   async function verifyWithScrypt(id: string, password: string, digest: Buffer, source: string): Promise<Account> {
     const refused = throttle.tryBegin(id, source, Date.now());
@@ -117,7 +128,9 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
     try {
       const { account, ok, hash } = await queue
         .run(source, 'authorization', async () => {
-          const account = await accounts.getAccount(id);
+          const found = await accounts.getAccount(id);
+          // A deleted account is an unknown id: same answer, same scrypt cost.
+          const account = found?.deletedAtMs === undefined ? found : undefined;
           const hash = account?.passwordHash ?? (await decoyHash);
           const ok = await verifyPassword(hash, password);
           return { account, ok, hash };
@@ -134,11 +147,13 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       stats.lastScryptCost = scryptCostOf(hash);
       // Re-read: a rotation during the scrypt run must not let the old password in.
       const current = await accounts.getAccount(id);
-      if (!account || !ok || !current || !current.passwordHash.equals(account.passwordHash)) {
+      if (!account || !ok || !current || current.deletedAtMs !== undefined || !current.passwordHash.equals(account.passwordHash)) {
         outcome = 'failed';
         throw UNAUTHENTICATED();
       }
       outcome = 'succeeded';
+      // "Last seen" for operators: a login, not every call (cached credentials cost no write).
+      accounts.touch(id, Date.now()).catch(() => undefined);
       roles.set(id, account.role);
       return { id, role: account.role, verifiedHash: cache.remember(id, digest, account.passwordHash) };
     } finally {
@@ -149,7 +164,7 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
   return {
     stats,
     scryptQueue: queue.stats,
-    async register(role, displayName, regionCode, token, source) {
+    async register(role, displayName, regionCode, token, source, requestId = '') {
       registrations.check(source, Date.now());
       const required = role === 'merchant' ? config.merchantRegistrationToken : config.receiverRegistrationToken;
       if (required !== undefined && !secretsEqual(token, required)) {
@@ -163,12 +178,33 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
       // counts against the source that caused it, so a flood of registrations is throttled.
       const passwordHash = await queue.run(source, 'registration', () => hashPassword(password, config.scryptLogN));
       // 10^16 ids per region: a collision is astronomically rare, but retry rather than fail.
+      // Deleted accounts keep their rows, so their ids are never drawn again.
       for (let attempt = 0; attempt < 5; attempt++) {
         const id = newAccountId(role, regionCode);
-        if (await accounts.insertAccount({ id, role, displayName, passwordHash, createdAtMs: Date.now() })) {
-          roles.set(id, role);
-          return { id, password };
+        const account = { id, role, displayName, passwordHash, createdAtMs: Date.now() };
+        if (requestId === '') {
+          if (await accounts.insertAccount(account)) {
+            roles.set(id, role);
+            return { id, password };
+          }
+          continue;
         }
+        // Only a hash of the request id is stored: it works like a password until it ages out.
+        const requestHash = createHash('sha256').update(requestId).digest('hex');
+        const digest = createHash('sha256').update(`${role}\n${regionCode}\n${displayName}`).digest('hex');
+        const windowStart = Date.now() - config.idempotencyWindowMs;
+        const { outcome, accountId } = await accounts.registerWithRequest(account, requestHash, digest, windowStart);
+        if (outcome === 'id-taken') continue;
+        if (outcome === 'reused') {
+          throw new HubError(Reason.RequestIdReused, 'request_id: already used within 24 h for a registration with another role, region or name');
+        }
+        if (outcome === 'replaced') {
+          // The lost reply's password stops working on every node, as a rotation's does.
+          revoke(accountId);
+          await feed.publishAccountEvent({ kind: 'password-rotated', accountId });
+        }
+        roles.set(accountId, role);
+        return { id: accountId, password };
       }
       throw new Error('could not allocate a unique account id');
     },
@@ -206,6 +242,24 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
 
     watchRevocation: (id, onRevoked) => revocations.watch(id, onRevoked),
     credentialEpoch: (id) => epochs.get(id) ?? 0,
+
+    async confirmPassword(account, password, source) {
+      const ok = await queue.run(source, 'authorization', async () => {
+        const current = await accounts.getAccount(account.id);
+        if (!current || current.deletedAtMs !== undefined) return false;
+        return verifyPassword(current.passwordHash, password);
+      });
+      if (!ok) throw new HubError(Reason.Unauthenticated, 'password: does not match this account\'s password');
+    },
+
+    async isSuspended(id) {
+      return (await accounts.getAccount(id))?.suspendedAtMs !== undefined;
+    },
+
+    async accountChanged(kind, accountId) {
+      revoke(accountId, kind);
+      await feed.publishAccountEvent({ kind, accountId });
+    },
 
   };
 }

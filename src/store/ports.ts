@@ -7,7 +7,7 @@
  * The contract of each method is written on it (atomicity, ordering), as in centrifuge's
  * broker.go, and one contract suite runs against every backend.
  */
-import type { AccountRecord, ChangeRecord, RequestRecord } from '../core/records.js';
+import type { AccountRecord, AccountRole, BarCause, ChangeRecord, RequestRecord } from '../core/records.js';
 import type { BatchResult, WriteOp } from '../core/write-ops.js';
 import type { Confirmation, ConfirmResult, ItemFacts, ReceiptEvent } from '../core/receipts.js';
 
@@ -24,7 +24,96 @@ export interface AccountStore {
    */
   replacePasswordHash(id: string, expected: Uint8Array, next: Uint8Array): Promise<boolean>;
   isReceiver(id: string): Promise<boolean>;
+  /** Records a login (credentials verified with scrypt) for `pushhub admin`'s "last seen". */
+  touch(id: string, atMs: number): Promise<void>;
+  /** A receiver's blocks, oldest first. */
+  listBlocks(receiverId: string): Promise<{ merchantId: string; atMs: number }[]>;
+  /** Merchants suspended now (their public items are withheld from every receiver). */
+  suspendedMerchants(): Promise<string[]>;
+  /**
+   * Register with a request id, in one transaction: the first call inserts `account` and
+   * remembers `requestHash` (with the request's digest); a later call with the same hash
+   * inside the window (created at or after windowStartMs) sets the remembered account's
+   * password hash to account.passwordHash and returns its id ('replaced'). 'reused': the
+   * hash is remembered for a request with another digest. 'id-taken': account.id exists
+   * (draw another). A remembered account that was deleted since counts as not remembered.
+   */
+  registerWithRequest(
+    account: AccountRecord,
+    requestHash: string,
+    digest: string,
+    windowStartMs: number,
+  ): Promise<{ outcome: 'created' | 'replaced' | 'reused' | 'id-taken'; accountId: string }>;
 }
+
+/** One account as an operator sees it (never a secret). */
+export interface AccountSummary {
+  id: string;
+  role: AccountRole;
+  displayName: string;
+  createdAtMs: number;
+  suspendedAtMs?: number;
+  deletedAtMs?: number;
+  lastSeenAtMs?: number;
+  /** Live items: a merchant's own (public and specific), a receiver's specific ones. */
+  liveItems: number;
+  /** Receivers that block this merchant; merchants this receiver blocks. */
+  blocks: number;
+}
+
+/** The filter of `pushhub admin list`. */
+export interface AccountQuery {
+  role?: AccountRole;
+  /** Created at or after (ms). */
+  createdSinceMs?: number;
+  /** Last seen at or after (ms); accounts never seen are left out. */
+  activeSinceMs?: number;
+  /** Substring of the id or the display name. */
+  search?: string;
+  /** Include deleted accounts (left out by default). */
+  includeDeleted?: boolean;
+  /** Only accounts with at least this many live items. */
+  minItems?: number;
+  limit: number;
+  nowMs: number;
+}
+
+export interface HubTotals {
+  merchants: number;
+  receivers: number;
+  suspended: number;
+  deleted: number;
+  liveItems: number;
+  livePublicItems: number;
+  blocks: number;
+  headSequence: number;
+}
+
+/** An entry of the admin log: who did what, when, to which account; never a secret. */
+export interface AdminLogEntry {
+  atMs: number;
+  actor: string;
+  action: string;
+  accountId: string;
+  outcome: string;
+}
+
+/** What operators read (pushhub admin) and the abuse metrics; writes go through the committer. */
+export interface AdminStore {
+  listAccounts(q: AccountQuery): Promise<AccountSummary[]>;
+  /** One account (deleted ones too), or undefined. */
+  showAccount(id: string, nowMs: number): Promise<AccountSummary | undefined>;
+  totals(nowMs: number): Promise<HubTotals>;
+  /** The merchants most blocked, most first, at most `limit`. */
+  mostBlocked(limit: number): Promise<{ merchantId: string; blocks: number }[]>;
+  logAction(entry: AdminLogEntry): Promise<void>;
+  /** The newest entries of the admin log, newest first. */
+  recentActions(limit: number): Promise<AdminLogEntry[]>;
+  /** Sets an account's password hash (an operator's rotation); false when there is no live account. */
+  setPasswordHash(id: string, hash: Uint8Array): Promise<boolean>;
+}
+
+export type { BarCause };
 
 /** One page query of a receiver's change log. */
 export interface ReceiverChangesQuery {
@@ -82,6 +171,14 @@ export interface WorkingSetQuery {
   publicCountsFor: string[];
   /** Ids whose registration as a receiver the batch checks (specific pushes). */
   receiverIds: string[];
+  /** (receiverId, merchantId) pairs whose bar the batch checks (PUBLIC_RECEIVER: the merchant's own). */
+  bars?: { receiverId: string; merchantId: string }[];
+  /** Receivers whose count of blocks the batch needs (the block cap). */
+  blockCountsFor?: string[];
+  /** Accounts an account action reads. */
+  accountIds?: string[];
+  /** Live items of a merchant visible to a receiver (public + its specific), or all of its live items (receiverId undefined). */
+  liveItemsFor?: { merchantId: string; receiverId?: string }[];
   /** The batch's clock: items expired at this time are not live. */
   nowMs: number;
 }
@@ -96,6 +193,14 @@ export interface WorkingSet {
   itemsById: Map<string, ChangeRecord>;
   /** The ids of receiverIds that are registered receivers. */
   receivers: Set<string>;
+  /** Bars of the named pairs, by workingSetKey(receiverId, merchantId); absent = no bar. */
+  bars?: Map<string, BarCause>;
+  /** Blocks per receiver of blockCountsFor (0 when none). */
+  blockCounts?: Map<string, number>;
+  /** The accounts of accountIds that exist (deleted ones too). */
+  accounts?: Map<string, AccountRecord>;
+  /** Live items per liveItemsFor entry, by workingSetKey(merchantId, receiverId ?? '*'). */
+  liveItems?: Map<string, ChangeRecord[]>;
   /** By merchant id; every merchant of publicCountsFor has an entry (0 when it has none). */
   publicItemCounts: Map<string, number>;
 }
@@ -110,6 +215,12 @@ export interface BatchWrites {
    */
   deletes: number[];
   requests: { merchantId: string; requestId: string; record: StoredRequest }[];
+  /** Bars saved (record) or removed (null), in order. */
+  bars?: { receiverId: string; merchantId: string; record: { cause: BarCause; atMs: number } | null }[];
+  /** Accounts suspended (a time) or resumed (null), in order. */
+  suspensions?: { id: string; atMs: number | null }[];
+  /** Accounts deleted (see BatchView.deleteAccount for what goes with them). */
+  deletions?: { id: string; atMs: number; role: AccountRole }[];
   /** The new head (>= the head decide was given); persisted, never reused. */
   head: number;
 }
@@ -150,7 +261,12 @@ export interface BatchCommitter {
   testPragma?(statement: string): Promise<number>;
 }
 
-export type AccountEvent = { kind: 'password-rotated'; accountId: string };
+/**
+ * Account events of every node. password-rotated, suspended and deleted end the account's
+ * open streams (and its cached credentials); resumed only drops cached credentials.
+ */
+export type AccountEvent = { kind: 'password-rotated' | 'suspended' | 'resumed' | 'deleted'; accountId: string };
+export const ACCOUNT_EVENT_KINDS: readonly AccountEvent['kind'][] = ['password-rotated', 'suspended', 'resumed', 'deleted'];
 
 export interface ChangeFeed {
   /** Newest sequence handed to listeners (this node's published head). */
@@ -240,6 +356,7 @@ export interface ReceiptFeed {
 
 export interface HubBackend {
   accounts: AccountStore;
+  admin: AdminStore;
   changes: ChangeReader;
   committer: BatchCommitter;
   feed: ChangeFeed;

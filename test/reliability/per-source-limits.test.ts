@@ -45,11 +45,13 @@ describe('per-source limits', function () {
 
   describe('the scrypt queue under a login flood from 16 addresses', () => {
     it('first logins from another address get in, and the flooding addresses end up throttled', async () => {
-      // A real cost, so the flood is real work that keeps the queue full.
-      hub = await TestHub.start({ scryptLogN: 10 });
-      const owners = await Promise.all(Array.from({ length: 10 }, () => hub.register('merchant')));
+      // A real cost, so the flood is real work that keeps the queue full; attackers are
+      // throttled after 30 refusals or failures each.
+      hub = await TestHub.start({ scryptLogN: 8, maxFailedLoginsPerSource: 30 });
+      const owners = await Promise.all(Array.from({ length: 5 }, () => hub.register('merchant')));
       const attackers = Array.from({ length: 16 }, (_, i) => from(`127.0.0.${20 + i}`));
-      const flood = floodLogins(attackers, { concurrencyPerSource: 12, maxCallsPerSource: 400 });
+      // 16 addresses x 6 in flight overfill the queue (64), each address within its share (8).
+      const flood = floodLogins(attackers, { concurrencyPerSource: 6, maxCallsPerSource: 400 });
       try {
         // Wait until the queue is full before the first legitimate login.
         for (let i = 0; i < 500 && hub.hub.probe.scryptQueue.queued < hub.config.scryptQueueLimit; i++) await new Promise((r) => setTimeout(r, 10));

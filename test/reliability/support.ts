@@ -196,6 +196,7 @@ export class SourceClient {
       displayName: `from ${this.localAddress}`,
       regionCode: '',
       registrationToken,
+      requestId: '',
     }).finish();
     const outcome = await this.unary('Register', request);
     if (!outcome.body) return outcome;

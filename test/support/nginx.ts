@@ -52,6 +52,8 @@ ${upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=5s;`).join('\n'
       grpc_pass grpc://pushhub;
       # Only calls that never reached a hub are tried on the next node.
       grpc_next_upstream error timeout;
+      # The client's address, for hubs run with --trusted-proxy (it replaces any X-Real-IP the client sent).
+      grpc_set_header X-Real-IP $remote_addr;
     }
   }
 }

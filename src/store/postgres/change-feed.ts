@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { AccountEvent, ChangeFeed } from '../ports.js';
+import { ACCOUNT_EVENT_KINDS, type AccountEvent, type ChangeFeed } from '../ports.js';
 import type { ChangeRecord } from '../../core/records.js';
 import { Channel, LOCK_NAMESPACE, LockKey, connectionConfig, inTransaction } from './connection.js';
 import { CHANGE_COLUMNS, type ChangeRow, toChange } from './rows.js';
@@ -105,8 +105,9 @@ export function createPostgresChangeFeed(
     for (const row of rows) {
       if (row.id <= lastEventId) continue;
       lastEventId = row.id;
-      if (row.kind !== 'password-rotated') continue; // a kind from a newer node: not ours to act on
-      const event: AccountEvent = { kind: 'password-rotated', accountId: row.account_id };
+      // A kind from a newer node is not ours to act on.
+      if (!(ACCOUNT_EVENT_KINDS as readonly string[]).includes(row.kind)) continue;
+      const event: AccountEvent = { kind: row.kind as AccountEvent['kind'], accountId: row.account_id };
       for (const l of eventListeners) {
         try {
           l(event);

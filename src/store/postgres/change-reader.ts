@@ -16,9 +16,12 @@ export function createPostgresChangeReader(pool: pg.Pool): ChangeReader {
         name: 'changes-for-receiver',
         // (kind = 1 OR seq > $5): a snapshot leaves out tombstones at or below its start;
         // without one $5 is 0 and every tombstone in range is kept.
-        text: `SELECT ${CHANGE_COLUMNS} FROM changes
+        // Items and copies of a merchant the receiver blocks, or that is suspended, are left
+        // out (tombstones always pass); markers (kind 4, 5) are for live streams only.
+        text: `SELECT ${CHANGE_COLUMNS} FROM changes c
                WHERE receiver_id IN ($1, '') AND seq > $2 AND seq <= $3 AND valid_until_ms > $4
-                 AND (kind = 1 OR seq > $5)
+                 AND (kind = 1 OR seq > $5) AND kind <= 3
+                 AND (kind = 2 OR NOT EXISTS (SELECT 1 FROM bars b WHERE b.receiver_id IN ($1, '') AND b.merchant_id = c.merchant_id))
                ORDER BY seq LIMIT $6`,
         values: [q.receiverId, q.afterSeq, q.upToSeq, q.nowMs, q.snapshotFrom ?? 0, q.limit],
       }));

@@ -8,7 +8,7 @@ import {
   type WorkingSetQuery,
   workingSetKey,
 } from '../ports.js';
-import type { ChangeRecord } from '../../core/records.js';
+import type { AccountRole, BarCause, ChangeRecord } from '../../core/records.js';
 import { Channel, connectionConfig, inTransaction } from './connection.js';
 import { CHANGE_COLUMNS, type ChangeRow, toChange } from './rows.js';
 import { PostgresFault, PostgresStorageError, asStorageFault } from './storage-fault.js';
@@ -136,6 +136,7 @@ export function createPostgresWriter(
                        (SELECT merchant_id, request_id FROM requests WHERE created_at_ms < $1 LIMIT $2)`,
               values: [requestCutoffMs, PURGE_CHUNK],
             });
+            await c.query('DELETE FROM registrations WHERE created_at_ms < $1', [requestCutoffMs]);
             // Account events only wake other nodes; an hour is far beyond the fallback poll.
             const events = await c.query('DELETE FROM account_events WHERE created_at_ms < $1', [nowMs - 3_600_000]);
             // Receipt events go with the items they cover (their keep_until is the items' end).
@@ -170,6 +171,10 @@ async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<Wor
     itemsById: new Map(),
     receivers: new Set(),
     publicItemCounts: new Map(),
+    bars: new Map(),
+    blockCounts: new Map(),
+    accounts: new Map(),
+    liveItems: new Map(),
   };
 
   if (q.requests.length > 0) {
@@ -222,7 +227,7 @@ async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<Wor
   if (q.receiverIds.length > 0) {
     const { rows } = await c.query<{ id: string }>({
       name: 'ws-receivers',
-      text: "SELECT id FROM accounts WHERE id = ANY($1::text[]) AND role = 'receiver'",
+      text: "SELECT id FROM accounts WHERE id = ANY($1::text[]) AND role = 'receiver' AND deleted_at_ms IS NULL",
       values: [q.receiverIds],
     });
     for (const row of rows) ws.receivers.add(row.id);
@@ -238,6 +243,66 @@ async function loadWorkingSet(c: pg.ClientBase, q: WorkingSetQuery): Promise<Wor
       values: [q.publicCountsFor, q.nowMs],
     });
     for (const row of rows) ws.publicItemCounts.set(row.merchant_id, row.n);
+  }
+
+  // Bars of the batch's merchants (suspended, deleted) and of its specific pushes' receivers
+  // (blocked): one statement per batch, by primary key.
+  const bars = q.bars ?? [];
+  if (bars.length > 0) {
+    const { rows } = await c.query<{ receiver_id: string; merchant_id: string; cause: BarCause }>({
+      name: 'ws-bars',
+      text: `SELECT b.receiver_id, b.merchant_id, b.cause FROM bars b
+               JOIN unnest($1::text[], $2::text[]) AS q(receiver_id, merchant_id) USING (receiver_id, merchant_id)`,
+      values: [bars.map((b) => b.receiverId), bars.map((b) => b.merchantId)],
+    });
+    for (const row of rows) ws.bars!.set(workingSetKey(row.receiver_id, row.merchant_id), row.cause);
+  }
+  // Account actions only (rare): accounts, block counts, live items.
+  if ((q.accountIds ?? []).length > 0) {
+    const { rows } = await c.query<{
+      id: string; role: AccountRole; display_name: string; password_hash: Buffer; created_at_ms: number;
+      suspended_at_ms: number | null; deleted_at_ms: number | null;
+    }>({
+      name: 'ws-accounts',
+      text: `SELECT id, role, display_name, password_hash, created_at_ms, suspended_at_ms, deleted_at_ms
+             FROM accounts WHERE id = ANY($1::text[])`,
+      values: [q.accountIds],
+    });
+    for (const row of rows) {
+      ws.accounts!.set(row.id, {
+        id: row.id,
+        role: row.role,
+        displayName: row.display_name,
+        passwordHash: row.password_hash,
+        createdAtMs: row.created_at_ms,
+        ...(row.suspended_at_ms !== null && { suspendedAtMs: row.suspended_at_ms }),
+        ...(row.deleted_at_ms !== null && { deletedAtMs: row.deleted_at_ms }),
+      });
+    }
+  }
+  for (const receiverId of q.blockCountsFor ?? []) {
+    const { rows } = await c.query<{ n: number }>({
+      name: 'ws-block-count',
+      text: "SELECT count(*)::int AS n FROM bars WHERE receiver_id = $1 AND cause = 'blocked'",
+      values: [receiverId],
+    });
+    ws.blockCounts!.set(receiverId, rows[0]!.n);
+  }
+  for (const { merchantId, receiverId } of q.liveItemsFor ?? []) {
+    const { rows } =
+      receiverId === undefined
+        ? await c.query<ChangeRow>({
+            name: 'ws-live-items-all',
+            text: `SELECT ${CHANGE_COLUMNS} FROM changes WHERE merchant_id = $1 AND kind = 1 AND valid_until_ms > $2 ORDER BY seq`,
+            values: [merchantId, q.nowMs],
+          })
+        : await c.query<ChangeRow>({
+            name: 'ws-live-items-for',
+            text: `SELECT ${CHANGE_COLUMNS} FROM changes
+                   WHERE merchant_id = $1 AND kind = 1 AND valid_until_ms > $2 AND receiver_id IN ($3, '') ORDER BY seq`,
+            values: [merchantId, q.nowMs, receiverId],
+          });
+    ws.liveItems!.set(workingSetKey(merchantId, receiverId ?? '*'), rows.map(toChange));
   }
   return ws;
 }
@@ -301,6 +366,7 @@ async function write(c: pg.ClientBase, w: BatchWrites, head: number): Promise<Ch
       ],
     });
   }
+  await writeAccountActions(c, w);
   if (w.head !== head) {
     await c.query({ name: 'head-set', text: 'UPDATE head SET seq = $1 WHERE id = 1', values: [w.head] });
     // One wake-up per batch, sent at commit; it carries no data (NOTIFY takes a cluster-wide
@@ -308,4 +374,43 @@ async function write(c: pg.ClientBase, w: BatchWrites, head: number): Promise<Ch
     await c.query({ name: 'notify-changes', text: `NOTIFY ${Channel.Changes}` });
   }
   return inserts;
+}
+
+/** Bars, suspensions and deletions of a batch's account actions, in the order they were decided. */
+async function writeAccountActions(c: pg.ClientBase, w: BatchWrites): Promise<void> {
+  for (const bar of w.bars ?? []) {
+    if (bar.record === null) {
+      await c.query({ name: 'bar-delete', text: 'DELETE FROM bars WHERE receiver_id = $1 AND merchant_id = $2', values: [bar.receiverId, bar.merchantId] });
+    } else {
+      await c.query({
+        name: 'bar-save',
+        text: `INSERT INTO bars (receiver_id, merchant_id, cause, at_ms) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (receiver_id, merchant_id) DO UPDATE SET cause = excluded.cause, at_ms = excluded.at_ms`,
+        values: [bar.receiverId, bar.merchantId, bar.record.cause, bar.record.atMs],
+      });
+      // Receipts (issue 18): a blocked merchant keeps nothing of that receiver's receipts.
+      if (bar.record.cause === 'blocked') {
+        await c.query({ name: 'bar-receipts-delete', text: 'DELETE FROM receipt_events WHERE receiver_id = $1 AND merchant_id = $2', values: [bar.receiverId, bar.merchantId] });
+      }
+    }
+  }
+  for (const s of w.suspensions ?? []) {
+    await c.query({ name: 'account-suspend', text: 'UPDATE accounts SET suspended_at_ms = $2 WHERE id = $1', values: [s.id, s.atMs] });
+  }
+  for (const d of w.deletions ?? []) {
+    await c.query({
+      name: 'account-delete',
+      text: `UPDATE accounts SET password_hash = decode('', 'hex'), display_name = '', suspended_at_ms = NULL, deleted_at_ms = $2 WHERE id = $1`,
+      values: [d.id, d.atMs],
+    });
+    if (d.role === 'receiver') {
+      await c.query({ name: 'receiver-rows-delete', text: 'DELETE FROM changes WHERE receiver_id = $1', values: [d.id] });
+      await c.query({ name: 'receiver-bars-delete', text: 'DELETE FROM bars WHERE receiver_id = $1', values: [d.id] });
+      // Its confirmations go with it (issue 18's receipts).
+      await c.query({ name: 'receiver-cursor-delete', text: 'DELETE FROM receipt_cursors WHERE receiver_id = $1', values: [d.id] });
+      await c.query({ name: 'receiver-receipts-delete', text: 'DELETE FROM receipt_events WHERE receiver_id = $1', values: [d.id] });
+    } else {
+      await c.query({ name: 'merchant-blocks-delete', text: "DELETE FROM bars WHERE merchant_id = $1 AND receiver_id <> ''", values: [d.id] });
+    }
+  }
 }

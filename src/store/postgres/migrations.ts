@@ -116,6 +116,39 @@ export const MIGRATIONS: readonly string[] = [
   -- GetDeliveryStatus of a withdrawn or replaced item: its tombstone by item id.
   CREATE INDEX tombstones_by_item ON changes (item_id) WHERE kind = 2;
   `,
+  // 3: accounts over their whole life (docs/accounts.md), as SQLite's migration 6: suspended
+  // and deleted accounts in place, bars (blocks, suspensions, deletions), Register request
+  // ids, the admin log; and the change log's new kinds (3 copy, 4 barred, 5 unbarred).
+  `
+  ALTER TABLE accounts ADD COLUMN suspended_at_ms bigint;
+  ALTER TABLE accounts ADD COLUMN deleted_at_ms bigint;
+  ALTER TABLE accounts ADD COLUMN last_seen_at_ms bigint;
+  ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
+  ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind BETWEEN 1 AND 5);
+  CREATE TABLE bars (
+    receiver_id text NOT NULL,
+    merchant_id text NOT NULL,
+    cause text NOT NULL CHECK (cause IN ('blocked', 'suspended', 'deleted')),
+    at_ms bigint NOT NULL,
+    PRIMARY KEY (receiver_id, merchant_id)
+  );
+  CREATE INDEX bars_by_merchant ON bars (merchant_id);
+  CREATE TABLE registrations (
+    request_hash text PRIMARY KEY,
+    account_id text NOT NULL,
+    digest text NOT NULL,
+    created_at_ms bigint NOT NULL
+  );
+  CREATE INDEX registrations_by_age ON registrations (created_at_ms);
+  CREATE TABLE admin_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at_ms bigint NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    account_id text NOT NULL,
+    outcome text NOT NULL
+  );
+  `,
 ];
 
 export class DatabaseTooNewError extends Error {

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { BatchLimits } from '../../core/write-ops.js';
 import type { HubBackend } from '../ports.js';
 import { createPostgresAccountStore } from './account-store.js';
+import { createPostgresAdminStore } from './admin-store.js';
 import { createPostgresChangeFeed } from './change-feed.js';
 import { createPostgresChangeReader } from './change-reader.js';
 import { createPostgresBatchCommitter } from './batch-committer.js';
@@ -99,6 +100,7 @@ export async function openPostgresBackend(
 
   return {
     accounts: createPostgresAccountStore(pool),
+    admin: createPostgresAdminStore(pool),
     changes: createPostgresChangeReader(pool),
     committer,
     feed,

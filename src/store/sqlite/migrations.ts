@@ -123,6 +123,38 @@ export const MIGRATIONS: readonly string[] = [
   -- GetDeliveryStatus of a withdrawn or replaced item: its tombstone by item id.
   CREATE INDEX tombstones_by_item ON changes (item_id) WHERE kind = 2;
   `,
+  // 6: accounts over their whole life (docs/accounts.md). An account is suspended or deleted
+  // in place (a deleted row keeps its id, so the id is never issued again, and nothing else).
+  // Bars: a receiver's block of a merchant, or (receiver_id '') a merchant's suspension or
+  // deletion. Registrations: request ids of Register (hashed). The admin log: who did what.
+  `
+  ALTER TABLE accounts ADD COLUMN suspended_at_ms INTEGER;
+  ALTER TABLE accounts ADD COLUMN deleted_at_ms INTEGER;
+  ALTER TABLE accounts ADD COLUMN last_seen_at_ms INTEGER;
+  CREATE TABLE bars (
+    receiver_id TEXT NOT NULL,
+    merchant_id TEXT NOT NULL,
+    cause TEXT NOT NULL CHECK (cause IN ('blocked', 'suspended', 'deleted')),
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (receiver_id, merchant_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX bars_by_merchant ON bars (merchant_id);
+  CREATE TABLE registrations (
+    request_hash TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX registrations_by_age ON registrations (created_at_ms);
+  CREATE TABLE admin_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    outcome TEXT NOT NULL
+  );
+  `,
 ];
 
 export class DatabaseTooNewError extends Error {

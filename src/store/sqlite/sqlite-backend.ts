@@ -3,6 +3,7 @@ import type { ChangeRecord } from '../../core/records.js';
 import type { BatchLimits } from '../../core/write-ops.js';
 import { trimToBytes } from '../page-bytes.js';
 import type { BatchCommitter, ChangeReader, HubBackend } from '../ports.js';
+import { createSqliteAdminStore } from './admin-store.js';
 import { createInProcessFeed } from './in-process-feed.js';
 import { acquireSqliteOwnership } from './owner.js';
 import { type SqliteStore, openSqliteStore } from './sqlite-store.js';
@@ -17,6 +18,8 @@ export interface SqliteBackendOptions {
   testHooks?: boolean;
   /** Told when opening ran migrations (from and to schema version). */
   onMigrated?: (fromVersion: number, toVersion: number) => void;
+  /** What owns the file while it is open (owner.ts): 'hub' unless said ('admin'). */
+  ownerCommand?: string;
 }
 
 function createSqliteChangeReader(store: SqliteStore): ChangeReader {
@@ -46,7 +49,7 @@ function createSqliteChangeReader(store: SqliteStore): ChangeReader {
  */
 export async function openSqliteBackend(path: string, options: SqliteBackendOptions): Promise<HubBackend & { store: SqliteStore }> {
   // Before anything is opened or migrated: a second writer on one file is refused (owner.ts).
-  const ownership = acquireSqliteOwnership(path, 'hub');
+  const ownership = acquireSqliteOwnership(path, options.ownerCommand ?? 'hub');
   let store: SqliteStore;
   try {
     store = openSqliteStore(path, { onMigrated: options.onMigrated });
@@ -85,7 +88,12 @@ export async function openSqliteBackend(path: string, options: SqliteBackendOpti
       getAccount: async (id) => store.getAccount(id),
       replacePasswordHash: async (id, expected, next) => store.replacePasswordHash(id, Buffer.from(expected), Buffer.from(next)),
       isReceiver: async (id) => store.isReceiver(id),
+      touch: async (id, atMs) => store.touch(id, atMs),
+      listBlocks: async (receiverId) => store.listBlocks(receiverId),
+      suspendedMerchants: async () => store.suspendedMerchants(),
+      registerWithRequest: async (account, requestHash, digest, windowStartMs) => store.registerWithRequest(account, requestHash, digest, windowStartMs),
     },
+    admin: createSqliteAdminStore(store.db),
     changes: createSqliteChangeReader(store),
     committer,
     feed,

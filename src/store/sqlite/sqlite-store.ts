@@ -4,6 +4,8 @@ import Database from 'better-sqlite3';
 import {
   type AccountRecord,
   type AccountRole,
+  type BarCause,
+  type BarRecord,
   type ChangeKind,
   type ChangeRecord,
   type ItemLocator,
@@ -100,6 +102,15 @@ export interface HubStore extends BatchView {
   /** Deletes expired changes and request ids older than requestCutoffMs; returns rows removed. */
   purge(nowMs: number, requestCutoffMs: number): number;
   close(): void;
+
+  // Accounts over their whole life (docs/accounts.md).
+  touch(id: string, atMs: number): void;
+  listBlocks(receiverId: string): { merchantId: string; atMs: number }[];
+  suspendedMerchants(): string[];
+  /** See AccountStore.registerWithRequest. */
+  registerWithRequest(account: AccountRecord, requestHash: string, digest: string, windowStartMs: number): { outcome: 'created' | 'replaced' | 'reused' | 'id-taken'; accountId: string };
+  /** The raw connection, for the admin queries (src/store/sqlite/admin-store.ts). */
+  readonly db: Database.Database;
 }
 
 export type SqliteStore = HubStore & {
@@ -153,10 +164,12 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
   const insertAccount = db.prepare(
     'INSERT OR IGNORE INTO accounts (id, role, display_name, password_hash, created_at_ms) VALUES (?, ?, ?, ?, ?)',
   );
-  const getAccount = db.prepare('SELECT id, role, display_name, password_hash, created_at_ms FROM accounts WHERE id = ?');
+  const getAccount = db.prepare(
+    'SELECT id, role, display_name, password_hash, created_at_ms, suspended_at_ms, deleted_at_ms, last_seen_at_ms FROM accounts WHERE id = ?',
+  );
   const updatePassword = db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ?');
   const replacePassword = db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ? AND password_hash = ?');
-  const isReceiver = db.prepare("SELECT 1 FROM accounts WHERE id = ? AND role = 'receiver'").pluck();
+  const isReceiver = db.prepare("SELECT 1 FROM accounts WHERE id = ? AND role = 'receiver' AND deleted_at_ms IS NULL").pluck();
   const getHead = db.prepare("SELECT value FROM meta WHERE name = 'head_seq'").pluck();
   const setHead = db.prepare("UPDATE meta SET value = ? WHERE name = 'head_seq'");
   const insertChange = db.prepare(
@@ -188,11 +201,41 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
   let batchRequests: Map<string, RequestRecord | null> | undefined;
   const requestKey = (merchantId: string, requestId: string) => `${merchantId}\0${requestId}`;
   // Two index range scans merged by seq: the receiver's own changes and the public ones.
+  // Items and copies of a merchant the receiver blocks, or that is suspended, are left out
+  // (a primary-key probe of bars per row; tombstones always pass). Markers (kind 4, 5) are
+  // for live streams only.
   const readChanges = db.prepare(
-    `SELECT ${CHANGE_COLUMNS} FROM changes
-     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ? AND (kind = 1 OR seq > ?)
+    `SELECT ${CHANGE_COLUMNS} FROM changes c
+     WHERE receiver_id IN (?, '') AND seq > ? AND valid_until_ms > ? AND (kind = 1 OR seq > ?) AND kind <= 3
+       AND (kind = 2 OR NOT EXISTS (SELECT 1 FROM bars b WHERE b.receiver_id IN (?, '') AND b.merchant_id = c.merchant_id))
      ORDER BY seq LIMIT ?`,
   );
+  const findBar = db.prepare('SELECT cause FROM bars WHERE receiver_id = ? AND merchant_id = ?').pluck();
+  const countBlocks = db.prepare("SELECT COUNT(*) FROM bars WHERE receiver_id = ? AND cause = 'blocked'").pluck();
+  const saveBar = db.prepare('INSERT OR REPLACE INTO bars (receiver_id, merchant_id, cause, at_ms) VALUES (?, ?, ?, ?)');
+  const deleteBar = db.prepare('DELETE FROM bars WHERE receiver_id = ? AND merchant_id = ?');
+  const liveItemsAll = db.prepare(`SELECT ${CHANGE_COLUMNS} FROM changes WHERE merchant_id = ? AND kind = 1 AND valid_until_ms > ? ORDER BY seq`);
+  const liveItemsFor = db.prepare(
+    `SELECT ${CHANGE_COLUMNS} FROM changes WHERE merchant_id = ? AND kind = 1 AND valid_until_ms > ? AND receiver_id IN (?, '') ORDER BY seq`,
+  );
+  const setSuspended = db.prepare('UPDATE accounts SET suspended_at_ms = ? WHERE id = ?');
+  const markDeleted = db.prepare(
+    "UPDATE accounts SET password_hash = x'', display_name = '', suspended_at_ms = NULL, deleted_at_ms = ? WHERE id = ?",
+  );
+  const deleteReceiverRows = db.prepare('DELETE FROM changes WHERE receiver_id = ?');
+  const deleteReceiverBars = db.prepare('DELETE FROM bars WHERE receiver_id = ?');
+  const deleteBlocksOfMerchant = db.prepare("DELETE FROM bars WHERE merchant_id = ? AND receiver_id <> ''");
+  // Receipts (issue 18): a deleted receiver's confirmations go with it; a blocked merchant
+  // keeps nothing of that receiver's receipts.
+  const deleteReceiverCursor = db.prepare('DELETE FROM receipt_cursors WHERE receiver_id = ?');
+  const deleteReceiverReceipts = db.prepare('DELETE FROM receipt_events WHERE receiver_id = ?');
+  const deletePairReceipts = db.prepare('DELETE FROM receipt_events WHERE receiver_id = ? AND merchant_id = ?');
+  const touch = db.prepare('UPDATE accounts SET last_seen_at_ms = ? WHERE id = ?');
+  const listBlocks = db.prepare("SELECT merchant_id, at_ms FROM bars WHERE receiver_id = ? AND cause = 'blocked' ORDER BY at_ms, merchant_id");
+  const suspendedMerchants = db.prepare("SELECT merchant_id FROM bars WHERE receiver_id = '' AND cause = 'suspended'").pluck();
+  const findRegistration = db.prepare('SELECT account_id, digest, created_at_ms FROM registrations WHERE request_hash = ?');
+  const saveRegistration = db.prepare('INSERT OR REPLACE INTO registrations (request_hash, account_id, digest, created_at_ms) VALUES (?, ?, ?, ?)');
+  const purgeRegistrations = db.prepare('DELETE FROM registrations WHERE created_at_ms < ?');
   const listAll = db.prepare(
     `SELECT ${CHANGE_COLUMNS} FROM changes
      WHERE merchant_id = ? AND kind = 1 AND seq > ? AND valid_until_ms > ? ORDER BY seq LIMIT ?`,
@@ -210,6 +253,32 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
   const knownReceivers = new Set<string>();
   const receipts = createSqliteReceipts(db);
 
+  const readAccount = (id: string): AccountRecord | undefined => {
+    const row = getAccount.get(id) as
+      | {
+          id: string;
+          role: AccountRole;
+          display_name: string;
+          password_hash: Buffer;
+          created_at_ms: number;
+          suspended_at_ms: number | null;
+          deleted_at_ms: number | null;
+          last_seen_at_ms: number | null;
+        }
+      | undefined;
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      role: row.role,
+      displayName: row.display_name,
+      passwordHash: row.password_hash,
+      createdAtMs: row.created_at_ms,
+      ...(row.suspended_at_ms !== null && { suspendedAtMs: row.suspended_at_ms }),
+      ...(row.deleted_at_ms !== null && { deletedAtMs: row.deleted_at_ms }),
+      ...(row.last_seen_at_ms !== null && { lastSeenAtMs: row.last_seen_at_ms }),
+    };
+  };
+
   return {
     transaction: <T>(fn: () => T): T => db.transaction(fn).immediate(),
 
@@ -223,25 +292,14 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
       );
       return result.changes === 1;
     },
-    getAccount(id: string) {
-      const row = getAccount.get(id) as
-        | { id: string; role: AccountRole; display_name: string; password_hash: Buffer; created_at_ms: number }
-        | undefined;
-      if (!row) return undefined;
-      return {
-        id: row.id,
-        role: row.role,
-        displayName: row.display_name,
-        passwordHash: row.password_hash,
-        createdAtMs: row.created_at_ms,
-      };
-    },
+    getAccount: readAccount,
     updatePasswordHash: (id, hash) => updatePassword.run(hash, id).changes === 1,
     replacePasswordHash: (id, expected, next) => replacePassword.run(next, id, expected).changes === 1,
     isReceiver(id) {
-      // Accounts are never deleted and never change role, so a receiver once found stays
-      // one: remembered, the check costs no statement for the next push to it (the commit
-      // worker runs it for every specific push). Bounded; a miss only costs the read again.
+      // Accounts never change role, and a deletion runs in this same store (the commit
+      // worker's) and forgets the id, so a receiver once found stays one: remembered, the
+      // check costs no statement for the next push to it (the commit worker runs it for
+      // every specific push). Bounded; a miss only costs the read again.
       if (knownReceivers.has(id)) return true;
       if (isReceiver.get(id) === undefined) return false;
       if (knownReceivers.size >= KNOWN_RECEIVERS_MAX) knownReceivers.clear();
@@ -304,8 +362,56 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
     },
 
     readChanges(receiverId, afterSeq, nowMs, limit, tombstonesAfterSeq) {
-      return (readChanges.all(receiverId, afterSeq, nowMs, tombstonesAfterSeq, limit) as ChangeRow[]).map(toChange);
+      return (readChanges.all(receiverId, afterSeq, nowMs, tombstonesAfterSeq, receiverId, limit) as ChangeRow[]).map(toChange);
     },
+
+    findBar: (receiverId, merchantId) => findBar.get(receiverId, merchantId) as BarCause | undefined,
+    countBlocks: (receiverId) => countBlocks.get(receiverId) as number,
+    liveItemsOf(merchantId, receiverId, nowMs) {
+      const rows = (receiverId === undefined ? liveItemsAll.all(merchantId, nowMs) : liveItemsFor.all(merchantId, nowMs, receiverId)) as ChangeRow[];
+      return rows.map(toChange);
+    },
+    saveBar(bar: BarRecord) {
+      saveBar.run(bar.receiverId, bar.merchantId, bar.cause, bar.atMs);
+      if (bar.cause === 'blocked') deletePairReceipts.run(bar.receiverId, bar.merchantId);
+    },
+    deleteBar: (receiverId, merchantId) => void deleteBar.run(receiverId, merchantId),
+    setSuspended: (id, atMs) => void setSuspended.run(atMs, id),
+    deleteAccount(id, atMs) {
+      const account = readAccount(id);
+      markDeleted.run(atMs, id);
+      knownReceivers.delete(id);
+      if (account?.role === 'receiver') {
+        deleteReceiverRows.run(id);
+        deleteReceiverBars.run(id);
+        deleteReceiverCursor.run(id);
+        deleteReceiverReceipts.run(id);
+      } else {
+        deleteBlocksOfMerchant.run(id);
+      }
+    },
+    touch: (id, atMs) => void touch.run(atMs, id),
+    listBlocks: (receiverId) =>
+      (listBlocks.all(receiverId) as { merchant_id: string; at_ms: number }[]).map((r) => ({ merchantId: r.merchant_id, atMs: r.at_ms })),
+    suspendedMerchants: () => suspendedMerchants.all() as string[],
+    registerWithRequest(account, requestHash, digest, windowStartMs) {
+      return db
+        .transaction(() => {
+          const known = findRegistration.get(requestHash) as { account_id: string; digest: string; created_at_ms: number } | undefined;
+          const remembered = known && known.created_at_ms >= windowStartMs ? readAccount(known.account_id) : undefined;
+          if (known && remembered && remembered.deletedAtMs === undefined) {
+            if (known.digest !== digest) return { outcome: 'reused' as const, accountId: known.account_id };
+            updatePassword.run(account.passwordHash, known.account_id);
+            return { outcome: 'replaced' as const, accountId: known.account_id };
+          }
+          const inserted = insertAccount.run(account.id, account.role, account.displayName, account.passwordHash, account.createdAtMs);
+          if (inserted.changes !== 1) return { outcome: 'id-taken' as const, accountId: account.id };
+          saveRegistration.run(requestHash, account.id, digest, account.createdAtMs);
+          return { outcome: 'created' as const, accountId: account.id };
+        })
+        .immediate();
+    },
+    db,
     countPublicItems: (merchantId, nowMs) => countPublic.get(merchantId, nowMs) as number,
     listItems(merchantId, receiverId, afterSeq, nowMs, limit) {
       const rows = (
@@ -318,11 +424,11 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
 
     purge(nowMs, requestCutoffMs) {
       // Receipt events go with the items they cover (their keep_until is the items' end);
-      // the count returned stays the changes and request ids removed.
+      // the count returned stays the changes and request ids removed (and registrations).
       return db
         .transaction(() => {
           receipts.purge(nowMs);
-          return purgeChanges.run(nowMs).changes + purgeRequests.run(requestCutoffMs).changes;
+          return purgeChanges.run(nowMs).changes + purgeRequests.run(requestCutoffMs).changes + purgeRegistrations.run(requestCutoffMs).changes;
         })
         .immediate();
     },

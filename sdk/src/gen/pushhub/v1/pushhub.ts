@@ -230,6 +230,73 @@ export function receiptPolicyToJSON(object: ReceiptPolicy): string {
   }
 }
 
+/** WithdrawalCause says why an item left a receiver's stream. */
+export enum WithdrawalCause {
+  /** WITHDRAWAL_CAUSE_UNSPECIFIED - WITHDRAWAL_CAUSE_UNSPECIFIED is sent by hubs older than this field. */
+  WITHDRAWAL_CAUSE_UNSPECIFIED = 0,
+  /** WITHDRAWAL_CAUSE_WITHDRAWN - WITHDRAWAL_CAUSE_WITHDRAWN: the merchant withdrew the item. */
+  WITHDRAWAL_CAUSE_WITHDRAWN = 1,
+  /** WITHDRAWAL_CAUSE_REPLACED - WITHDRAWAL_CAUSE_REPLACED: a newer item with the same key replaced it. */
+  WITHDRAWAL_CAUSE_REPLACED = 2,
+  /** WITHDRAWAL_CAUSE_BLOCKED - WITHDRAWAL_CAUSE_BLOCKED: the receiver blocked the item's merchant. */
+  WITHDRAWAL_CAUSE_BLOCKED = 3,
+  /**
+   * WITHDRAWAL_CAUSE_SUSPENDED - WITHDRAWAL_CAUSE_SUSPENDED: an operator suspended the item's merchant; its public items
+   * come back when it is resumed.
+   */
+  WITHDRAWAL_CAUSE_SUSPENDED = 4,
+  /** WITHDRAWAL_CAUSE_ACCOUNT_DELETED - WITHDRAWAL_CAUSE_ACCOUNT_DELETED: the item's merchant deleted its account. */
+  WITHDRAWAL_CAUSE_ACCOUNT_DELETED = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function withdrawalCauseFromJSON(object: any): WithdrawalCause {
+  switch (object) {
+    case 0:
+    case "WITHDRAWAL_CAUSE_UNSPECIFIED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_UNSPECIFIED;
+    case 1:
+    case "WITHDRAWAL_CAUSE_WITHDRAWN":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_WITHDRAWN;
+    case 2:
+    case "WITHDRAWAL_CAUSE_REPLACED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_REPLACED;
+    case 3:
+    case "WITHDRAWAL_CAUSE_BLOCKED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_BLOCKED;
+    case 4:
+    case "WITHDRAWAL_CAUSE_SUSPENDED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_SUSPENDED;
+    case 5:
+    case "WITHDRAWAL_CAUSE_ACCOUNT_DELETED":
+      return WithdrawalCause.WITHDRAWAL_CAUSE_ACCOUNT_DELETED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return WithdrawalCause.UNRECOGNIZED;
+  }
+}
+
+export function withdrawalCauseToJSON(object: WithdrawalCause): string {
+  switch (object) {
+    case WithdrawalCause.WITHDRAWAL_CAUSE_UNSPECIFIED:
+      return "WITHDRAWAL_CAUSE_UNSPECIFIED";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_WITHDRAWN:
+      return "WITHDRAWAL_CAUSE_WITHDRAWN";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_REPLACED:
+      return "WITHDRAWAL_CAUSE_REPLACED";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_BLOCKED:
+      return "WITHDRAWAL_CAUSE_BLOCKED";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_SUSPENDED:
+      return "WITHDRAWAL_CAUSE_SUSPENDED";
+    case WithdrawalCause.WITHDRAWAL_CAUSE_ACCOUNT_DELETED:
+      return "WITHDRAWAL_CAUSE_ACCOUNT_DELETED";
+    case WithdrawalCause.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** RegisterRequest asks for a new account. */
 export interface RegisterRequest {
   /** The kind of account to create; required. */
@@ -240,6 +307,13 @@ export interface RegisterRequest {
   regionCode: string;
   /** Required when the hub was started with a registration token for this role. */
   registrationToken: string;
+  /**
+   * Idempotency key (16 to 128 characters of A-Z, a-z, 0-9, "-", "_"), drawn at random by the
+   * client: a retry with the same request within 24 h returns the same account with a fresh
+   * password, which replaces the one whose reply was lost. Treat it as a secret until the
+   * reply arrives. Optional.
+   */
+  requestId: string;
 }
 
 /** RegisterResponse carries the new account's credentials. */
@@ -545,6 +619,8 @@ export interface Withdrawal {
    * newer item came and went still drops the older one.
    */
   replaced: boolean;
+  /** Why the item was withdrawn. */
+  cause: WithdrawalCause;
 }
 
 /** CaughtUp marks the end of the backlog. */
@@ -706,8 +782,66 @@ export interface SetReceiptPolicyResponse {
   policy: ReceiptPolicy;
 }
 
+/** BlockMerchantRequest names the merchant to block. */
+export interface BlockMerchantRequest {
+  /** The merchant's account id; required. */
+  merchantId: string;
+}
+
+/** BlockMerchantResponse acknowledges a committed block. */
+export interface BlockMerchantResponse {
+  /**
+   * The block's position in the hub's change sequence (the withdrawals it caused come
+   * before it on the stream).
+   */
+  sequence: bigint;
+}
+
+/** UnblockMerchantRequest names the merchant to unblock. */
+export interface UnblockMerchantRequest {
+  /** The merchant's account id; required. */
+  merchantId: string;
+}
+
+/** UnblockMerchantResponse acknowledges a committed unblock. */
+export interface UnblockMerchantResponse {
+  /**
+   * The unblock's position in the hub's change sequence (the merchant's current public items
+   * come back before it on the stream).
+   */
+  sequence: bigint;
+}
+
+/** ListBlockedMerchantsRequest asks for the calling receiver's blocks. */
+export interface ListBlockedMerchantsRequest {
+}
+
+/** ListBlockedMerchantsResponse lists the calling receiver's blocks. */
+export interface ListBlockedMerchantsResponse {
+  /** The blocked merchants, oldest block first. */
+  merchants: BlockedMerchant[];
+}
+
+/** BlockedMerchant is one block of a receiver. */
+export interface BlockedMerchant {
+  /** The blocked merchant's account id. */
+  merchantId: string;
+  /** When the block was committed. */
+  blockedAt: Date | undefined;
+}
+
+/** DeleteAccountRequest confirms the deletion of the calling account. */
+export interface DeleteAccountRequest {
+  /** The account's password again, as confirmation; required. */
+  password: string;
+}
+
+/** DeleteAccountResponse acknowledges a committed deletion. */
+export interface DeleteAccountResponse {
+}
+
 function createBaseRegisterRequest(): RegisterRequest {
-  return { role: 0, displayName: "", regionCode: "", registrationToken: "" };
+  return { role: 0, displayName: "", regionCode: "", registrationToken: "", requestId: "" };
 }
 
 export const RegisterRequest: MessageFns<RegisterRequest> = {
@@ -723,6 +857,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     }
     if (message.registrationToken !== "") {
       writer.uint32(34).string(message.registrationToken);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(42).string(message.requestId);
     }
     return writer;
   },
@@ -772,6 +909,14 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
             message.registrationToken = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -802,6 +947,11 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
         : isSet(object.registration_token)
         ? globalThis.String(object.registration_token)
         : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -819,6 +969,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     if (message.registrationToken !== "") {
       obj.registrationToken = message.registrationToken;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -831,6 +984,7 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     message.displayName = object.displayName ?? "";
     message.regionCode = object.regionCode ?? "";
     message.registrationToken = object.registrationToken ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -3310,7 +3464,7 @@ export const Item: MessageFns<Item> = {
 };
 
 function createBaseWithdrawal(): Withdrawal {
-  return { itemId: "", sequence: 0n, merchantId: "", audience: 0, key: "", replaced: false };
+  return { itemId: "", sequence: 0n, merchantId: "", audience: 0, key: "", replaced: false, cause: 0 };
 }
 
 export const Withdrawal: MessageFns<Withdrawal> = {
@@ -3335,6 +3489,9 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     }
     if (message.replaced !== false) {
       writer.uint32(48).bool(message.replaced);
+    }
+    if (message.cause !== 0) {
+      writer.uint32(56).int32(message.cause);
     }
     return writer;
   },
@@ -3400,6 +3557,14 @@ export const Withdrawal: MessageFns<Withdrawal> = {
             message.replaced = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cause = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3428,6 +3593,7 @@ export const Withdrawal: MessageFns<Withdrawal> = {
       audience: isSet(object.audience) ? audienceFromJSON(object.audience) : 0,
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       replaced: isSet(object.replaced) ? globalThis.Boolean(object.replaced) : false,
+      cause: isSet(object.cause) ? withdrawalCauseFromJSON(object.cause) : 0,
     };
   },
 
@@ -3451,6 +3617,9 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     if (message.replaced !== false) {
       obj.replaced = message.replaced;
     }
+    if (message.cause !== 0) {
+      obj.cause = withdrawalCauseToJSON(message.cause);
+    }
     return obj;
   },
 
@@ -3465,6 +3634,7 @@ export const Withdrawal: MessageFns<Withdrawal> = {
     message.audience = object.audience ?? 0;
     message.key = object.key ?? "";
     message.replaced = object.replaced ?? false;
+    message.cause = object.cause ?? 0;
     return message;
   },
 };
@@ -5087,6 +5257,627 @@ export const SetReceiptPolicyResponse: MessageFns<SetReceiptPolicyResponse> = {
   },
 };
 
+function createBaseBlockMerchantRequest(): BlockMerchantRequest {
+  return { merchantId: "" };
+}
+
+export const BlockMerchantRequest: MessageFns<BlockMerchantRequest> = {
+  encode(message: BlockMerchantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockMerchantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockMerchantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockMerchantRequest {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: BlockMerchantRequest): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockMerchantRequest>): BlockMerchantRequest {
+    return BlockMerchantRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockMerchantRequest>): BlockMerchantRequest {
+    const message = createBaseBlockMerchantRequest();
+    message.merchantId = object.merchantId ?? "";
+    return message;
+  },
+};
+
+function createBaseBlockMerchantResponse(): BlockMerchantResponse {
+  return { sequence: 0n };
+}
+
+export const BlockMerchantResponse: MessageFns<BlockMerchantResponse> = {
+  encode(message: BlockMerchantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sequence !== 0n) {
+      if (BigInt.asUintN(64, message.sequence) !== message.sequence) {
+        throw new globalThis.Error("value provided for field message.sequence of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.sequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockMerchantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockMerchantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sequence = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockMerchantResponse {
+    return { sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n };
+  },
+
+  toJSON(message: BlockMerchantResponse): unknown {
+    const obj: any = {};
+    if (message.sequence !== 0n) {
+      obj.sequence = message.sequence.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockMerchantResponse>): BlockMerchantResponse {
+    return BlockMerchantResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockMerchantResponse>): BlockMerchantResponse {
+    const message = createBaseBlockMerchantResponse();
+    message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
+    return message;
+  },
+};
+
+function createBaseUnblockMerchantRequest(): UnblockMerchantRequest {
+  return { merchantId: "" };
+}
+
+export const UnblockMerchantRequest: MessageFns<UnblockMerchantRequest> = {
+  encode(message: UnblockMerchantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnblockMerchantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnblockMerchantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnblockMerchantRequest {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UnblockMerchantRequest): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnblockMerchantRequest>): UnblockMerchantRequest {
+    return UnblockMerchantRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnblockMerchantRequest>): UnblockMerchantRequest {
+    const message = createBaseUnblockMerchantRequest();
+    message.merchantId = object.merchantId ?? "";
+    return message;
+  },
+};
+
+function createBaseUnblockMerchantResponse(): UnblockMerchantResponse {
+  return { sequence: 0n };
+}
+
+export const UnblockMerchantResponse: MessageFns<UnblockMerchantResponse> = {
+  encode(message: UnblockMerchantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sequence !== 0n) {
+      if (BigInt.asUintN(64, message.sequence) !== message.sequence) {
+        throw new globalThis.Error("value provided for field message.sequence of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.sequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnblockMerchantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnblockMerchantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sequence = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnblockMerchantResponse {
+    return { sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n };
+  },
+
+  toJSON(message: UnblockMerchantResponse): unknown {
+    const obj: any = {};
+    if (message.sequence !== 0n) {
+      obj.sequence = message.sequence.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnblockMerchantResponse>): UnblockMerchantResponse {
+    return UnblockMerchantResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnblockMerchantResponse>): UnblockMerchantResponse {
+    const message = createBaseUnblockMerchantResponse();
+    message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
+    return message;
+  },
+};
+
+function createBaseListBlockedMerchantsRequest(): ListBlockedMerchantsRequest {
+  return {};
+}
+
+export const ListBlockedMerchantsRequest: MessageFns<ListBlockedMerchantsRequest> = {
+  encode(_: ListBlockedMerchantsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListBlockedMerchantsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListBlockedMerchantsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListBlockedMerchantsRequest {
+    return {};
+  },
+
+  toJSON(_: ListBlockedMerchantsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListBlockedMerchantsRequest>): ListBlockedMerchantsRequest {
+    return ListBlockedMerchantsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ListBlockedMerchantsRequest>): ListBlockedMerchantsRequest {
+    const message = createBaseListBlockedMerchantsRequest();
+    return message;
+  },
+};
+
+function createBaseListBlockedMerchantsResponse(): ListBlockedMerchantsResponse {
+  return { merchants: [] };
+}
+
+export const ListBlockedMerchantsResponse: MessageFns<ListBlockedMerchantsResponse> = {
+  encode(message: ListBlockedMerchantsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.merchants) {
+      BlockedMerchant.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListBlockedMerchantsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListBlockedMerchantsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchants.push(BlockedMerchant.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListBlockedMerchantsResponse {
+    return {
+      merchants: globalThis.Array.isArray(object?.merchants)
+        ? object.merchants.map((e: any) => BlockedMerchant.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListBlockedMerchantsResponse): unknown {
+    const obj: any = {};
+    if (message.merchants?.length) {
+      obj.merchants = message.merchants.map((e) => BlockedMerchant.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListBlockedMerchantsResponse>): ListBlockedMerchantsResponse {
+    return ListBlockedMerchantsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListBlockedMerchantsResponse>): ListBlockedMerchantsResponse {
+    const message = createBaseListBlockedMerchantsResponse();
+    message.merchants = object.merchants?.map((e) => BlockedMerchant.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBlockedMerchant(): BlockedMerchant {
+  return { merchantId: "", blockedAt: undefined };
+}
+
+export const BlockedMerchant: MessageFns<BlockedMerchant> = {
+  encode(message: BlockedMerchant, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    if (message.blockedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.blockedAt), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockedMerchant {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockedMerchant();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.blockedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockedMerchant {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      blockedAt: isSet(object.blockedAt)
+        ? fromJsonTimestamp(object.blockedAt)
+        : isSet(object.blocked_at)
+        ? fromJsonTimestamp(object.blocked_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: BlockedMerchant): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.blockedAt !== undefined) {
+      obj.blockedAt = message.blockedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockedMerchant>): BlockedMerchant {
+    return BlockedMerchant.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockedMerchant>): BlockedMerchant {
+    const message = createBaseBlockedMerchant();
+    message.merchantId = object.merchantId ?? "";
+    message.blockedAt = object.blockedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteAccountRequest(): DeleteAccountRequest {
+  return { password: "" };
+}
+
+export const DeleteAccountRequest: MessageFns<DeleteAccountRequest> = {
+  encode(message: DeleteAccountRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.password !== "") {
+      writer.uint32(10).string(message.password);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteAccountRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteAccountRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.password = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteAccountRequest {
+    return { password: isSet(object.password) ? globalThis.String(object.password) : "" };
+  },
+
+  toJSON(message: DeleteAccountRequest): unknown {
+    const obj: any = {};
+    if (message.password !== "") {
+      obj.password = message.password;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteAccountRequest>): DeleteAccountRequest {
+    return DeleteAccountRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteAccountRequest>): DeleteAccountRequest {
+    const message = createBaseDeleteAccountRequest();
+    message.password = object.password ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteAccountResponse(): DeleteAccountResponse {
+  return {};
+}
+
+export const DeleteAccountResponse: MessageFns<DeleteAccountResponse> = {
+  encode(_: DeleteAccountResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteAccountResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteAccountResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteAccountResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteAccountResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteAccountResponse>): DeleteAccountResponse {
+    return DeleteAccountResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<DeleteAccountResponse>): DeleteAccountResponse {
+    const message = createBaseDeleteAccountResponse();
+    return message;
+  },
+};
+
 /**
  * PushHubService connects merchants with their customers' devices (receivers).
  * Merchants push specific info to one receiver or public info to every registered
@@ -5235,6 +6026,52 @@ export const PushHubServiceDefinition = {
       responseStream: false,
       options: {},
     },
+    /**
+     * BlockMerchant stops a merchant's pushes to the calling receiver: its specific pushes are
+     * refused (RECEIVER_BLOCKED_MERCHANT), its public items are no longer delivered, and the
+     * items of it the receiver holds are withdrawn (cause WITHDRAWAL_CAUSE_BLOCKED) (receiver only).
+     */
+    blockMerchant: {
+      name: "BlockMerchant",
+      requestType: BlockMerchantRequest as typeof BlockMerchantRequest,
+      requestStream: false,
+      responseType: BlockMerchantResponse as typeof BlockMerchantResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * UnblockMerchant lifts a block: the merchant's current public items come back on the
+     * stream; nothing that ended meanwhile does (receiver only).
+     */
+    unblockMerchant: {
+      name: "UnblockMerchant",
+      requestType: UnblockMerchantRequest as typeof UnblockMerchantRequest,
+      requestStream: false,
+      responseType: UnblockMerchantResponse as typeof UnblockMerchantResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** ListBlockedMerchants lists the merchants the calling receiver blocks (receiver only). */
+    listBlockedMerchants: {
+      name: "ListBlockedMerchants",
+      requestType: ListBlockedMerchantsRequest as typeof ListBlockedMerchantsRequest,
+      requestStream: false,
+      responseType: ListBlockedMerchantsResponse as typeof ListBlockedMerchantsResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * DeleteAccount removes the calling account and everything the hub holds about it; its id
+     * is never issued again (any account).
+     */
+    deleteAccount: {
+      name: "DeleteAccount",
+      requestType: DeleteAccountRequest as typeof DeleteAccountRequest,
+      requestStream: false,
+      responseType: DeleteAccountResponse as typeof DeleteAccountResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
 
@@ -5317,6 +6154,36 @@ export interface PushHubServiceImplementation<CallContextExt = {}> {
     request: SetReceiptPolicyRequest,
     context: CallContext & CallContextExt,
   ): Promise<DeepPartial<SetReceiptPolicyResponse>>;
+  /**
+   * BlockMerchant stops a merchant's pushes to the calling receiver: its specific pushes are
+   * refused (RECEIVER_BLOCKED_MERCHANT), its public items are no longer delivered, and the
+   * items of it the receiver holds are withdrawn (cause WITHDRAWAL_CAUSE_BLOCKED) (receiver only).
+   */
+  blockMerchant(
+    request: BlockMerchantRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<BlockMerchantResponse>>;
+  /**
+   * UnblockMerchant lifts a block: the merchant's current public items come back on the
+   * stream; nothing that ended meanwhile does (receiver only).
+   */
+  unblockMerchant(
+    request: UnblockMerchantRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<UnblockMerchantResponse>>;
+  /** ListBlockedMerchants lists the merchants the calling receiver blocks (receiver only). */
+  listBlockedMerchants(
+    request: ListBlockedMerchantsRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<ListBlockedMerchantsResponse>>;
+  /**
+   * DeleteAccount removes the calling account and everything the hub holds about it; its id
+   * is never issued again (any account).
+   */
+  deleteAccount(
+    request: DeleteAccountRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<DeleteAccountResponse>>;
 }
 
 export interface PushHubServiceClient<CallOptionsExt = {}> {
@@ -5398,6 +6265,36 @@ export interface PushHubServiceClient<CallOptionsExt = {}> {
     request: DeepPartial<SetReceiptPolicyRequest>,
     options?: CallOptions & CallOptionsExt,
   ): Promise<SetReceiptPolicyResponse>;
+  /**
+   * BlockMerchant stops a merchant's pushes to the calling receiver: its specific pushes are
+   * refused (RECEIVER_BLOCKED_MERCHANT), its public items are no longer delivered, and the
+   * items of it the receiver holds are withdrawn (cause WITHDRAWAL_CAUSE_BLOCKED) (receiver only).
+   */
+  blockMerchant(
+    request: DeepPartial<BlockMerchantRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<BlockMerchantResponse>;
+  /**
+   * UnblockMerchant lifts a block: the merchant's current public items come back on the
+   * stream; nothing that ended meanwhile does (receiver only).
+   */
+  unblockMerchant(
+    request: DeepPartial<UnblockMerchantRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<UnblockMerchantResponse>;
+  /** ListBlockedMerchants lists the merchants the calling receiver blocks (receiver only). */
+  listBlockedMerchants(
+    request: DeepPartial<ListBlockedMerchantsRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<ListBlockedMerchantsResponse>;
+  /**
+   * DeleteAccount removes the calling account and everything the hub holds about it; its id
+   * is never issued again (any account).
+   */
+  deleteAccount(
+    request: DeepPartial<DeleteAccountRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<DeleteAccountResponse>;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { type Channel, Metadata, createChannel, createClient } from 'nice-grpc';
+import { type Channel, ChannelCredentials, Metadata, createChannel, createClient } from 'nice-grpc';
 import { PushHubServiceDefinition } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { DeliveryConfirmer } from '../../sdk/src/receipts.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -24,6 +24,8 @@ const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const MERCHANT = { id: 'M00-0000000000000001', password: 'bench-merchant-password' };
 const RECEIVER_PASSWORD = 'bench-receiver-password';
 const receiverId = (i: number) => `R00-${String(i).padStart(16, '0')}`;
+/** Each client on its own HTTP/2 connection (grpc-js otherwise shares one per address), as in W1. */
+const connect = (address: string) => createChannel(address, ChannelCredentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
 const auth = (id: string, password: string) => Metadata({ authorization: `Basic ${Buffer.from(`${id}:${password}`).toString('base64')}` });
 
 export interface ReceiptsBenchOptions {
@@ -35,7 +37,7 @@ async function startHub(dir: string, extra: string[] = []) {
   const port = await freePort();
   const args = ['--import', 'tsx', 'src/main.ts', '--db', join(dir, 'hub.db'), '--address', `127.0.0.1:${port}`, '--scrypt-log-n', '15',
     '--merchant-push-rate', '0', '--max-public-items-per-merchant', '0', '--receipt-status-rate', '0', '--receipt-confirm-rate', '0',
-    '--scrypt-queue-limit', '1000000', '--scrypt-queue-per-source', '1000000', ...extra];
+    '--scrypt-queue-limit', '1000000', '--scrypt-queue-per-source', '1000000', '--max-connections-per-source', '100000', '--max-connections', '100000', ...extra];
   const child = spawnWithUlimit(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c) => (stderr = (stderr + c).slice(-4000)));
@@ -80,7 +82,7 @@ async function confirmationCost(o: Required<ReceiptsBenchOptions>) {
     // Each subscriber on its own connection, as in W1.
     const subs = await Promise.all(
       Array.from({ length: subscribers }, async (_, i) => {
-        const channel = createChannel(hub.address);
+        const channel = connect(hub.address);
         channels.push(channel);
         const client = createClient(PushHubServiceDefinition, channel);
         const metadata = auth(receiverId(i), RECEIVER_PASSWORD);
@@ -122,7 +124,7 @@ async function confirmationCost(o: Required<ReceiptsBenchOptions>) {
       }),
     );
     o.progress(`  receipts: ${subs.length} subscribers connected`);
-    const merchant = createClient(PushHubServiceDefinition, (channels[channels.push(createChannel(hub.address)) - 1])!);
+    const merchant = createClient(PushHubServiceDefinition, (channels[channels.push(connect(hub.address)) - 1])!);
     const metadata = auth(MERCHANT.id, MERCHANT.password);
     await merchant.pushSpecific({ receiverId: receiverId(0), info: { title: 'warm-up' } }, { metadata });
     const results: Record<'off' | 'on', { pushes_per_s: number; cpu_us_per_push: number }[]> = { off: [], on: [] };
@@ -178,7 +180,7 @@ async function statusAtScale(o: Required<ReceiptsBenchOptions>) {
   db.close();
   o.progress(`  receipts: seeded ${receivers} receivers with cursors`);
   const hub = await startHub(dir);
-  const channel = createChannel(hub.address);
+  const channel = connect(hub.address);
   try {
     const client = createClient(PushHubServiceDefinition, channel);
     const metadata = auth(MERCHANT.id, MERCHANT.password);

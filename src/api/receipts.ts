@@ -75,7 +75,7 @@ export function createReceiptHandlers(hub: HubServices): ReceiptHandlers {
         if (f.found) {
           status.sequence = BigInt(f.seq);
           if (f.receiverId === PUBLIC_RECEIVER) {
-            const { delivered, eligible } = await receipts.store.publicCounts(f.seq, f.end.kind === 'live' ? undefined : f.end.atMs);
+            const { delivered, eligible } = await receipts.store.publicCounts(f.seq, account.id, f.end.kind === 'live' ? undefined : f.end.atMs);
             status.state = DeliveryState.DELIVERY_STATE_PUBLIC;
             status.deliveredCount = BigInt(delivered);
             status.eligibleCount = BigInt(eligible);

@@ -67,7 +67,7 @@ const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 /** W1 rounds with confirmations off and on against one hub. */
 async function confirmationCost(o: Required<ReceiptsBenchOptions>) {
   const subscribers = o.quick ? 100 : 1000;
-  const perRound = o.quick ? 2000 : 10_000;
+  const perRound = o.quick ? 2000 : 5000;
   const rounds = o.quick ? 2 : 3;
   const dir = mkdtempSync(join(tmpdir(), 'pushhub-bench-receipts-'));
   const [merchantHash, receiverHash] = await Promise.all([hashPassword(MERCHANT.password, 15), hashPassword(RECEIVER_PASSWORD, 10)]);
@@ -197,7 +197,7 @@ async function statusAtScale(o: Required<ReceiptsBenchOptions>) {
     const queryMs: number[] = [];
     for (let i = 0; i < (o.quick ? 50 : 300); i++) {
       const t = performance.now();
-      reader.receipts.publicCounts(Number(ack.sequence));
+      reader.receipts.publicCounts(Number(ack.sequence), MERCHANT.id);
       queryMs.push(performance.now() - t);
     }
     reader.close();

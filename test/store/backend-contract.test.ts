@@ -325,8 +325,8 @@ for (const factory of backends) {
 
       const facts = await backend.receipts.itemFacts(M1, [a!.itemId, b!.itemId, pub!.itemId, 'nope'], NOW + 30);
       assert.deepEqual(facts.map((f) => f.found && [f.receiverId, f.end.kind, f.optedOut, f.confirmedAtMs]), [[R1, 'live', false, NOW + 10], false, ['', 'live', false, undefined], false]);
-      assert.deepEqual(await backend.receipts.publicCounts(pub!.seq), { delivered: 1, eligible: 2 });
-      assert.deepEqual(await backend.receipts.publicCounts(pub!.seq, 0), { delivered: 0, eligible: 0 }, 'nobody was registered before it ended');
+      assert.deepEqual(await backend.receipts.publicCounts(pub!.seq, M1), { delivered: 1, eligible: 2 });
+      assert.deepEqual(await backend.receipts.publicCounts(pub!.seq, M1, 0), { delivered: 0, eligible: 0 }, 'nobody was registered before it ended');
       const m1Events = await backend.receipts.eventsAfter(M1, 0, Number.MAX_SAFE_INTEGER, 10);
       assert.equal(m1Events.length, 1);
       assert.deepEqual(await backend.receipts.deliveredItems(m1Events[0]!), [{ itemId: a!.itemId, seq: a!.seq }]);

@@ -40,21 +40,38 @@ const RESET_REASON_NAMES: Record<number, ResetReasonName> = {
  * deep-equals the event.
  */
 export type ReceiverEvent =
-  /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
-  | { type: 'item'; item: Item }
-  /** An item to remove (by its id; for a keyed item also the stored item with that key). */
-  | { type: 'withdrawal'; withdrawal: Withdrawal }
-  /**
-   * The backlog has been sent; live events follow. `sequence` is the newest sequence the
-   * receiver has now been sent: store it as the cursor. Sent after every (re)connection.
-   */
-  | { type: 'caughtUp'; sequence: number; historyId: string }
-  /**
-   * The stored state (items, cursor) no longer belongs to the hub's history: drop it. The
-   * receiver's full current state follows, then a `caughtUp`; a store applies the reset and
-   * that state together (ReceiverStore does, in one transaction at the `caughtUp`).
-   */
-  | { type: 'reset'; reason: ResetReasonName; historyId: string };
+  | {
+      /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
+      type: 'item';
+      /** The item. */
+      item: Item;
+    }
+  | {
+      /** An item to remove (by its id; for a keyed item also the stored item with that key). */
+      type: 'withdrawal';
+      /** The withdrawal. */
+      withdrawal: Withdrawal;
+    }
+  | {
+      /** The backlog has been sent; live events follow. Sent after every (re)connection. */
+      type: 'caughtUp';
+      /** The newest sequence the receiver has now been sent: store it as the cursor. */
+      sequence: number;
+      /** The hub history the sequence belongs to: store it with the cursor. */
+      historyId: string;
+    }
+  | {
+      /**
+       * The stored state (items, cursor) no longer belongs to the hub's history: drop it. The
+       * receiver's full current state follows, then a `caughtUp`; a store applies the reset and
+       * that state together (ReceiverStore does, in one transaction at the `caughtUp`).
+       */
+      type: 'reset';
+      /** Why (see {@link ResetReasonName}). */
+      reason: ResetReasonName;
+      /** The hub history the new state belongs to. */
+      historyId: string;
+    };
 
 /** Options of ReceiverClient.subscribe. */
 export interface SubscribeOptions {

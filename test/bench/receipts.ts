@@ -42,7 +42,7 @@ async function startHub(dir: string, extra: string[] = []) {
   let stderr = '';
   child.stderr!.on('data', (c) => (stderr = (stderr + c).slice(-4000)));
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`hub exited with ${code}: ${stderr}`))));
-  await Promise.race([waitForPort(port), exited]);
+  await Promise.race([waitForPort(port, 120_000), exited]);
   exited.catch(() => {});
   return { pid: child.pid!, address: `127.0.0.1:${port}`, stop: () => stopChild(child) };
 }

@@ -290,6 +290,33 @@ export interface ChangeFeed {
   close(): Promise<void>;
 }
 
+/**
+ * Why a history started: the database was created, restored (`pushhub restore`, or a
+ * PostgreSQL restore the hub detected at start), or a receiver's cursor was beyond the head
+ * (the database went back in time without a restore the hub could see).
+ */
+export type HistoryStart = 'created' | 'restored' | 'cursor-ahead';
+
+/** The database's history: cursors belong to it (see docs/backups.md). */
+export interface History {
+  /** 'H' and 24 hex digits; a new one whenever continuity cannot be guaranteed. */
+  id: string;
+  start: HistoryStart;
+  startedAtMs: number;
+}
+
+export interface HistoryStore {
+  /** The current history as this node knows it (follows rotations by any node within a poll). */
+  current(): History;
+  /**
+   * Compare-and-set: starts a new history if the current one is still `fromId`, durably and
+   * for every node; resolves with the history that is current afterwards either way.
+   */
+  rotate(fromId: string, start: HistoryStart, nowMs: number): Promise<History>;
+  /** Called when the current history changes (a rotation by this node or, later, by another). */
+  onChange(listener: (history: History) => void): void;
+}
+
 /** Exactly one node of a cluster is leader at a time (it runs the purge). */
 export interface Leader {
   readonly isLeader: boolean;
@@ -315,7 +342,8 @@ export interface ProgressInput {
  */
 export interface ReceiptStore {
   /**
-   * One durable transaction for a batch of confirmations: each receiver's cursor moves up to
+   * One transaction for a batch of confirmations (SQLite commits it without an fsync of its
+   * own: a confirmation lost in a crash is sent again on the receiver's resume), in which each receiver's cursor moves up to
    * its upToSeq (never down; an opted-out receiver stores nothing), one event is appended per
    * (receiver, merchant) whose live specific items the move covers, and the public items the
    * moves reached are named. upToSeq must already be checked against the head.
@@ -332,9 +360,11 @@ export interface ReceiptStore {
   itemFacts(merchantId: string, itemIds: readonly string[], nowMs: number): Promise<ItemFacts[]>;
   /**
    * A public item's counts: receivers (receipts on) whose confirmed cursor reached seq and
-   * registered before endMs, and all receivers (receipts on) registered before endMs.
+   * registered before endMs, and all receivers (receipts on) registered before endMs. No
+   * endMs: the item is live and every receiver registered so far counts (read from a kept
+   * total, not counted). Receivers that block the merchant count in neither.
    */
-  publicCounts(seq: number, endMs: number): Promise<{ delivered: number; eligible: number }>;
+  publicCounts(seq: number, merchantId: string, endMs?: number): Promise<{ delivered: number; eligible: number }>;
   /** A merchant's receipt events with afterId < id <= upToId, ascending, at most limit. */
   eventsAfter(merchantId: string, afterId: number, upToId: number, limit: number): Promise<ReceiptEvent[]>;
   /** The specific items a delivery event covers that are still stored (item id and sequence). */
@@ -359,6 +389,7 @@ export interface HubBackend {
   committer: BatchCommitter;
   feed: ChangeFeed;
   leader: Leader;
+  history: HistoryStore;
   receipts: ReceiptStore;
   receiptFeed: ReceiptFeed;
   close(): Promise<void>;

@@ -29,6 +29,11 @@ const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
   --registration-token TOKEN with --register, when the hub requires one
   --receipts on|off          share delivery receipts with merchants (stored on the hub; the
                              daemon confirms what its store has committed) or opt out
+  --block MERCHANT           one-shot: block this merchant on the hub (its specific pushes are
+                             refused, its items leave this receiver; the next sync removes them
+                             from the store), print {"blocked":ID,"sequence":N} and exit
+  --unblock MERCHANT         one-shot: lift a block (the merchant's current public items come
+                             back at the next sync), print {"unblocked":ID,"sequence":N} and exit
   --help
 `;
 
@@ -87,6 +92,8 @@ async function main(): Promise<number> {
       'region-code': { type: 'string' },
       'registration-token': { type: 'string' },
       receipts: { type: 'string' },
+      block: { type: 'string' },
+      unblock: { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -104,9 +111,28 @@ async function main(): Promise<number> {
     process.stderr.write(`--receipts must be on or off, got "${values.receipts}"\n`);
     return 2;
   }
+  if (values.block !== undefined && values.unblock !== undefined) {
+    process.stderr.write('--block and --unblock: give one\n');
+    return 2;
+  }
+  const tls = values.ca ? { ca: readFileSync(values.ca) } : undefined;
+  if (values.block !== undefined || values.unblock !== undefined) {
+    // One-shot: no store, no stream; the running daemon's stream carries the effect.
+    const credentials = await loadCredentials({ ...values, register: false }, address, tls);
+    const receiver = new ReceiverClient({ address, ...credentials, tls });
+    try {
+      const line =
+        values.block !== undefined
+          ? { blocked: values.block, sequence: await receiver.block(values.block) }
+          : { unblocked: values.unblock!, sequence: await receiver.unblock(values.unblock!) };
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+      return 0;
+    } finally {
+      receiver.close();
+    }
+  }
   // Before registering: without the store's SQLite driver there is nothing to register for.
   ensureSqlite();
-  const tls = values.ca ? { ca: readFileSync(values.ca) } : undefined;
   const credentials = await loadCredentials(values, address, tls);
 
   const abort = new AbortController();

@@ -16,7 +16,7 @@ import { deadlineMiddleware } from 'nice-grpc-client-middleware-deadline';
 import { type Endpoint, explainConnectionError } from './connection-errors.js';
 import { PushHubError, REASON_TRAILER, RETRY_AFTER_TRAILER, Status, toPushHubError } from './errors.js';
 import { PushHubServiceDefinition } from './gen/pushhub/v1/pushhub.js';
-import { pushHubClientDefinition } from './wire-definition.js';
+import { pushHubClientDefinition, receiverClientDefinition } from './wire-definition.js';
 
 /** TLS settings for a hub that serves TLS. Omit them for a plaintext hub. */
 export interface TlsOptions {
@@ -216,5 +216,6 @@ export function createHubClient(channel: Channel, credentials: () => Credentials
  * client middleware is an async generator that every message of the stream passes through.
  */
 export function createStreamingHubClient(channel: Channel): HubClient {
-  return createClient(pushHubClientDefinition, channel);
+  // Subscribe responses arrive as subscribe-decoder.ts ReceivedEvent[] (typed as the generated ones).
+  return createClient(receiverClientDefinition, channel);
 }

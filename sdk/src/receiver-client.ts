@@ -17,7 +17,8 @@ import { METHOD } from './push-types.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { type RetryOptions, backoffMs } from './retry.js';
 import type { BlockedMerchant, Item, Withdrawal } from './types.js';
-import { checkSequence, checkString, itemFromWire, toSafeNumber, withdrawalFromWire } from './values.js';
+import type { ReceivedEvent } from './subscribe-decoder.js';
+import { checkSequence, checkString, toSafeNumber } from './values.js';
 
 /**
  * One event of a receiver's stream. Plain data: `JSON.parse(JSON.stringify(event))`
@@ -156,8 +157,7 @@ export class ReceiverClient {
    */
   async *subscribeBatches(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent[], void, undefined> {
     const outer = options.signal ?? new AbortController().signal;
-    // The cursor stays a bigint inside (it is compared with every event's wire sequence).
-    let cursor = BigInt(checkSequence(options.afterSequence, 'afterSequence', METHOD.subscribe));
+    let cursor = checkSequence(options.afterSequence, 'afterSequence', METHOD.subscribe);
     let intervalMs = this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     const factor = this.options.heartbeatTimeoutFactor ?? 2;
     let failures = 0;
@@ -167,13 +167,17 @@ export class ReceiverClient {
       const onOuterAbort = () => attempt.abort();
       outer.addEventListener('abort', onOuterAbort, { once: true });
       let dead: DeadConnectionError | undefined;
-      // One watchdog per connection, refreshed (not replaced) after each batch. Time the
-      // caller spends on a batch is not silence: a watchdog firing then just starts over.
+      // One watchdog per connection. A message only notes its time; when the timer fires
+      // early (messages came meanwhile) it waits out the rest (a timer refresh per message was
+      // a measured share of the receive path, docs/performance.md). Time the caller spends on
+      // a batch is not silence: a watchdog firing then just starts over.
       let busy = false;
+      let lastMessageAt = Date.now();
       let watchdogMs = intervalMs * factor;
       const expire = () => {
-        if (busy) {
-          watchdog.refresh();
+        const quietMs = Date.now() - lastMessageAt;
+        if (busy || quietMs < watchdogMs) {
+          watchdog = setTimeout(expire, busy ? watchdogMs : watchdogMs - quietMs);
           return;
         }
         dead = new DeadConnectionError(watchdogMs);
@@ -187,7 +191,7 @@ export class ReceiverClient {
       let reason = '';
       try {
         const stream = this.client.subscribe(
-          { afterSequence: cursor },
+          { afterSequence: BigInt(cursor) },
           {
             signal: attempt.signal,
             metadata: Metadata({ authorization: basicAuthorization(this.credentials) }),
@@ -195,42 +199,46 @@ export class ReceiverClient {
               reason = trailer.get(REASON_TRAILER) ?? '';
             },
           },
-        );
-        for await (const response of stream) {
+        ) as unknown as AsyncIterable<ReceivedEvent[]>;
+        for await (const events of stream) {
           busy = true;
           const batch: ReceiverEvent[] = [];
-          for (const { event } of response.events) {
-            switch (event?.$case) {
+          for (const event of events) {
+            switch (event.$case) {
               case 'item':
-                if (event.value.sequence > cursor) {
-                  cursor = event.value.sequence;
-                  batch.push({ type: 'item', item: itemFromWire(event.value) });
+                if (event.sequence > cursor) {
+                  cursor = event.sequence;
+                  batch.push({ type: 'item', item: event.item });
                 }
                 break;
               case 'withdrawal':
-                if (event.value.sequence > cursor) {
-                  cursor = event.value.sequence;
-                  batch.push({ type: 'withdrawal', withdrawal: withdrawalFromWire(event.value) });
+                if (event.sequence > cursor) {
+                  cursor = event.sequence;
+                  batch.push({ type: 'withdrawal', withdrawal: event.withdrawal });
                 }
                 break;
-              case 'caughtUp':
-                failures = 0;
-                if (event.value.sequence > cursor) cursor = event.value.sequence;
-                batch.push({ type: 'caughtUp', sequence: toSafeNumber(cursor, 'caughtUp.sequence') });
-                break;
-              case 'heartbeat':
-                if (event.value.intervalMs > 0) intervalMs = event.value.intervalMs;
-                break;
+              default:
+                switch (event.event?.$case) {
+                  case 'caughtUp': {
+                    failures = 0;
+                    const sequence = toSafeNumber(event.event.value.sequence, 'caughtUp.sequence');
+                    if (sequence > cursor) cursor = sequence;
+                    batch.push({ type: 'caughtUp', sequence: cursor });
+                    break;
+                  }
+                  case 'heartbeat':
+                    if (event.event.value.intervalMs > 0) intervalMs = event.event.value.intervalMs;
+                    break;
+                }
             }
           }
           if (batch.length > 0) yield batch;
           busy = false;
+          lastMessageAt = Date.now();
           if (intervalMs * factor !== watchdogMs) {
             clearTimeout(watchdog);
             watchdogMs = intervalMs * factor;
             watchdog = setTimeout(expire, watchdogMs);
-          } else {
-            watchdog.refresh();
           }
         }
         failure = new PushHubError(Status.UNAVAILABLE, '', 'subscribe stream ended');
@@ -248,7 +256,7 @@ export class ReceiverClient {
       if (failures >= this.reconnect.maxAttempts) throw failure;
       if (failure instanceof DeadConnectionError) this.renewChannel();
       const delayMs = backoffMs(failures, this.reconnect);
-      this.options.onReconnect?.({ error: failure, attempt: failures, delayMs, afterSequence: Number(cursor) });
+      this.options.onReconnect?.({ error: failure, attempt: failures, delayMs, afterSequence: cursor });
       try {
         await delay(outer, delayMs);
       } catch (error) {

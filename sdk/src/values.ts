@@ -109,7 +109,7 @@ export function withdrawalFromWire(withdrawal: WireWithdrawal): Withdrawal {
     audience: audienceName(withdrawal.audience),
     key: withdrawal.key,
     replaced: withdrawal.replaced,
-    cause: CAUSE_NAMES[withdrawal.cause] ?? 'unspecified',
+    cause: WITHDRAWAL_CAUSE_NAMES[withdrawal.cause] ?? 'unspecified',
   };
 }
 
@@ -234,7 +234,7 @@ export function serviceInfoToWire(input: ServiceInfoInput | undefined, field = '
 }
 
 /** Wire causes by number, as plain names. */
-const CAUSE_NAMES: Partial<Record<number, Withdrawal['cause']>> = {
+export const WITHDRAWAL_CAUSE_NAMES: Partial<Record<number, Withdrawal['cause']>> = {
   1: 'withdrawn',
   2: 'replaced',
   3: 'blocked',

@@ -1,5 +1,6 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { PushHubServiceDefinition, SubscribeResponse } from './gen/pushhub/v1/pushhub.js';
+import { decodeSubscribeResponse } from './subscribe-decoder.js';
 
 /**
  * The one wire module: PushHubService in the form grpc-js and nice-grpc use, built from the
@@ -57,6 +58,11 @@ export interface WireOptions {
    * messages and skips it.
    */
   fromPartial?: boolean;
+  /**
+   * Subscribe responses decode to the SDK's own events (subscribe-decoder.ts `ReceivedEvent[]`,
+   * not the generated SubscribeResponse): the receive path of ReceiverClient.
+   */
+  receivedSubscribeEvents?: boolean;
 }
 
 /** Builds PushHubService's wire definition; see {@link WireOptions}. */
@@ -68,6 +74,7 @@ export function createWireDefinition(options: WireOptions = {}): typeof PushHubS
       const requestType = method.requestType as unknown as MessageType;
       const responseType = method.responseType as unknown as MessageType;
       const preEncoded = options.preEncodedSubscribeFrames === true && method.responseType === SubscribeResponse;
+      const received = options.receivedSubscribeEvents === true && method.responseType === SubscribeResponse;
       return [
         key,
         {
@@ -80,7 +87,7 @@ export function createWireDefinition(options: WireOptions = {}): typeof PushHubS
             value instanceof Uint8Array ? asBuffer(value) : encodeWith(requestType, value, fromPartial),
           requestDeserialize: wrap((bytes: Uint8Array) => requestType.decode(bytes), key),
           responseSerialize: preEncoded ? asBuffer : (value: unknown) => encodeWith(responseType, value, fromPartial),
-          responseDeserialize: (bytes: Uint8Array) => responseType.decode(bytes),
+          responseDeserialize: received ? decodeSubscribeResponse : (bytes: Uint8Array) => responseType.decode(bytes),
           options: method.options,
         },
       ];
@@ -93,3 +100,6 @@ export function createWireDefinition(options: WireOptions = {}): typeof PushHubS
  * the reused writer. The client's type stays the generated definition's.
  */
 export const pushHubClientDefinition = createWireDefinition();
+
+/** The same, with Subscribe responses as the SDK's own events (ReceiverClient only). */
+export const receiverClientDefinition = createWireDefinition({ receivedSubscribeEvents: true });

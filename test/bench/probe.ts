@@ -15,9 +15,8 @@ import { GCProfiler, getHeapStatistics } from 'node:v8';
 export interface AllocationWindow {
   /** Bytes allocated on this thread's JS heap in the window. */
   bytes: number;
-  /** Garbage collections in the window, and their total pause on this thread. */
+  /** Garbage collections in the window. */
   gcs: number;
-  gc_pause_ms: number;
 }
 
 export class AllocationMeter {
@@ -39,12 +38,8 @@ export class AllocationMeter {
     const statistics = this.profiler?.stop()?.statistics ?? [];
     this.profiler = undefined;
     let freed = 0;
-    let pauseUs = 0;
-    for (const gc of statistics) {
-      freed += gc.beforeGC.heapStatistics.usedHeapSize - gc.afterGC.heapStatistics.usedHeapSize;
-      pauseUs += gc.cost;
-    }
-    return { bytes: used - this.usedAtStart + freed, gcs: statistics.length, gc_pause_ms: Math.round(pauseUs) / 1000 };
+    for (const gc of statistics) freed += gc.beforeGC.heapStatistics.usedHeapSize - gc.afterGC.heapStatistics.usedHeapSize;
+    return { bytes: used - this.usedAtStart + freed, gcs: statistics.length };
   }
 }
 

@@ -516,7 +516,6 @@ async function budgetWindow(s: Session, fn: () => Promise<{ ops: number; events:
     },
     server_alloc_bytes: round(serverAlloc.bytes / ops, 0),
     server_gcs: serverAlloc.gcs,
-    server_gc_pause_ms: serverAlloc.gc_pause_ms,
     subscriber_cpu_us_per_event: us(b.sub - a.sub, events),
     subscriber_alloc_bytes_per_event: round(subBytes / events, 0),
   };

@@ -69,15 +69,6 @@ describe('the hub process', function () {
     assert.ok(!existsSync(db), 'no database was created');
   });
 
-  it('--version prints the package version and exits 0', () => {
-    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
-    for (const flag of ['--version', '-V']) {
-      const run = runHub([flag]);
-      assert.equal(run.status, 0, run.stderr);
-      assert.equal(run.stdout, `pushhub ${version}\n`);
-    }
-  });
-
   it('a port in use names --address (or --metrics-address) and creates no database', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));

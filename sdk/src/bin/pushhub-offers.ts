@@ -13,6 +13,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MerchantClient } from '../merchant.js';
+import { sdkVersion } from './version.js';
 import {
   type BulkOfferTarget,
   type ConsumptionRecord,
@@ -55,6 +56,7 @@ Options:
   --no-progress         never show a progress bar
   --verbose             list every change (push or withdraw) on stdout
   --json                print the summary as JSON
+  --version             print the version and exit
   -h, --help            this help
 
 Voucher codes are keyed with $PUSHHUB_OFFERS_CODE_SECRET when it is set.
@@ -121,6 +123,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         json: { type: 'boolean' },
         verbose: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
       },
       strict: true,
     }));
@@ -129,6 +132,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (values.version) {
+    io.stdout.write(`pushhub-offers ${sdkVersion()}\n`);
     return 0;
   }
   if (!values.rules || !values.records) throw new UsageError(`--rules and --records are required\n\n${USAGE}`);

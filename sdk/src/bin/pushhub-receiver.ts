@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { type ReceiverDaemonLine, ReceiverClient, type StoreChange, createReceiverStore } from '../receiver.js';
 import type { Credentials } from '../connection.js';
 import { ensureSqlite } from '../sqlite.js';
+import { sdkVersion } from './version.js';
 
 const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
 
@@ -27,6 +28,10 @@ const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
   --display-name NAME        with --register
   --region-code NN           with --register
   --registration-token TOKEN with --register, when the hub requires one
+  --registration-token-file FILE
+                             the same, read from FILE (e.g. a systemd credential; not in ps)
+  --register-only            register (as --register) and exit without syncing: a first-run step
+  --version                  print the version and exit
   --receipts on|off          share delivery receipts with merchants (stored on the hub; the
                              daemon confirms what its store has committed) or opt out
   --block MERCHANT           one-shot: block this merchant on the hub (its specific pushes are
@@ -35,6 +40,8 @@ const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
   --unblock MERCHANT         one-shot: lift a block (the merchant's current public items come
                              back at the next sync), print {"unblocked":ID,"sequence":N} and exit
   --help
+
+Exit status: 0 stopped cleanly (SIGTERM, SIGINT), 1 failed, 2 bad usage.
 `;
 
 function log(message: string): void {
@@ -66,7 +73,7 @@ async function loadCredentials(
     if (typeof parsed.id !== 'string' || typeof parsed.password !== 'string') throw new Error(`${file}: expected {"id","password"}`);
     return { id: parsed.id, password: parsed.password };
   }
-  if (!values.register) throw new Error(`${file} does not exist; pass --register to register a new receiver`);
+  if (!values.register && !values['register-only']) throw new Error(`${file} does not exist; pass --register to register a new receiver`);
   const credentials = await ReceiverClient.register(address, {
     displayName: values['display-name'] as string | undefined,
     regionCode: values['region-code'] as string | undefined,
@@ -80,27 +87,48 @@ async function loadCredentials(
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      address: { type: 'string' },
-      credentials: { type: 'string' },
-      register: { type: 'boolean' },
-      id: { type: 'string' },
-      store: { type: 'string' },
-      ca: { type: 'string' },
-      'display-name': { type: 'string' },
-      'region-code': { type: 'string' },
-      'registration-token': { type: 'string' },
-      receipts: { type: 'string' },
-      block: { type: 'string' },
-      unblock: { type: 'string' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        address: { type: 'string' },
+        credentials: { type: 'string' },
+        register: { type: 'boolean' },
+        'register-only': { type: 'boolean' },
+        id: { type: 'string' },
+        store: { type: 'string' },
+        ca: { type: 'string' },
+        'display-name': { type: 'string' },
+        'region-code': { type: 'string' },
+        'registration-token': { type: 'string' },
+        'registration-token-file': { type: 'string' },
+        receipts: { type: 'string' },
+        block: { type: 'string' },
+        unblock: { type: 'string' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    // A bad flag is a usage error: say which, show the usage, exit 2 (never 1, a failure).
+    process.stderr.write(`pushhub-receiver: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`pushhub-receiver ${sdkVersion()}\n`);
+    return 0;
+  }
+  if (values['registration-token-file'] !== undefined) {
+    if (values['registration-token'] !== undefined) {
+      process.stderr.write(`pushhub-receiver: --registration-token and --registration-token-file both give the token: give one\n\n${USAGE}`);
+      return 2;
+    }
+    values['registration-token'] = readFileSync(values['registration-token-file'], 'utf8').replace(/\r?\n$/, '');
   }
   const address = values.address ?? process.env.PUSHHUB_ADDRESS;
   if (!address) {
@@ -134,6 +162,10 @@ async function main(): Promise<number> {
   // Before registering: without the store's SQLite driver there is nothing to register for.
   ensureSqlite();
   const credentials = await loadCredentials(values, address, tls);
+  if (values['register-only']) {
+    log(`receiver ${credentials.id}: registered; start the daemon without --register-only to sync`);
+    return 0;
+  }
 
   const abort = new AbortController();
   const stop = (signal: string) => {

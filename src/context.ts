@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HubServices } from './api/call-context.js';
 import { type HubConfig, describeDatabaseUrl } from './config.js';
+import { HubError, Reason } from './core/errors.js';
 import { CommitQueue } from './delivery/commit-queue.js';
 import { Fanout } from './delivery/fanout.js';
 import { PushRateLimiter } from './delivery/rate-limit.js';
@@ -60,6 +61,11 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
     }
     fanout.publish(changes);
   });
+  // Streams of the old history end (UNAVAILABLE): each receiver reconnects and is reset.
+  backend.history.onChange((history) => {
+    logger.warn('a new history started: every receiver resets its state', { historyId: history.id, start: history.start });
+    fanout.failAll(new HubError(Reason.HistoryChanged, 'subscribe: the hub started a new history; reconnect (your state will be reset)'));
+  });
   const commits = new CommitQueue(backend.committer, now);
   const registry = createRegistry(backend.accounts, backend.feed, config);
   const metrics = config.metricsAddress
@@ -96,6 +102,7 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
     backend,
     changes: backend.changes,
     feed: backend.feed,
+    history: backend.history,
     registry,
     commits,
     fanout,
@@ -147,7 +154,9 @@ async function openBackend(config: HubConfig, logger: Logger, overrides: HubOver
       return await openPostgresBackend(config.databaseUrl, {
         limits,
         onError: (error) => logger.warn('postgres connection error', { error: String((error as Error)?.message ?? error) }),
-        onLeaderChange: (isLeader) => logger.info(isLeader ? 'leader: this node purges' : 'leader: this node stopped leading (another node purges)'),
+        onRestoreDetected: (changed, historyId) =>
+        logger.warn('the database was restored (its fingerprint changed): a new history starts, receivers reset', { changed, historyId }),
+      onLeaderChange: (isLeader) => logger.info(isLeader ? 'leader: this node purges' : 'leader: this node stopped leading (another node purges)'),
       });
     } catch (error) {
       throw new Error(describeConnectFailure(config.databaseUrl, error));

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, describeDatabaseUrl, helpText, loadConfig, wantsHelp } from './config.js';
+import { SUBCOMMANDS, subcommandHelp } from './commands/index.js';
 import { startHub } from './hub.js';
 import { createLogger } from './logger.js';
 import { EXIT_DATABASE_OWNED, SqliteOwnedError } from './store/sqlite/owner.js';
@@ -12,13 +13,15 @@ import { HUB_VERSION } from './version.js';
  * 3 when another process owns the SQLite file (EXIT_DATABASE_OWNED; see docs/backups.md).
  */
 const argv = process.argv.slice(2);
+const subcommand = SUBCOMMANDS[argv[0] ?? ''];
+if (subcommand) process.exit(await (await subcommand()).run(argv.slice(1)));
 // `pushhub admin ...`: operator actions (src/admin/cli.ts, docs/accounts.md).
 if (argv[0] === 'admin') {
   const { runAdminCommand } = await import('./admin/cli.js');
   process.exit(await runAdminCommand(argv.slice(1), process.env));
 }
 if (wantsHelp(argv)) {
-  process.stdout.write(helpText());
+  process.stdout.write(helpText() + (await subcommandHelp()));
   process.exit(0);
 }
 if (argv.includes('--version') || argv.includes('-V')) {

@@ -28,14 +28,18 @@ args = parser.parse_args()
 
 
 class Store:
-    """The receiver's items and its cursor, saved together after every response."""
+    """The receiver's items, its cursor and the history the cursor belongs to, saved together
+    after every response."""
 
     def __init__(self, path, receiver_id):
         self.path = path
-        self.state = {"receiver": receiver_id, "cursor": 0, "items": {}}
+        self.state = {"receiver": receiver_id, "cursor": 0, "history": "", "items": {}}
+        # A reset's new state, gathered until its caught_up replaces the state (never saved
+        # half-way: a crash before then resumes from the old state and is reset again).
+        self.pending = None
         if os.path.exists(path):
             with open(path) as f:
-                self.state = json.load(f)
+                self.state = {"history": "", **json.load(f)}
             # The items and cursor of one receiver must never be resumed as another's.
             if self.state["receiver"] != receiver_id:
                 raise SystemExit(f"this store belongs to receiver {self.state['receiver']}, not {receiver_id}")
@@ -44,10 +48,19 @@ class Store:
     def cursor(self):
         return self.state["cursor"]
 
+    @property
+    def history(self):
+        return self.state["history"]
+
     def apply(self, event):
         """Apply one event; the change it makes, as a line to print (or None)."""
         kind = event.WhichOneof("event")
-        items = self.state["items"]
+        if kind == "reset":
+            # The hub's database was restored: the state that follows replaces this one.
+            self.pending = {"receiver": self.state["receiver"], "cursor": 0, "history": event.reset.history_id, "items": {}}
+            return None
+        target = self.pending or self.state
+        items = target["items"]
         if kind == "item":
             item = MessageToDict(event.item)
             key = item["info"].get("key", "")
@@ -56,15 +69,23 @@ class Store:
             for item_id in replaced:
                 del items[item_id]
             items[item["itemId"]] = item
-            self.state["cursor"] = event.item.sequence
+            target["cursor"] = event.item.sequence
+            if self.pending:
+                return None
             return f"{'replaced' if replaced else 'added'} {item['info']['title']}"
         if kind == "withdrawal":
-            self.state["cursor"] = event.withdrawal.sequence
+            target["cursor"] = event.withdrawal.sequence
             old = items.pop(event.withdrawal.item_id, None)
+            if self.pending:
+                return None
             cause = "replaced" if event.withdrawal.replaced else "withdrawn"
             return f"removed {old['info']['title']} ({cause})" if old else None
         if kind == "caught_up":
-            self.state["cursor"] = event.caught_up.sequence
+            target["cursor"] = event.caught_up.sequence
+            target["history"] = event.caught_up.history_id or target["history"]
+            if self.pending:
+                self.state, self.pending = self.pending, None
+                return f"reset: caught up at {self.cursor} ({len(items)} items)"
             return f"caught up at {self.cursor} ({len(items)} items)"
         return None  # a heartbeat
 
@@ -76,7 +97,7 @@ class Store:
         return [f"removed {items.pop(i)['info']['title']} (expired)" for i in ended]
 
     def reset(self):
-        self.state.update(cursor=0, items={})
+        self.state.update(cursor=0, history="", items={})
 
     def save(self):
         # Written whole and renamed into place, so a crash leaves the old state or the new one.
@@ -87,7 +108,7 @@ class Store:
 
 def follow(hub, auth, store):
     """Subscribe after the store's cursor and apply every response, until the stream breaks."""
-    call = hub.Subscribe(pb.SubscribeRequest(after_sequence=store.cursor), metadata=auth)
+    call = hub.Subscribe(pb.SubscribeRequest(after_sequence=store.cursor, history_id=store.history), metadata=auth)
     # A connection that sends nothing (not even a heartbeat) for twice the heartbeat interval is
     # dead, even if TCP has not noticed: cancel the call so that the loop below reconnects.
     watch = {"last": time.monotonic(), "interval": 30.0, "done": False}
@@ -130,7 +151,7 @@ def main():
         except grpc.RpcError as error:
             code = error.code()
             if code == grpc.StatusCode.OUT_OF_RANGE and reason(error) == "CURSOR_OUT_OF_RANGE":
-                # The hub's database was replaced: its sequences mean something else now.
+                # A hub older than history ids: its database was replaced, start over.
                 store.reset()
                 print("cursor out of range: starting over", flush=True)
             elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,

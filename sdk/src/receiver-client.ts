@@ -11,7 +11,7 @@ import {
   toChannelError,
 } from './connection.js';
 import { PushHubError, REASON_TRAILER, Status, isResumableStreamEnd } from './errors.js';
-import { ReceiptPolicy, Role } from './gen/pushhub/v1/pushhub.js';
+import { ReceiptPolicy, ResetReason, Role } from './gen/pushhub/v1/pushhub.js';
 import { RECEIPT_METHOD } from './receipts.js';
 import { METHOD } from './push-types.js';
 import { type RegisterOptions, registerAccount } from './register.js';
@@ -21,19 +21,57 @@ import type { ReceivedEvent } from './subscribe-decoder.js';
 import { checkSequence, checkString, toSafeNumber } from './values.js';
 
 /**
+ * Why a receiver's state was reset (see docs/backups.md):
+ * - 'restored': the hub's database was restored from a backup;
+ * - 'cursor_ahead': the cursor was beyond the hub's newest sequence (the database went back
+ *   in time);
+ * - 'unknown_history': the stored state belongs to another database (one created anew).
+ */
+export type ResetReasonName = 'restored' | 'cursor_ahead' | 'unknown_history';
+
+const RESET_REASON_NAMES: Record<number, ResetReasonName> = {
+  [ResetReason.RESET_REASON_RESTORED]: 'restored',
+  [ResetReason.RESET_REASON_CURSOR_AHEAD]: 'cursor_ahead',
+  [ResetReason.RESET_REASON_UNKNOWN_HISTORY]: 'unknown_history',
+};
+
+/**
  * One event of a receiver's stream. Plain data: `JSON.parse(JSON.stringify(event))`
  * deep-equals the event.
  */
 export type ReceiverEvent =
-  /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
-  | { type: 'item'; item: Item }
-  /** An item to remove (by its id; for a keyed item also the stored item with that key). */
-  | { type: 'withdrawal'; withdrawal: Withdrawal }
-  /**
-   * The backlog has been sent; live events follow. `sequence` is the newest sequence the
-   * receiver has now been sent: store it as the cursor. Sent after every (re)connection.
-   */
-  | { type: 'caughtUp'; sequence: number };
+  | {
+      /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
+      type: 'item';
+      /** The item. */
+      item: Item;
+    }
+  | {
+      /** An item to remove (by its id; for a keyed item also the stored item with that key). */
+      type: 'withdrawal';
+      /** The withdrawal. */
+      withdrawal: Withdrawal;
+    }
+  | {
+      /** The backlog has been sent; live events follow. Sent after every (re)connection. */
+      type: 'caughtUp';
+      /** The newest sequence the receiver has now been sent: store it as the cursor. */
+      sequence: number;
+      /** The hub history the sequence belongs to: store it with the cursor. */
+      historyId: string;
+    }
+  | {
+      /**
+       * The stored state (items, cursor) no longer belongs to the hub's history: drop it. The
+       * receiver's full current state follows, then a `caughtUp`; a store applies the reset and
+       * that state together (ReceiverStore does, in one transaction at the `caughtUp`).
+       */
+      type: 'reset';
+      /** Why (see {@link ResetReasonName}). */
+      reason: ResetReasonName;
+      /** The hub history the new state belongs to. */
+      historyId: string;
+    };
 
 /** Options of ReceiverClient.subscribe. */
 export interface SubscribeOptions {
@@ -43,6 +81,11 @@ export interface SubscribeOptions {
    * else fails with INVALID_ARGUMENT naming `afterSequence`.
    */
   afterSequence?: number;
+  /**
+   * The history `afterSequence` belongs to (from the last `caughtUp` or `reset`); empty or
+   * absent for a new receiver. A cursor of another history gets a `reset`.
+   */
+  historyId?: string;
   /** Ends the subscription: the iteration finishes without an error. */
   signal?: AbortSignal;
 }
@@ -143,8 +186,9 @@ export class ReceiverClient {
    * `caughtUp`, then live events, for as long as the caller iterates. Reconnects with
    * backoff and jitter and resumes after the last sequence it handed out, so the caller
    * sees every change once, in sequence order; a `caughtUp` follows each reconnection.
-   * Throws a {@link PushHubError} for failures resuming cannot fix (e.g. UNAUTHENTICATED,
-   * or OUT_OF_RANGE when the cursor is beyond the hub's newest sequence).
+   * When the cursor cannot be resumed from (the hub's database was restored, or the cursor
+   * is beyond its newest sequence), a `reset` comes first, then the full current state.
+   * Throws a {@link PushHubError} for failures resuming cannot fix (e.g. UNAUTHENTICATED).
    */
   async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent, void, undefined> {
     for await (const batch of this.subscribeBatches(options)) yield* batch;
@@ -158,6 +202,7 @@ export class ReceiverClient {
   async *subscribeBatches(options: SubscribeOptions = {}): AsyncGenerator<ReceiverEvent[], void, undefined> {
     const outer = options.signal ?? new AbortController().signal;
     let cursor = checkSequence(options.afterSequence, 'afterSequence', METHOD.subscribe);
+    let historyId = options.historyId ?? '';
     let intervalMs = this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     const factor = this.options.heartbeatTimeoutFactor ?? 2;
     let failures = 0;
@@ -191,7 +236,7 @@ export class ReceiverClient {
       let reason = '';
       try {
         const stream = this.client.subscribe(
-          { afterSequence: BigInt(cursor) },
+          { afterSequence: BigInt(cursor), historyId },
           {
             signal: attempt.signal,
             metadata: Metadata({ authorization: basicAuthorization(this.credentials) }),
@@ -223,12 +268,25 @@ export class ReceiverClient {
                     failures = 0;
                     const sequence = toSafeNumber(event.event.value.sequence, 'caughtUp.sequence');
                     if (sequence > cursor) cursor = sequence;
-                    batch.push({ type: 'caughtUp', sequence: cursor });
+                    if (event.event.value.historyId !== '') historyId = event.event.value.historyId;
+                    batch.push({ type: 'caughtUp', sequence: cursor, historyId });
                     break;
                   }
-                  case 'heartbeat':
-                    if (event.event.value.intervalMs > 0) intervalMs = event.event.value.intervalMs;
+                  case 'reset':
+                    // The state that follows starts from nothing, in the hub's current history.
+                    cursor = 0;
+                    historyId = event.event.value.historyId;
+                    batch.push({ type: 'reset', reason: RESET_REASON_NAMES[event.event.value.reason] ?? 'unknown_history', historyId });
                     break;
+                  case 'heartbeat': {
+                    const beat = event.event.value;
+                    if (beat.intervalMs > 0) intervalMs = beat.intervalMs;
+                    // The hub started a new history under an open stream: reconnect to be reset.
+                    if (beat.historyId !== '' && historyId !== '' && beat.historyId !== historyId) {
+                      throw new PushHubError(Status.UNAVAILABLE, 'HISTORY_CHANGED', 'the hub started a new history');
+                    }
+                    break;
+                  }
                 }
             }
           }

@@ -1,34 +1,8 @@
 import type Database from 'better-sqlite3';
 import { Item as WireItem } from './gen/pushhub/v1/pushhub.js';
-import type { ReceiverEvent } from './receiver-client.js';
-import type { Item } from './types.js';
+import type { ReceiverEvent, ResetReasonName } from './receiver-client.js';
+import type { Item, OfferKind, StoreChange } from './types.js';
 import { itemFromWire, itemToWire, wireAudience } from './values.js';
-
-/** The kind of offer an item carries; 'none' for a plain message. */
-export type OfferKind = 'discount' | 'points' | 'voucher' | 'none';
-
-/**
- * One change to the store's contents, emitted as a `change` event after it is committed.
- * Plain data: `JSON.parse(JSON.stringify(change))` deep-equals it.
- */
-export type StoreChange =
-  /** An item was added; `replaced` is the item it replaced (same merchant, audience, key), if any. */
-  | { type: 'added'; item: Item; replaced?: Item }
-  /**
-   * An item was removed: withdrawn by its merchant, past its valid_until, or replaced by a
-   * newer item with the same key (the newer one is `added` next, unless it has already ended).
-   */
-  | { type: 'removed'; item: Item; cause: 'withdrawn' | 'expired' | 'replaced' };
-
-/**
- * One line of the `pushhub-receiver` daemon's output (stdout, one JSON object per line): a
- * store change, with the item in its JSON form ({@link Item}).
- */
-export type ReceiverDaemonLine =
-  /** An item was added; `replacedItemId` names the item it replaced, if any. */
-  | { change: 'added'; itemId: string; replacedItemId?: string; item: Item }
-  /** An item was removed, and why. */
-  | { change: 'removed'; itemId: string; cause: 'withdrawn' | 'expired' | 'replaced'; item: Item };
 
 /** Schema migrations, applied in order; the index + 1 is the schema version (PRAGMA user_version). */
 export const STORE_MIGRATIONS: readonly string[] = [
@@ -52,6 +26,20 @@ export const STORE_MIGRATIONS: readonly string[] = [
      receiver  TEXT NOT NULL
    );
    INSERT INTO state (id, cursor, receiver) VALUES (1, 0, '');`,
+  // 2: the history the cursor belongs to, and the table a reset's new state is gathered in
+  // until its caughtUp, when it replaces the items in one transaction.
+  `ALTER TABLE state ADD COLUMN history_id TEXT NOT NULL DEFAULT '';
+   CREATE TABLE reset_items (
+     item_id        TEXT PRIMARY KEY,
+     sequence       INTEGER NOT NULL,
+     merchant_id    TEXT NOT NULL,
+     audience       INTEGER NOT NULL,
+     item_key       TEXT NOT NULL,
+     offer_kind     TEXT NOT NULL,
+     valid_until_ms INTEGER NOT NULL,
+     item           BLOB NOT NULL
+   );
+   CREATE UNIQUE INDEX reset_items_by_key ON reset_items (merchant_id, audience, item_key) WHERE item_key <> '';`,
 ];
 
 interface ItemRow {
@@ -68,18 +56,32 @@ const encode = (item: Item): Buffer => Buffer.from(WireItem.encode(itemToWire(it
  * The store's tables and every statement on them, prepared once. Writes run inside the
  * caller's transaction (see ReceiverStore); nothing here emits events.
  */
-export function createStoreTables(db: Database.Database) {
-  const s = {
-    cursor: db.prepare('SELECT cursor, receiver FROM state WHERE id = 1'),
-    setCursor: db.prepare('UPDATE state SET cursor = ? WHERE id = 1'),
-    setReceiver: db.prepare('UPDATE state SET receiver = ? WHERE id = 1'),
-    byId: db.prepare('SELECT item FROM items WHERE item_id = ?'),
-    byKey: db.prepare('SELECT item FROM items WHERE merchant_id = ? AND audience = ? AND item_key = ?'),
+/** The statements applyEvent writes through, on the items table or on reset_items. */
+function itemStatements(db: Database.Database, table: 'items' | 'reset_items') {
+  return {
+    byId: db.prepare(`SELECT item FROM ${table} WHERE item_id = ?`),
+    byKey: db.prepare(`SELECT item FROM ${table} WHERE merchant_id = ? AND audience = ? AND item_key = ?`),
     insert: db.prepare(
-      `INSERT INTO items (item_id, sequence, merchant_id, audience, item_key, offer_kind, valid_until_ms, item)
+      `INSERT INTO ${table} (item_id, sequence, merchant_id, audience, item_key, offer_kind, valid_until_ms, item)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    deleteById: db.prepare('DELETE FROM items WHERE item_id = ?'),
+    deleteById: db.prepare(`DELETE FROM ${table} WHERE item_id = ?`),
+  };
+}
+type ItemStatements = ReturnType<typeof itemStatements>;
+
+export function createStoreTables(db: Database.Database) {
+  const live = itemStatements(db, 'items');
+  const staged = itemStatements(db, 'reset_items');
+  const s = {
+    ...live,
+    cursor: db.prepare('SELECT cursor, receiver, history_id AS historyId FROM state WHERE id = 1'),
+    setCursor: db.prepare('UPDATE state SET cursor = ? WHERE id = 1'),
+    setHistory: db.prepare('UPDATE state SET history_id = ? WHERE id = 1'),
+    setReceiver: db.prepare('UPDATE state SET receiver = ? WHERE id = 1'),
+    clearStaged: db.prepare('DELETE FROM reset_items'),
+    // A reset's new state replaces the items (what expired meanwhile is left out).
+    adoptStaged: db.prepare('INSERT INTO items SELECT * FROM reset_items WHERE valid_until_ms > ?'),
     all: db.prepare('SELECT item FROM items WHERE valid_until_ms > ? ORDER BY sequence'),
     byMerchant: db.prepare('SELECT item FROM items WHERE merchant_id = ? AND valid_until_ms > ? ORDER BY sequence'),
     byOffer: db.prepare('SELECT item FROM items WHERE offer_kind = ? AND valid_until_ms > ? ORDER BY sequence'),
@@ -88,13 +90,22 @@ export function createStoreTables(db: Database.Database) {
   };
 
   // Sequences are safe integers (the SDK refuses larger ones), so SQLite's numbers are exact.
-  const state = () => s.cursor.get() as { cursor: number; receiver: string };
+  const state = () => s.cursor.get() as { cursor: number; receiver: string; historyId: string };
+
+  /**
+   * A reset in progress: the new state is gathered in reset_items (committed batch by batch,
+   * invisible to readers) until its caughtUp. Kept in memory only: a store reopened
+   * mid-reset still holds its old cursor and history, so the hub sends the reset again.
+   */
+  let resetting: { reason: ResetReasonName; historyId: string; cursor: number } | undefined;
 
   /** Applies one event after `cursor`, returning the changes; the caller moves the cursor. */
-  function applyEvent(event: ReceiverEvent, cursor: number, nowMs: number, changes: StoreChange[]): number {
+  function applyEvent(event: ReceiverEvent, cursor: number, nowMs: number, changes: StoreChange[], s: ItemStatements = live): number {
     switch (event.type) {
       case 'caughtUp':
         return event.sequence > cursor ? event.sequence : cursor;
+      case 'reset':
+        return cursor; // handled by applyBatch
       case 'item': {
         const item = event.item;
         if (item.sequence <= cursor) return cursor;
@@ -155,13 +166,46 @@ export function createStoreTables(db: Database.Database) {
     state,
     setReceiver: (receiverId: string) => s.setReceiver.run(receiverId),
 
-    /** Applies events in order and moves the cursor once, to the last one applied. */
+    /** Whether a reset is being gathered (its caughtUp has not come yet). */
+    get resetting(): boolean {
+      return resetting !== undefined;
+    },
+
+    /**
+     * Applies events in order and moves the cursor once, to the last one applied. A reset
+     * gathers the state that follows aside; at its caughtUp that state replaces the items,
+     * with the cursor and history, inside the caller's transaction: the changes are one
+     * `reset`, then an `added` per item of the new state.
+     */
     applyBatch(events: readonly ReceiverEvent[], nowMs: number): StoreChange[] {
-      const before = state().cursor;
-      let cursor = before;
+      const before = state();
+      let cursor = before.cursor;
+      let historyId = before.historyId;
       const changes: StoreChange[] = [];
-      for (const event of events) cursor = applyEvent(event, cursor, nowMs, changes);
-      if (cursor !== before) s.setCursor.run(cursor);
+      for (const event of events) {
+        if (event.type === 'reset') {
+          s.clearStaged.run();
+          resetting = { reason: event.reason, historyId: event.historyId, cursor: 0 };
+        } else if (resetting && event.type === 'caughtUp') {
+          s.clear.run();
+          s.adoptStaged.run(nowMs);
+          s.clearStaged.run();
+          cursor = Math.max(event.sequence, resetting.cursor);
+          historyId = event.historyId !== '' ? event.historyId : resetting.historyId;
+          changes.push({ type: 'reset', reason: resetting.reason, historyId });
+          for (const row of s.all.all(nowMs) as ItemRow[]) changes.push({ type: 'added', item: decode(row) });
+          resetting = undefined;
+          // The cursor was replaced, not moved forward: written even when it is lower.
+          s.setCursor.run(cursor);
+        } else if (resetting) {
+          resetting.cursor = applyEvent(event, resetting.cursor, nowMs, [], staged);
+        } else {
+          cursor = applyEvent(event, cursor, nowMs, changes);
+          if (event.type === 'caughtUp' && event.historyId !== '') historyId = event.historyId;
+        }
+      }
+      if (cursor !== before.cursor) s.setCursor.run(cursor);
+      if (historyId !== before.historyId) s.setHistory.run(historyId);
       return changes;
     },
 
@@ -171,13 +215,6 @@ export function createStoreTables(db: Database.Database) {
       return expired.map((item) => ({ type: 'removed', item, cause: 'expired' }));
     },
 
-    /** Empties the store and its cursor; every item counts as withdrawn. */
-    clear(): StoreChange[] {
-      const removed = (s.all.all(0) as ItemRow[]).map(decode);
-      s.clear.run();
-      s.setCursor.run(0);
-      return removed.map((item) => ({ type: 'removed', item, cause: 'withdrawn' }));
-    },
 
     items: (nowMs: number) => (s.all.all(nowMs) as ItemRow[]).map(decode),
     itemsByMerchant: (merchantId: string, nowMs: number) => (s.byMerchant.all(merchantId, nowMs) as ItemRow[]).map(decode),

@@ -2,13 +2,13 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Database } from './sqlite.js';
-import type { Item } from './types.js';
+import type { Item, OfferKind, StoreChange } from './types.js';
 import type { ReceiverClient, ReceiverEvent } from './receiver-client.js';
-import { type OfferKind, STORE_MIGRATIONS, type StoreChange, type StoreTables, createStoreTables } from './receiver-store-tables.js';
+import { STORE_MIGRATIONS, type StoreTables, createStoreTables } from './receiver-store-tables.js';
 import { type SyncOptions, syncReceiverStore } from './receiver-sync.js';
 import { migrateSqlite } from './sqlite-migrator.js';
 
-export type { OfferKind, ReceiverDaemonLine, StoreChange } from './receiver-store-tables.js';
+export type { OfferKind, ReceiverDaemonLine, StoreChange } from './types.js';
 export type { SyncOptions } from './receiver-sync.js';
 
 /** Events of a ReceiverStore (`store.on('change', (change) => …)`). */
@@ -21,8 +21,8 @@ export interface ReceiverStoreEvents {
  * A receiver's local copy of its current info, in one SQLite file: every live item, keyed by
  * id and by (merchant, audience, key), plus the cursor (the last sequence applied).
  *
- * Each batch of events is applied in one transaction together with the cursor, and events at
- * or below the cursor are skipped, so after a crash the store resumes from its cursor with
+ * Each batch of events is applied in one transaction together with the cursor (and the history
+ * it belongs to), and events at or below the cursor are skipped, so after a crash the store resumes from its cursor with
  * nothing lost and nothing applied twice.
  */
 export class ReceiverStore extends EventEmitter<ReceiverStoreEvents> {
@@ -51,6 +51,16 @@ export class ReceiverStore extends EventEmitter<ReceiverStoreEvents> {
   /** The last sequence applied; subscribe after it to resume. 0 for a new store. */
   get cursor(): number {
     return this.tables.state().cursor;
+  }
+
+  /** The history the cursor belongs to ('' for a new store); sent with the cursor when resuming. */
+  get historyId(): string {
+    return this.tables.state().historyId;
+  }
+
+  /** True while a reset's new state is being gathered (until its caughtUp replaces the items). */
+  get resetting(): boolean {
+    return this.tables.resetting;
   }
 
   /** The receiver id the store belongs to ('' until `sync` or `bindReceiver` sets it). */
@@ -117,19 +127,13 @@ export class ReceiverStore extends EventEmitter<ReceiverStoreEvents> {
    * good (rejects). Expired items are dropped as they expire (checked every
    * `purgeIntervalMs`, default 60 s).
    *
-   * When the hub reports the cursor as beyond its newest sequence (its database was
-   * replaced), the store starts over from the hub's current state, emitting removals.
+   * When the stored state cannot be resumed from (the hub's database was restored, or the
+   * cursor is beyond its newest sequence), the hub sends a reset and the receiver's full
+   * state: the store replaces its items in one transaction and emits one `reset` change,
+   * then an `added` change per item of the new state (never removals).
    */
   sync(client: ReceiverClient, options: SyncOptions = {}): Promise<void> {
     return syncReceiverStore(this, client, options);
-  }
-
-  /**
-   * Empties the store and its cursor, emitting every item as withdrawn. The sync loop calls
-   * it when the hub no longer knows the cursor.
-   */
-  startOver(): void {
-    this.commit(() => this.tables.clear());
   }
 
   /** Closes the file. */

@@ -2,7 +2,7 @@ import { isAbortError } from 'abort-controller-x';
 import { PushHubError } from './errors.js';
 import type { ReceiverClient } from './receiver-client.js';
 import type { ReceiverEvent } from './receiver-client.js';
-import type { StoreChange } from './receiver-store-tables.js';
+import type { StoreChange } from './types.js';
 import { DeliveryConfirmer } from './receipts.js';
 
 /** Options of ReceiverStore.sync. */
@@ -26,11 +26,12 @@ export interface SyncOptions {
 /** What the sync loop needs of a store. */
 export interface SyncTarget {
   readonly cursor: number;
+  readonly historyId: string;
+  /** True while a reset's new state is being gathered: the cursor is still the old history's. */
+  readonly resetting: boolean;
   bindReceiver(receiverId: string): void;
   applyBatch(events: readonly ReceiverEvent[]): StoreChange[];
   purgeExpired(): StoreChange[];
-  /** Empties the store and its cursor (the hub no longer knows the cursor). */
-  startOver(): void;
 }
 
 /**
@@ -46,12 +47,17 @@ export async function syncReceiverStore(store: SyncTarget, client: ReceiverClien
   // Confirms what the store has committed: after applyBatch returns, never before.
   const confirmer = options.confirmDeliveries === false ? undefined : new DeliveryConfirmer((seq) => client.confirmDelivery(seq), options.onConfirmError);
   try {
+    let startOver = false;
     for (;;) {
       try {
         store.purgeExpired();
-        for await (const batch of client.subscribeBatches({ afterSequence: store.cursor, signal: options.signal })) {
+        if (startOver) store.applyBatch([{ type: 'reset', reason: 'cursor_ahead', historyId: '' }]);
+        const from = startOver ? { afterSequence: 0, historyId: '' } : { afterSequence: store.cursor, historyId: store.historyId };
+        startOver = false;
+        for await (const batch of client.subscribeBatches({ ...from, signal: options.signal })) {
           store.applyBatch(batch);
-          if (confirmer && store.cursor > 0) {
+          // Mid-reset the stored cursor is the old history's: nothing to confirm until the caughtUp.
+          if (confirmer && store.cursor > 0 && !store.resetting) {
             confirmer.note(store.cursor);
             if (batch.some((event) => event.type === 'caughtUp')) confirmer.flush();
           }
@@ -63,7 +69,7 @@ export async function syncReceiverStore(store: SyncTarget, client: ReceiverClien
       } catch (error) {
         if (isAbortError(error) || options.signal?.aborted) return;
         if (error instanceof PushHubError && error.reason === 'CURSOR_OUT_OF_RANGE') {
-          store.startOver();
+          startOver = true;
           continue;
         }
         throw error;

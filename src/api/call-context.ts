@@ -1,7 +1,7 @@
 import type { CallContext } from 'nice-grpc';
 import type { Registry, Account } from '../registry/registry.js';
 import type { HubConfig } from '../config.js';
-import type { ChangeFeed, ChangeReader, ReceiptStore } from '../store/ports.js';
+import type { ChangeFeed, ChangeReader, HistoryStore, ReceiptStore } from '../store/ports.js';
 import type { CallRateLimiter, ConfirmQueue, DeliveryWatch } from '../delivery/receipts.js';
 import type { CommitQueue } from '../delivery/commit-queue.js';
 import type { Fanout } from '../delivery/fanout.js';
@@ -30,6 +30,8 @@ export interface HubServices {
   changes: ChangeReader;
   /** This node's feed of committed changes, in sequence order (its head is what it has published). */
   feed: ChangeFeed;
+  /** The history cursors belong to (see docs/backups.md). */
+  history: HistoryStore;
   registry: Registry;
   commits: CommitQueue;
   fanout: Fanout;

@@ -36,6 +36,7 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
     changes: hub.changes,
     feed: hub.feed,
     fanout: hub.fanout,
+    history: hub.history,
     heartbeatIntervalMs: hub.config.heartbeatIntervalMs,
     subscriberBufferLimit: hub.config.subscriberBufferLimit,
     subscriberBufferBytes: hub.config.subscriberBufferBytes,
@@ -128,9 +129,11 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
 
     // The wire definition serializes Subscribe responses that are already encoded frames.
     subscribe(req, context) {
-      confirmOnResume(hub, context.account.id, Number(req.afterSequence));
-      if (hub.accountFilters) return subscribeUnlessSuspended(req.afterSequence, context);
-      return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
+      if (req.historyId.length > 64) throw invalidArgument('history_id', 'at most 64 characters');
+      // A cursor of another history confirms nothing: its sequences are not this history's.
+      if (req.historyId === '' || req.historyId === hub.history.current().id) confirmOnResume(hub, context.account.id, Number(req.afterSequence));
+      if (hub.accountFilters) return subscribeUnlessSuspended(req.afterSequence, req.historyId, context);
+      return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), req.historyId, context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
     },
 
     async rotatePassword(_req, { account, source }) {
@@ -170,11 +173,11 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
   };
 
   /** A suspended receiver cannot subscribe (checked in the store: cached credentials do not hide it). */
-  async function* subscribeUnlessSuspended(afterSequence: bigint, context: Parameters<PushHubServiceImplementation<AuthContext>['subscribe']>[1]) {
+  async function* subscribeUnlessSuspended(afterSequence: bigint, historyId: string, context: Parameters<PushHubServiceImplementation<AuthContext>['subscribe']>[1]) {
     const afterSeq = toSeq(afterSequence, 'after_sequence');
     if (await hub.registry.isSuspended(context.account.id)) {
       throw new HubError(Reason.AccountSuspended, 'authorization: this receiver is suspended by the hub operator and cannot subscribe');
     }
-    yield* streamChanges(context.account.id, afterSeq, context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
+    yield* streamChanges(context.account.id, afterSeq, historyId, context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
   }
 }

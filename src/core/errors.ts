@@ -31,6 +31,8 @@ export const Reason = {
   RequestIdReused: 'REQUEST_ID_REUSED',
   /** The merchant already has as many live public items as the hub allows. */
   PublicItemLimit: 'PUBLIC_ITEM_LIMIT',
+  /** The hub started a new history while the stream was open: reconnect, a Reset follows. */
+  HistoryChanged: 'HISTORY_CHANGED',
   /** The receiver blocked this merchant: drop it from the merchant's list (FCM's UNREGISTERED). */
   ReceiverBlockedMerchant: 'RECEIVER_BLOCKED_MERCHANT',
   /** An operator suspended the account (pushes refused, a receiver cannot subscribe). */
@@ -86,6 +88,7 @@ export const STATUS_OF = {
   [Reason.MetadataTooLarge]: Status.RESOURCE_EXHAUSTED,
   [Reason.ShuttingDown]: Status.UNAVAILABLE,
   [Reason.StorageUnavailable]: Status.UNAVAILABLE,
+  [Reason.HistoryChanged]: Status.UNAVAILABLE,
   [Reason.RequestTimeout]: Status.DEADLINE_EXCEEDED,
 } as const satisfies Record<Reason, Status>;
 

@@ -3,6 +3,7 @@ import { Timestamp } from '../../sdk/src/gen/google/protobuf/timestamp.js';
 import {
   Audience,
   Item,
+  type ResetReason,
   ServiceInfo,
   type SubscribeEvent,
   SubscribeResponse,
@@ -159,10 +160,14 @@ export function reframeItem(frame: Uint8Array, seq: number): Uint8Array {
 /** A marker row's frame: nothing for the receiver (streams read the row, never send it). */
 export const EMPTY_FRAME = new Uint8Array(0);
 
-export const encodeCaughtUpFrame = (seq: number): Uint8Array => encodeFrame({ $case: 'caughtUp', value: { sequence: BigInt(seq) } });
+export const encodeCaughtUpFrame = (seq: number, historyId: string): Uint8Array =>
+  encodeFrame({ $case: 'caughtUp', value: { sequence: BigInt(seq), historyId } });
 
-export const encodeHeartbeatFrame = (seq: number, intervalMs: number): Uint8Array =>
-  encodeFrame({ $case: 'heartbeat', value: { sequence: BigInt(seq), sentAt: new Date(), intervalMs } });
+export const encodeHeartbeatFrame = (seq: number, intervalMs: number, historyId: string): Uint8Array =>
+  encodeFrame({ $case: 'heartbeat', value: { sequence: BigInt(seq), sentAt: new Date(), intervalMs, historyId } });
+
+export const encodeResetFrame = (reason: ResetReason, historyId: string): Uint8Array =>
+  encodeFrame({ $case: 'reset', value: { reason, historyId } });
 
 /** Events per Subscribe response at most: a reader applies a batch before its next read. */
 export const BATCH_MAX_EVENTS = 256;

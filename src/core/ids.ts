@@ -12,6 +12,9 @@ export function newAccountId(role: AccountRole, regionCode: string): string {
 
 export const ACCOUNT_ID_PATTERN = /^[MR]\d{2}-\d{16}$/;
 
+/** A history id: 'H' and 24 hex digits (96 random bits), as the migrations draw the first one. */
+export const newHistoryId = (): string => `H${randomBytes(12).toString('hex')}`;
+
 /** 192 random bits, URL-safe, so it survives shells and `id:password` Basic encoding. */
 export const newPassword = (): string => randomBytes(24).toString('base64url');
 

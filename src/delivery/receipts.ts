@@ -308,7 +308,7 @@ export class DeliveryWatch {
         await watcher.wait(this.options.heartbeatIntervalMs);
         const taken = watcher.take();
         if (taken.length === 0) {
-          const heartbeat = { sequence: BigInt(cursor), sentAt: new Date(), intervalMs: this.options.heartbeatIntervalMs };
+          const heartbeat = { sequence: BigInt(cursor), sentAt: new Date(), intervalMs: this.options.heartbeatIntervalMs, historyId: '' };
           yield { events: [{ cursor: BigInt(cursor), event: { $case: 'heartbeat', value: heartbeat } }] };
           continue;
         }

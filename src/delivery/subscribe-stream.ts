@@ -1,7 +1,8 @@
 import { HubError, Reason } from '../core/errors.js';
-import type { ChangeFeed, ChangeReader } from '../store/ports.js';
+import type { ChangeFeed, ChangeReader, History, HistoryStore } from '../store/ports.js';
 import type { Fanout } from './fanout.js';
-import { FrameBatch, encodeCaughtUpFrame, encodeHeartbeatFrame } from '../core/frames.js';
+import { FrameBatch, encodeCaughtUpFrame, encodeHeartbeatFrame, encodeResetFrame } from '../core/frames.js';
+import { ResetReason } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { Subscription } from './subscription.js';
 import { ChangeKind } from '../core/records.js';
 
@@ -10,6 +11,8 @@ export interface SubscribeDeps {
   /** This node's feed: its head is the newest sequence this node's fan-out has published. */
   feed: Pick<ChangeFeed, 'head'>;
   fanout: Fanout;
+  /** The history cursors belong to. */
+  history: Pick<HistoryStore, 'current' | 'rotate'>;
   heartbeatIntervalMs: number;
   subscriberBufferLimit: number;
   subscriberBufferBytes: number;
@@ -65,21 +68,62 @@ async function readBacklogPage(
 }
 
 /**
- * A cursor beyond this node's published head is OUT_OF_RANGE only if it is beyond what the
- * store holds: on a cluster a receiver may come from a node whose feed is a few ms ahead of
- * this one's, and then waits for this feed to catch up (bounded: the feed polls every second).
+ * A cursor beyond this node's published head is ahead only if it is beyond what the store
+ * holds (returns true): on a cluster a receiver may come from a node whose feed is a few ms
+ * ahead of this one's, and then waits for this feed to catch up (bounded: the feed polls
+ * every second).
  */
-async function checkCursor(deps: SubscribeDeps, afterSeq: number, signal: AbortSignal): Promise<void> {
-  if (afterSeq <= deps.feed.head) return;
+async function cursorAhead(deps: SubscribeDeps, afterSeq: number, signal: AbortSignal): Promise<boolean> {
+  if (afterSeq <= deps.feed.head) return false;
   const stored = await deps.changes.headSequence();
-  if (afterSeq > stored) {
-    throw new HubError(Reason.CursorOutOfRange, `after_sequence: ${afterSeq} is beyond the newest sequence ${stored}`);
-  }
+  if (afterSeq > stored) return true;
   const deadline = Date.now() + 5_000;
   while (afterSeq > deps.feed.head && !signal.aborted) {
     if (Date.now() > deadline) throw new HubError(Reason.ShuttingDown, 'subscribe: this node is behind the store; retry on another node');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+  return false;
+}
+
+/**
+ * A cursor-ahead rotation is not repeated within this long of the previous one: one is all a
+ * database that went back in time needs (every receiver of the old history resets), and a
+ * receiver that sends made-up cursors cannot make every receiver reload its state more than
+ * once per this interval. The receiver itself is reset either way.
+ */
+export const CURSOR_AHEAD_ROTATION_INTERVAL_MS = 10 * 60_000;
+
+/** Why the state a receiver holds (its cursor and history) cannot be resumed from, if so. */
+function resetReasonFor(history: History, clientHistoryId: string): ResetReason | undefined {
+  // An empty history id is a client without one (a new client, or one older than history
+  // ids): its cursor is taken as of the current history.
+  if (clientHistoryId === '' || clientHistoryId === history.id) return undefined;
+  if (history.start === 'restored') return ResetReason.RESET_REASON_RESTORED;
+  if (history.start === 'cursor-ahead') return ResetReason.RESET_REASON_CURSOR_AHEAD;
+  return ResetReason.RESET_REASON_UNKNOWN_HISTORY;
+}
+
+/**
+ * Decides where a stream starts: the cursor in the current history, or a Reset (then the
+ * receiver's full state, as for cursor 0). A cursor beyond the head means the database went
+ * back in time: the history is rotated (durably, for every node), so every other receiver of
+ * the old history resets too.
+ */
+async function resolveStart(
+  deps: SubscribeDeps,
+  afterSeq: number,
+  clientHistoryId: string,
+  signal: AbortSignal,
+): Promise<{ history: History; reset?: ResetReason }> {
+  let history = deps.history.current();
+  const reset = resetReasonFor(history, clientHistoryId);
+  if (reset !== undefined) return { history, reset };
+  if (afterSeq === 0 || !(await cursorAhead(deps, afterSeq, signal))) return { history };
+  const nowMs = Date.now();
+  if (history.start !== 'cursor-ahead' || nowMs - history.startedAtMs >= CURSOR_AHEAD_ROTATION_INTERVAL_MS) {
+    history = await deps.history.rotate(history.id, 'cursor-ahead', nowMs);
+  }
+  return { history, reset: ResetReason.RESET_REASON_CURSOR_AHEAD };
 }
 
 /** Rows for the next page: what fits BACKLOG_PAGE_BYTES at the last page's mean frame size. */
@@ -107,6 +151,7 @@ function nextPageRows(page: BacklogPage): number {
 export async function* streamChanges(
   receiverId: string,
   afterSeq: number,
+  clientHistoryId: string,
   signal: AbortSignal,
   deps: SubscribeDeps,
 ): AsyncGenerator<Uint8Array> {
@@ -115,7 +160,10 @@ export async function* streamChanges(
       `subscribe: this receiver already has ${deps.maxStreamsPerReceiver} open streams (max streams per receiver)`,
     );
   }
-  await checkCursor(deps, afterSeq, signal);
+  const start = await resolveStart(deps, afterSeq, clientHistoryId, signal);
+  const historyId = start.history.id;
+  // A reset starts over from the receiver's full state, in the current history.
+  if (start.reset !== undefined) afterSeq = 0;
   const subscription = new Subscription(receiverId, deps.subscriberBufferLimit, deps.subscriberBufferBytes);
   // One listener per stream, not per wait: a cancelled stream fails its queue, which ends
   // the wait below with the signal's reason.
@@ -124,6 +172,7 @@ export async function* streamChanges(
   if (signal.aborted) onAbort();
   deps.fanout.attach(subscription);
   const batch = new FrameBatch();
+  if (start.reset !== undefined) batch.add(encodeResetFrame(start.reset, historyId));
   try {
     let cursor = afterSeq;
     // A snapshot (cursor 0) skips tombstones the receiver has no use for: those committed
@@ -162,7 +211,7 @@ export async function* streamChanges(
     // since is in this set or still queued as a marker, which updates the set in order.
     const blocked = new Set(deps.blockedMerchants ? await deps.blockedMerchants(receiverId) : []);
     const suspended = deps.suspendedMerchants;
-    const last = batch.add(encodeCaughtUpFrame(cursor));
+    const last = batch.add(encodeCaughtUpFrame(cursor, historyId));
     if (last) yield last;
     yield batch.take()!;
 
@@ -173,7 +222,7 @@ export async function* streamChanges(
         continue;
       }
       if (changes.length === 0) {
-        yield encodeHeartbeatFrame(cursor, deps.heartbeatIntervalMs);
+        yield encodeHeartbeatFrame(cursor, deps.heartbeatIntervalMs, historyId);
         continue;
       }
       const nowMs = deps.now();

@@ -290,6 +290,33 @@ export interface ChangeFeed {
   close(): Promise<void>;
 }
 
+/**
+ * Why a history started: the database was created, restored (`pushhub restore`, or a
+ * PostgreSQL restore the hub detected at start), or a receiver's cursor was beyond the head
+ * (the database went back in time without a restore the hub could see).
+ */
+export type HistoryStart = 'created' | 'restored' | 'cursor-ahead';
+
+/** The database's history: cursors belong to it (see docs/backups.md). */
+export interface History {
+  /** 'H' and 24 hex digits; a new one whenever continuity cannot be guaranteed. */
+  id: string;
+  start: HistoryStart;
+  startedAtMs: number;
+}
+
+export interface HistoryStore {
+  /** The current history as this node knows it (follows rotations by any node within a poll). */
+  current(): History;
+  /**
+   * Compare-and-set: starts a new history if the current one is still `fromId`, durably and
+   * for every node; resolves with the history that is current afterwards either way.
+   */
+  rotate(fromId: string, start: HistoryStart, nowMs: number): Promise<History>;
+  /** Called when the current history changes (a rotation by this node or, later, by another). */
+  onChange(listener: (history: History) => void): void;
+}
+
 /** Exactly one node of a cluster is leader at a time (it runs the purge). */
 export interface Leader {
   readonly isLeader: boolean;
@@ -359,6 +386,7 @@ export interface HubBackend {
   committer: BatchCommitter;
   feed: ChangeFeed;
   leader: Leader;
+  history: HistoryStore;
   receipts: ReceiptStore;
   receiptFeed: ReceiptFeed;
   close(): Promise<void>;

@@ -31,13 +31,15 @@ describe('npm run cluster (the one-line cluster for newcomers)', function () {
   let child: ChildProcess | undefined;
 
   afterEach(() => {
-    if (child?.exitCode === null) child.kill('SIGKILL');
+    // The whole group: the command and the copy of itself it runs detached stop on SIGTERM.
+    if (child?.exitCode === null) child.kill('SIGTERM');
   });
 
-  it('starts PostgreSQL and three hubs, prints the address list; a push on A reaches a receiver on B; SIGTERM stops it all', async () => {
+  it('starts PostgreSQL and three hubs, prints the address list; a push on A reaches a receiver on B; Ctrl-C stops the hubs, then PostgreSQL, without a warning', async () => {
     const base = await freePortRun(3);
     // What `npm run cluster -- --temp --port=N` runs, without npm in between (so the signal reaches it).
-    child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cluster.ts', '--temp', `--port=${base}`], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // In a process group of its own, like a command in a terminal, so the test can press Ctrl-C.
+    child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cluster.ts', '--temp', `--port=${base}`], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (chunk) => (stdout += chunk));
@@ -69,9 +71,13 @@ describe('npm run cluster (the one-line cluster for newcomers)', function () {
       receiver.close();
     }
 
-    child.kill('SIGTERM');
+    // Ctrl-C: SIGINT to the terminal's whole foreground process group.
+    process.kill(-child.pid!, 'SIGINT');
     assert.equal(await exited, 0, stderr);
     assert.match(stdout, /stopping the hubs, then PostgreSQL/);
+    const shutdown = stdout.slice(stdout.indexOf('stopping the hubs, then PostgreSQL'));
+    assert.doesNotMatch(shutdown, /"level":"(warn|error)"/, 'the hubs stopped before PostgreSQL: no connection warning');
+    assert.equal((shutdown.match(/"msg":"stopped"/g) ?? []).length, 3, 'every hub stopped cleanly');
     for (const port of [base, base + 1, base + 2]) assert.equal(await isFree(port), true, `port ${port} is free again`);
     if (dataDir) assert.equal(existsSync(dataDir), false, 'the temp directory is removed');
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { changeRowsOf } from '../support/stored-rows.js';
 import { ClientError, Status } from 'nice-grpc';
-import { Audience } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
+import { Audience, ResetReason } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
 describeOnBackends('push and subscribe', () => {
@@ -9,8 +9,8 @@ describeOnBackends('push and subscribe', () => {
   let client: HubClient;
   let merchant: Credentials;
   const readers: StreamReader[] = [];
-  const open = (creds: Credentials, after = 0n) => {
-    const reader = new StreamReader(t.client(), creds, after);
+  const open = (creds: Credentials, after = 0n, historyId = '') => {
+    const reader = new StreamReader(t.client(), creds, after, historyId);
     readers.push(reader);
     return reader;
   };
@@ -244,11 +244,41 @@ describeOnBackends('push and subscribe', () => {
     assert.deepEqual(new Set(seen), new Set(acked), 'every acknowledged push, nothing else');
   });
 
-  it('a cursor beyond the newest sequence is OUT_OF_RANGE', async () => {
+  it('a cursor beyond the newest sequence starts a new history: that receiver, open streams and later resumes of the old one are reset', async () => {
     const receiver = await t.register('receiver');
-    const reader = open(receiver, 1_000_000_000n);
-    await reader.waitFor((r) => r.ended, 'stream end');
-    assert.equal((reader.error as ClientError).code, Status.OUT_OF_RANGE);
+    const other = await t.register('receiver');
+    const item = await client.pushSpecific({ receiverId: receiver.id, info: { title: 'kept', body: '' }, requestId: '' }, asMerchant());
+    const watching = open(other);
+    await watching.waitFor((r) => r.caughtUp(), 'caught up');
+    const caughtUp = watching.events.find((e) => e.event?.$case === 'caughtUp')!.event!.value as { sequence: bigint; historyId: string };
+    assert.match(caughtUp.historyId, /^H[0-9a-f]{24}$/);
+
+    const ahead = open(receiver, 1_000_000_000n, caughtUp.historyId);
+    await ahead.waitFor((r) => r.caughtUp(), 'caught up after the reset');
+    const [reset, ...state] = ahead.events.map((e) => e.event);
+    assert.equal(reset?.$case, 'reset');
+    const { reason, historyId } = reset.value as { reason: ResetReason; historyId: string };
+    assert.equal(reason, ResetReason.RESET_REASON_CURSOR_AHEAD);
+    assert.notEqual(historyId, caughtUp.historyId);
+    // The receiver's full state follows, then CaughtUp in the new history.
+    assert.deepEqual(state.map((e) => (e?.$case === 'item' ? e.value.itemId : e?.$case)), [item.itemId, 'caughtUp']);
+    assert.equal((state.at(-1)!.value as { historyId: string }).historyId, historyId);
+
+    // The stream open on the old history ends (to be reset on reconnect) ...
+    await watching.waitFor((r) => r.ended, 'the old history\'s stream to end');
+    assert.equal((watching.error as ClientError).code, Status.UNAVAILABLE);
+    // ... and a resume in the old history gets a reset, however low its cursor.
+    const resumed = open(other, caughtUp.sequence, caughtUp.historyId);
+    await resumed.waitFor((r) => r.caughtUp(), 'caught up');
+    const first = resumed.events[0]!.event!;
+    assert.equal(first.$case, 'reset');
+    assert.deepEqual(first.value, { reason: ResetReason.RESET_REASON_CURSOR_AHEAD, historyId });
+    // The new history is the database's: it survives a restart.
+    await t.restart();
+    const later = open(other, 0n, historyId);
+    await later.waitFor((r) => r.caughtUp(), 'caught up after restart');
+    assert.deepEqual(later.events.map((e) => e.event?.$case), ['caughtUp']);
+    assert.equal((later.events[0]!.event!.value as { historyId: string }).historyId, historyId);
   });
 
   it('sends heartbeats on a quiet stream', async () => {

@@ -107,7 +107,7 @@ describe('valid_until timestamps', () => {
         METHOD_PATH('Subscribe'),
         (x: Buffer) => x,
         (x: Buffer) => x,
-        Buffer.from(SubscribeRequest.encode({ afterSequence: 0n }).finish()),
+        Buffer.from(SubscribeRequest.encode({ afterSequence: 0n, historyId: '' }).finish()),
         md,
         { deadline: Date.now() + 10_000 },
       );

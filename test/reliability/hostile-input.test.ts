@@ -265,7 +265,7 @@ describe('hostile and bad input', function () {
         ['withdraw key of 129 characters', () => client.withdraw({ itemId: '', key: 'k'.repeat(129), receiverId: '', requestId: '' }, { metadata: m }), Status.INVALID_ARGUMENT, /^key/],
         ['withdraw item_id not an id', () => client.withdraw({ itemId: "I' OR 1=1 --", key: '', receiverId: '', requestId: '' }, { metadata: m }), Status.INVALID_ARGUMENT, /^item_id/],
         ['after_sequence 2^64-1', async () => { for await (const _ of client.subscribe({ afterSequence: 2n ** 64n - 1n }, { metadata: r })) break; }, Status.INVALID_ARGUMENT, /^after_sequence/],
-        ['after_sequence beyond head', async () => { for await (const _ of client.subscribe({ afterSequence: 2n ** 40n }, { metadata: r })) break; }, Status.OUT_OF_RANGE, /^after_sequence/],
+        ['history_id of 65 characters', async () => { for await (const _ of client.subscribe({ afterSequence: 0n, historyId: 'H'.repeat(65) }, { metadata: r })) break; }, Status.INVALID_ARGUMENT, /^history_id/],
       ];
       for (const [what, run, code, field] of cases) {
         const before = stored();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SUBCOMMANDS } from '../../src/commands/index.js';
 import { startHub } from '../../src/hub.js';
 import { silentLogger } from '../../src/logger.js';
 import {
@@ -11,20 +11,22 @@ import {
   acquireSqliteOwnership,
   readSqliteOwner,
 } from '../../src/store/sqlite/owner.js';
-import { HubProcess, REPO_ROOT, freePort } from '../support/hub-process.js';
+import { HubProcess, freePort, runPushhub } from '../support/hub-process.js';
 import { testConfig } from '../support/hub.js';
 
-/** Runs `pushhub ARGS` from source to its end: exit code and stderr. */
-export function runPushhub(args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stderr, stdout }));
-  });
+/** Runs a subcommand in this process (no tsx start-up per call), capturing what it prints. */
+async function runCommand(name: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
+  process.stdout.write = ((chunk: string) => ((out.stdout += chunk), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => ((out.stderr += chunk), true)) as typeof process.stderr.write;
+  try {
+    const code = await (await SUBCOMMANDS[name]!()).run(args);
+    return { code, ...out };
+  } finally {
+    process.stdout.write = writes.stdout;
+    process.stderr.write = writes.stderr;
+  }
 }
 
 describe('one owner per SQLite file', function () {
@@ -64,6 +66,34 @@ describe('one owner per SQLite file', function () {
     const ownership = acquireSqliteOwnership(config.dbPath, 'admin');
     assert.equal(readSqliteOwner(config.dbPath)?.command, 'admin');
     ownership.release();
+  });
+
+  it('pushhub restore is refused while a hub owns the file (exit 3, owner named); backup and restore take --help and refuse bad flags with usage (exit 2)', async () => {
+    const config = testConfig(dir);
+    const hub = await startHub(config, { logger: silentLogger });
+    try {
+      const backup = join(dir, 'backup.db');
+      assert.equal((await runCommand('backup', ['--db', config.dbPath, '--to', backup])).code, 0);
+      const refused = await runCommand('restore', ['--db', config.dbPath, '--from', backup]);
+      assert.equal(refused.code, EXIT_DATABASE_OWNED);
+      assert.match(refused.stderr, new RegExp(`${config.dbPath} is in use by pushhub hub \\(pid ${process.pid} on ${hostname()}, since `));
+      const again = await runCommand('backup', ['--db', config.dbPath, '--to', backup]);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /already exists/);
+    } finally {
+      await hub.stop();
+    }
+    for (const command of ['backup', 'restore']) {
+      const help = await runCommand(command, ['--help']);
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, new RegExp(`^usage: pushhub ${command} --db FILE`));
+      const bad = await runCommand(command, ['--db', config.dbPath, '--bad-flag']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, new RegExp(`pushhub ${command}: Unknown option '--bad-flag'\nusage: pushhub ${command}`));
+    }
+    // The process entry passes the subcommand's exit code on.
+    const process_ = await runPushhub(['restore', '--bad-flag']);
+    assert.equal(process_.code, 2, process_.stderr);
   });
 
   it('a second hub process exits with the documented code; after SIGKILL of the owner a restart needs no cleanup', async () => {

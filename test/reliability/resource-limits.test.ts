@@ -59,7 +59,7 @@ class NonReadingSubscriber {
     stream.on('error', () => {});
     stream.on('close', () => this.resetCodes.push(stream.rstCode ?? -1));
     stream.pause();
-    stream.end(grpcFrame(SubscribeRequest.encode({ afterSequence: 0n }).finish()));
+    stream.end(grpcFrame(SubscribeRequest.encode({ afterSequence: 0n, historyId: '' }).finish()));
     this.streams.push(stream);
   }
 

@@ -177,12 +177,6 @@ describeOnBackends('sdk: receiver client', () => {
     const wrong = new ReceiverClient({ address: hub.address, id: receiver.id, password: 'wrong' });
     closers.push(() => wrong.close());
     await assert.rejects(wrong.subscribe().next(), { code: Status.UNAUTHENTICATED, reason: 'UNAUTHENTICATED' });
-    await assert.rejects(receiver.subscribe({ afterSequence: 1_000_000 }).next(), (error: unknown) => {
-      assert.ok(error instanceof PushHubError);
-      assert.equal(error.code, Status.OUT_OF_RANGE);
-      assert.equal(error.reason, 'CURSOR_OUT_OF_RANGE');
-      return true;
-    });
   });
 });
 
@@ -239,7 +233,7 @@ describeOnBackends('sdk: receiver store', () => {
     assert.deepEqual(store.itemsByOfferKind('voucher').map((i) => i.itemId), [voucher.itemId]);
     assert.equal(store.itemsByMerchant(merchant.id).length, 3);
     // The hub sends A's tombstone (replaced) before B, so A leaves first and B simply arrives.
-    assert.deepEqual(changes.slice(0, 3).map((c) => [c.type, c.item.itemId, c.type === 'removed' && c.cause]), [
+    assert.deepEqual(changes.slice(0, 3).map((c) => [c.type, c.type !== 'reset' && c.item.itemId, c.type === 'removed' && c.cause]), [
       ['added', a.itemId, false],
       ['removed', a.itemId, 'replaced'],
       ['added', b.itemId, false],
@@ -310,7 +304,7 @@ describeOnBackends('sdk: receiver store', () => {
     await waitUntil(() => second.store.cursor >= fresh.sequence, 'the second session to catch up');
     assert.deepEqual(second.store.items().map((i) => i.itemId), [replacement.itemId, fresh.itemId]);
     assert.deepEqual(
-      second.changes.map((c) => `${c.type}:${c.item.itemId}`),
+      second.changes.map((c) => `${c.type}:${c.type !== 'reset' && c.item.itemId}`),
       [`removed:${kept.itemId}`, `added:${replacement.itemId}`, `removed:${gone.itemId}`, `added:${fresh.itemId}`],
     );
     assert.equal((second.changes[0] as { cause?: string }).cause, 'replaced');

@@ -9,7 +9,7 @@ describe('sdk: retries do what the docs say', function () {
   it('the default retry waits at least 6 s in total before giving up (it covers a hub restart), at most 2 s between attempts', () => {
     const span = retrySpanMs(DEFAULT_RETRY);
     assert.ok(span.min >= 6000, `at least 6 s of retrying, got ${span.min} ms`);
-    assert.deepEqual(span, { min: 6500, max: 13_000 }, 'the figures docs/operations.md gives');
+    assert.deepEqual(span, { min: 6500, max: 13_000 }, 'the figures docs/sdk-merchant.md gives');
     // The schedule itself, with the jitter at both ends: the sums are the documented span.
     const random = Math.random;
     try {

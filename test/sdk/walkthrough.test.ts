@@ -96,7 +96,7 @@ describe('walkthrough (docs/walkthrough.md)', function () {
     }
     receiver.close();
     const seen = events.map((e) =>
-      e.type === 'item' ? ['item', e.item.sequence, e.item.info?.title] : e.type === 'withdrawal' ? ['withdrawal', e.withdrawal.sequence, e.withdrawal.itemId] : ['caughtUp', e.sequence],
+      e.type === 'item' ? ['item', e.item.sequence, e.item.info?.title] : e.type === 'withdrawal' ? ['withdrawal', e.withdrawal.sequence, e.withdrawal.itemId] : e.type === 'caughtUp' ? ['caughtUp', e.sequence] : [e.type],
     );
     // v1 (replaced by v2) and the voucher (withdrawn) are not replayed; v1's tombstone (written
     // just before v2) is; no sequence is out of order.

@@ -116,7 +116,7 @@ try {
       `/${PushHubServiceDefinition.fullName}/Subscribe`,
       (req: SubscribeRequest) => Buffer.from(SubscribeRequest.encode(req).finish()),
       (bytes: Buffer) => bytes,
-      { afterSequence: 0n },
+      { afterSequence: 0n, historyId: '' },
       md,
     );
     const outcome = { status: undefined as grpc.StatusObject | undefined, received: 0 };

@@ -135,8 +135,8 @@ export class StreamReader {
   private readonly abort = new AbortController();
   private readonly done: Promise<void>;
 
-  constructor(client: HubClient, credentials: Credentials, afterSequence = 0n) {
-    const stream = client.subscribe({ afterSequence }, { metadata: basicAuth(credentials), signal: this.abort.signal });
+  constructor(client: HubClient, credentials: Credentials, afterSequence = 0n, historyId = '') {
+    const stream = client.subscribe({ afterSequence, historyId }, { metadata: basicAuth(credentials), signal: this.abort.signal });
     this.done = (async () => {
       try {
         for await (const response of stream) {

@@ -122,6 +122,8 @@ interface ModelItem {
 interface Follower {
   account: Account;
   cursor: number;
+  /** The history the cursor belongs to (a SIGKILL must never start a new one). */
+  historyId: string;
   /** Every item and withdrawal event, in arrival order, across all rounds. */
   events: { kind: 'item' | 'withdrawal'; itemId: string; seq: number; merchantId: string; audience: Audience; key: string; receiverId: string }[];
   caughtUpAt: number;
@@ -187,7 +189,7 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
     for (let i = 0; i < opts.receivers; i++) receivers.push(await register(Role.ROLE_RECEIVER));
     const followers: Follower[] = receivers
       .slice(0, opts.subscribers)
-      .map((account) => ({ account, cursor: 0, events: [], caughtUpAt: -1, violations: [] }));
+      .map((account) => ({ account, cursor: 0, historyId: '', events: [], caughtUpAt: -1, violations: [] }));
     closeChannels();
     await hub.stop();
 
@@ -296,7 +298,7 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
 
     const follow = async (client: ReturnType<typeof newClient>, f: Follower, signal: AbortSignal): Promise<void> => {
       try {
-        const stream = client.subscribe({ afterSequence: BigInt(f.cursor) }, { metadata: f.account.metadata, signal });
+        const stream = client.subscribe({ afterSequence: BigInt(f.cursor), historyId: f.historyId }, { metadata: f.account.metadata, signal });
         for await (const response of stream) for (const { event } of response.events) {
           if (!event) continue;
           if (event.$case === 'item' || event.$case === 'withdrawal') {
@@ -312,10 +314,14 @@ export async function runTorture(options: Partial<TortureOptions> = {}): Promise
               key: event.$case === 'item' ? event.value.info!.key : event.value.key,
               receiverId: event.$case === 'item' ? event.value.receiverId : '',
             });
+          } else if (event.$case === 'reset') {
+            f.violations.push(`reset (reason ${event.value.reason}) at cursor ${f.cursor} after a restart: the hub lost its history or its head`);
           } else if (event.$case === 'caughtUp' || event.$case === 'heartbeat') {
             const seq = Number(event.value.sequence);
             if (seq < f.cursor) f.violations.push(`${event.$case} at ${seq} behind cursor ${f.cursor}`);
             f.cursor = Math.max(f.cursor, seq);
+            if (f.historyId !== '' && event.value.historyId !== f.historyId) f.violations.push(`history ${f.historyId} became ${event.value.historyId}`);
+            f.historyId = event.value.historyId;
             if (event.$case === 'caughtUp') f.caughtUpAt = seq;
           }
         }

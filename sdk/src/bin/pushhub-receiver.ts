@@ -48,12 +48,18 @@ function log(message: string): void {
   process.stderr.write(`pushhub-receiver: ${message}\n`);
 }
 
-/** One JSON line per change: what happened, and the item in its JSON form (the SDK's Item). */
+/**
+ * One JSON line per change: what happened, and the item in its JSON form (the SDK's Item). A
+ * reset is its own line, {"change":"reset","reason":...,"historyId":...}: every item printed
+ * before it is gone (nothing was withdrawn), and the new state follows as "added" lines.
+ */
 function changeLine(change: StoreChange): string {
   const line: ReceiverDaemonLine =
     change.type === 'added'
       ? { change: 'added', itemId: change.item.itemId, replacedItemId: change.replaced?.itemId, item: change.item }
-      : { change: 'removed', itemId: change.item.itemId, cause: change.cause, item: change.item };
+      : change.type === 'removed'
+        ? { change: 'removed', itemId: change.item.itemId, cause: change.cause, item: change.item }
+        : { change: 'reset', reason: change.reason, historyId: change.historyId };
   return `${JSON.stringify(line)}\n`;
 }
 

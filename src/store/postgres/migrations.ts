@@ -135,6 +135,21 @@ export const MIGRATIONS: readonly string[] = [
     outcome text NOT NULL
   );
   `,
+  // 4: the history cursors belong to (docs/backups.md), with the fingerprint of the
+  // database's physical timeline it was last seen on (postgres/history.ts): a restored dump
+  // or a point-in-time recovery is detected at start and starts a new history.
+  `
+  CREATE TABLE history (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    history_id text NOT NULL,
+    started_by text NOT NULL CHECK (started_by IN ('created', 'restored', 'cursor-ahead')),
+    started_at_ms bigint NOT NULL,
+    fingerprint text NOT NULL DEFAULT ''
+  );
+  INSERT INTO history (id, history_id, started_by, started_at_ms)
+    VALUES (1, 'H' || substr(md5(random()::text || clock_timestamp()::text), 1, 24), 'created',
+            (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+  `,
 ];
 
 export class DatabaseTooNewError extends Error {

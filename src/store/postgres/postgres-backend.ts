@@ -8,6 +8,7 @@ import { createPostgresChangeReader } from './change-reader.js';
 import { createPostgresBatchCommitter } from './batch-committer.js';
 import { createPostgresWriter } from './committer.js';
 import { connectionConfig } from './connection.js';
+import { checkPostgresHistory, createPostgresHistory } from './history.js';
 import { createPostgresLeader } from './leader.js';
 import { migrate } from './migrations.js';
 import { createPostgresReceiptFeed, createPostgresReceiptStore } from './receipt-store.js';
@@ -31,6 +32,8 @@ export interface PostgresBackendOptions {
   /** Connection and background errors (never a password or the URL). */
   onError: (error: unknown) => void;
   onLeaderChange?: (isLeader: boolean) => void;
+  /** Told when the database was found restored at start (the parts of its fingerprint that changed). */
+  onRestoreDetected?: (changed: string[], historyId: string) => void;
 }
 
 export const DEFAULT_POSTGRES_OPTIONS: Omit<PostgresBackendOptions, 'limits'> = {
@@ -55,8 +58,12 @@ export async function openPostgresBackend(
   const options: PostgresBackendOptions = { ...DEFAULT_POSTGRES_OPTIONS, ...overrides };
   const migrator = new pg.Client(connectionConfig(url, 'pushhub-migrate'));
   await migrator.connect();
+  let startHistory;
   try {
     await migrate(migrator);
+    const checked = await checkPostgresHistory(migrator);
+    startHistory = checked.history;
+    if (checked.changed.length > 0) options.onRestoreDetected?.(checked.changed, checked.history.id);
   } finally {
     await migrator.end();
   }
@@ -97,6 +104,7 @@ export async function openPostgresBackend(
     onChange: options.onLeaderChange,
   });
   await leader.ready;
+  const history = createPostgresHistory(pool, startHistory, { pollIntervalMs: options.feedPollIntervalMs, onError: options.onError });
 
   return {
     accounts: createPostgresAccountStore(pool),
@@ -105,9 +113,11 @@ export async function openPostgresBackend(
     committer,
     feed,
     leader,
+    history,
     receipts: createPostgresReceiptStore(pool),
     receiptFeed,
     async close() {
+      history.close();
       await leader.close();
       await receiptFeed.close();
       await feed.close();

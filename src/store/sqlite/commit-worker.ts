@@ -1,7 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { applyBatch } from '../../core/apply-batch.js';
-import type { BatchLimits, WriteOp } from '../../core/write-ops.js';
+import type { BatchLimits } from '../../core/write-ops.js';
 import { HubError } from '../../core/errors.js';
+import { unpackOps } from './packed-ops.js';
 import { openSqliteStore } from './sqlite-store.js';
 import { type ReceiptWrite, runReceiptWrite } from './receipt-writes.js';
 
@@ -15,7 +16,7 @@ const store = openSqliteStore(dbPath);
 parentPort!.postMessage({ ready: true });
 
 type Request =
-  | { id: number; ops: WriteOp[]; nowMs: number }
+  | { id: number; packed: Uint8Array; nowMs: number }
   | { id: number; purge: { nowMs: number; requestCutoffMs: number } }
   | { id: number; testPragma: string }
   | { id: number; receipts: ReceiptWrite }
@@ -44,7 +45,8 @@ parentPort!.on('message', (m: Request) => {
       return;
     }
     // The head is read inside the (immediate, so write-locked) transaction.
-    const result = store.transaction(() => store.withBatchRequests(m.ops, () => applyBatch(store, m.ops, store.headSequence(), m.nowMs, limits)));
+    const ops = unpackOps(m.packed);
+    const result = store.transaction(() => store.withBatchRequests(ops, () => applyBatch(store, ops, store.headSequence(), m.nowMs, limits)));
     const outcomes = result.outcomes.map((o) =>
       o instanceof HubError ? { hubError: { code: o.code, reason: o.reason, message: o.message } } : o,
     );

@@ -148,6 +148,19 @@ export const MIGRATIONS: readonly string[] = [
     outcome TEXT NOT NULL
   );
   `,
+  // 7: the history cursors belong to (docs/backups.md): a new id whenever continuity cannot
+  // be guaranteed (`pushhub restore`, a cursor beyond the head), so receivers reset instead
+  // of resuming into another timeline. A database upgraded to it starts its first history.
+  `
+  CREATE TABLE history (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    history_id TEXT NOT NULL,
+    started_by TEXT NOT NULL CHECK (started_by IN ('created', 'restored', 'cursor-ahead')),
+    started_at_ms INTEGER NOT NULL
+  );
+  INSERT INTO history (id, history_id, started_by, started_at_ms)
+    VALUES (1, 'H' || lower(hex(randomblob(12))), 'created', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+  `,
 ];
 
 export class DatabaseTooNewError extends Error {

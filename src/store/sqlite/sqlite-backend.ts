@@ -2,8 +2,9 @@ import { applyBatch } from '../../core/apply-batch.js';
 import type { ChangeRecord } from '../../core/records.js';
 import type { BatchLimits } from '../../core/write-ops.js';
 import { trimToBytes } from '../page-bytes.js';
-import type { BatchCommitter, ChangeReader, HubBackend } from '../ports.js';
+import type { BatchCommitter, ChangeReader, History, HistoryStore, HubBackend } from '../ports.js';
 import { createSqliteAdminStore } from './admin-store.js';
+import { newHistoryId } from '../../core/ids.js';
 import { createInProcessFeed } from './in-process-feed.js';
 import { acquireSqliteOwnership } from './owner.js';
 import { type SqliteStore, openSqliteStore } from './sqlite-store.js';
@@ -36,6 +37,26 @@ function createSqliteChangeReader(store: SqliteStore): ChangeReader {
       return trimToBytes(store.listItems(q.merchantId, q.receiverId, q.afterSeq, q.nowMs, q.limit), q.maxBytes);
     },
     headSequence: async () => store.headSequence(),
+  };
+}
+
+/**
+ * The history on the one node: kept in memory, rotated in the database (compare-and-set, a
+ * one-row write on the hub's connection: rare, and WAL lets it wait for the writer).
+ */
+function createSqliteHistory(store: SqliteStore): HistoryStore {
+  let current = store.history();
+  const listeners: ((history: History) => void)[] = [];
+  return {
+    current: () => current,
+    async rotate(fromId, start, nowMs) {
+      const next: History = { id: newHistoryId(), start, startedAtMs: nowMs };
+      const previous = current.id;
+      current = store.replaceHistory(fromId, next) ? next : store.history();
+      if (current.id !== previous) for (const listener of listeners) listener(current);
+      return current;
+    },
+    onChange: (listener) => void listeners.push(listener),
   };
 }
 
@@ -98,6 +119,7 @@ export async function openSqliteBackend(path: string, options: SqliteBackendOpti
     committer,
     feed,
     leader: { isLeader: true, close: async () => {} },
+    history: createSqliteHistory(store),
     receipts: createSqliteReceiptStore(store, inner.receiptWrite),
     receiptFeed,
     async close() {

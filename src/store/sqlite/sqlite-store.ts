@@ -13,6 +13,7 @@ import {
   type RequestRecord,
 } from '../../core/records.js';
 import type { BatchView } from '../../core/batch-view.js';
+import type { History } from '../ports.js';
 import { itemIdSequence } from '../../core/ids.js';
 import { migrate } from './migrations.js';
 import { type SqliteReceipts, createSqliteReceipts } from './receipt-statements.js';
@@ -101,6 +102,11 @@ export interface HubStore extends BatchView {
 
   /** Deletes expired changes and request ids older than requestCutoffMs; returns rows removed. */
   purge(nowMs: number, requestCutoffMs: number): number;
+
+  /** The history cursors belong to (see ports.ts HistoryStore). */
+  history(): History;
+  /** Compare-and-set: replaces the history only while it is still `fromId`; false otherwise. */
+  replaceHistory(fromId: string, next: History): boolean;
   close(): void;
 
   // Accounts over their whole life (docs/accounts.md).
@@ -250,6 +256,8 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
     .pluck();
   const purgeChanges = db.prepare('DELETE FROM changes WHERE valid_until_ms <= ?');
   const purgeRequests = db.prepare('DELETE FROM requests WHERE created_at_ms < ?');
+  const getHistory = db.prepare('SELECT history_id, started_by, started_at_ms FROM history WHERE id = 1');
+  const replaceHistory = db.prepare('UPDATE history SET history_id = ?, started_by = ?, started_at_ms = ? WHERE id = 1 AND history_id = ?');
   const knownReceivers = new Set<string>();
   const receipts = createSqliteReceipts(db);
 
@@ -432,6 +440,11 @@ export function openSqliteStore(path: string, options: { onMigrated?: (fromVersi
         })
         .immediate();
     },
+    history() {
+      const row = getHistory.get() as { history_id: string; started_by: History['start']; started_at_ms: number };
+      return { id: row.history_id, start: row.started_by, startedAtMs: row.started_at_ms };
+    },
+    replaceHistory: (fromId, next) => replaceHistory.run(next.id, next.start, next.startedAtMs, fromId).changes === 1,
     close: () => db.close(),
     pragma: db.pragma.bind(db) as Database.Database['pragma'],
     receipts,

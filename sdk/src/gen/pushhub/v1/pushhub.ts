@@ -297,6 +297,65 @@ export function withdrawalCauseToJSON(object: WithdrawalCause): string {
   }
 }
 
+/** ResetReason says why a receiver's stored state was reset. */
+export enum ResetReason {
+  /** RESET_REASON_UNSPECIFIED - RESET_REASON_UNSPECIFIED is never sent. */
+  RESET_REASON_UNSPECIFIED = 0,
+  /**
+   * RESET_REASON_RESTORED - RESET_REASON_RESTORED: the hub's database was restored from a backup (pushhub restore,
+   * or a PostgreSQL dump, point-in-time recovery or failover the hub detected at start).
+   */
+  RESET_REASON_RESTORED = 1,
+  /**
+   * RESET_REASON_CURSOR_AHEAD - RESET_REASON_CURSOR_AHEAD: the receiver's cursor was beyond the hub's newest sequence:
+   * the database went back in time, so the hub started a new history.
+   */
+  RESET_REASON_CURSOR_AHEAD = 2,
+  /**
+   * RESET_REASON_UNKNOWN_HISTORY - RESET_REASON_UNKNOWN_HISTORY: the receiver's history is not one this database continues
+   * (another database, or one created anew).
+   */
+  RESET_REASON_UNKNOWN_HISTORY = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function resetReasonFromJSON(object: any): ResetReason {
+  switch (object) {
+    case 0:
+    case "RESET_REASON_UNSPECIFIED":
+      return ResetReason.RESET_REASON_UNSPECIFIED;
+    case 1:
+    case "RESET_REASON_RESTORED":
+      return ResetReason.RESET_REASON_RESTORED;
+    case 2:
+    case "RESET_REASON_CURSOR_AHEAD":
+      return ResetReason.RESET_REASON_CURSOR_AHEAD;
+    case 3:
+    case "RESET_REASON_UNKNOWN_HISTORY":
+      return ResetReason.RESET_REASON_UNKNOWN_HISTORY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ResetReason.UNRECOGNIZED;
+  }
+}
+
+export function resetReasonToJSON(object: ResetReason): string {
+  switch (object) {
+    case ResetReason.RESET_REASON_UNSPECIFIED:
+      return "RESET_REASON_UNSPECIFIED";
+    case ResetReason.RESET_REASON_RESTORED:
+      return "RESET_REASON_RESTORED";
+    case ResetReason.RESET_REASON_CURSOR_AHEAD:
+      return "RESET_REASON_CURSOR_AHEAD";
+    case ResetReason.RESET_REASON_UNKNOWN_HISTORY:
+      return "RESET_REASON_UNKNOWN_HISTORY";
+    case ResetReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** RegisterRequest asks for a new account. */
 export interface RegisterRequest {
   /** The kind of account to create; required. */
@@ -544,9 +603,16 @@ export interface ListItemsResponse {
 export interface SubscribeRequest {
   /**
    * 0: send the receiver's current state first. N: send every change after sequence N
-   * (the last sequence the receiver processed). A cursor beyond the newest is OUT_OF_RANGE.
+   * (the last sequence the receiver processed). A cursor beyond the newest means the hub's
+   * database went back in time: the hub starts a new history and sends a Reset.
    */
   afterSequence: bigint;
+  /**
+   * The history the cursor belongs to (from the last CaughtUp, Heartbeat or Reset); empty
+   * when the client has none yet. A cursor of another history gets a Reset, then the
+   * receiver's full current state.
+   */
+  historyId: string;
 }
 
 /**
@@ -576,6 +642,13 @@ export interface SubscribeEvent {
     | //
     /** Keep-alive, sent when the stream has been quiet for the heartbeat interval. */
     { $case: "heartbeat"; value: Heartbeat }
+    | //
+    /**
+     * The receiver's stored state no longer belongs to the hub's history: drop it. The
+     * receiver's full current state follows, then CaughtUp (apply the reset and that state
+     * together, e.g. in one transaction at CaughtUp).
+     */
+    { $case: "reset"; value: Reset }
     | undefined;
 }
 
@@ -630,6 +703,11 @@ export interface CaughtUp {
    * a client stores it as its cursor.
    */
   sequence: bigint;
+  /**
+   * The history the sequence belongs to; a client stores it with its cursor and sends it in
+   * SubscribeRequest.history_id.
+   */
+  historyId: string;
 }
 
 /** Heartbeat lets both sides notice a dead connection. */
@@ -642,6 +720,8 @@ export interface Heartbeat {
     | undefined;
   /** The interval between heartbeats in milliseconds; a client treats twice this as dead. */
   intervalMs: number;
+  /** The history the sequence belongs to (as in CaughtUp). */
+  historyId: string;
 }
 
 /** RotatePasswordRequest replaces the caller's password. */
@@ -838,6 +918,17 @@ export interface DeleteAccountRequest {
 
 /** DeleteAccountResponse acknowledges a committed deletion. */
 export interface DeleteAccountResponse {
+}
+
+/**
+ * Reset tells a receiver to drop its stored state: the receiver's full current state follows,
+ * then CaughtUp with the new cursor and history.
+ */
+export interface Reset {
+  /** Why. */
+  reason: ResetReason;
+  /** The hub's current history; the state that follows belongs to it. */
+  historyId: string;
 }
 
 function createBaseRegisterRequest(): RegisterRequest {
@@ -2978,7 +3069,7 @@ export const ListItemsResponse: MessageFns<ListItemsResponse> = {
 };
 
 function createBaseSubscribeRequest(): SubscribeRequest {
-  return { afterSequence: 0n };
+  return { afterSequence: 0n, historyId: "" };
 }
 
 export const SubscribeRequest: MessageFns<SubscribeRequest> = {
@@ -2988,6 +3079,9 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         throw new globalThis.Error("value provided for field message.afterSequence of type uint64 too large");
       }
       writer.uint32(8).uint64(message.afterSequence);
+    }
+    if (message.historyId !== "") {
+      writer.uint32(18).string(message.historyId);
     }
     return writer;
   },
@@ -3013,6 +3107,14 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
             message.afterSequence = reader.uint64() as bigint;
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.historyId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3032,6 +3134,11 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         : isSet(object.after_sequence)
         ? BigInt(object.after_sequence)
         : 0n,
+      historyId: isSet(object.historyId)
+        ? globalThis.String(object.historyId)
+        : isSet(object.history_id)
+        ? globalThis.String(object.history_id)
+        : "",
     };
   },
 
@@ -3039,6 +3146,9 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     const obj: any = {};
     if (message.afterSequence !== 0n) {
       obj.afterSequence = message.afterSequence.toString();
+    }
+    if (message.historyId !== "") {
+      obj.historyId = message.historyId;
     }
     return obj;
   },
@@ -3051,6 +3161,7 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     message.afterSequence = (object.afterSequence !== undefined && object.afterSequence !== null)
       ? BigInt(object.afterSequence)
       : 0n;
+    message.historyId = object.historyId ?? "";
     return message;
   },
 };
@@ -3143,6 +3254,9 @@ export const SubscribeEvent: MessageFns<SubscribeEvent> = {
       case "heartbeat":
         Heartbeat.encode(message.event.value, writer.uint32(34).fork()).join();
         break;
+      case "reset":
+        Reset.encode(message.event.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -3192,6 +3306,14 @@ export const SubscribeEvent: MessageFns<SubscribeEvent> = {
             message.event = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.event = { $case: "reset", value: Reset.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3216,6 +3338,8 @@ export const SubscribeEvent: MessageFns<SubscribeEvent> = {
         ? { $case: "caughtUp", value: CaughtUp.fromJSON(object.caught_up) }
         : isSet(object.heartbeat)
         ? { $case: "heartbeat", value: Heartbeat.fromJSON(object.heartbeat) }
+        : isSet(object.reset)
+        ? { $case: "reset", value: Reset.fromJSON(object.reset) }
         : undefined,
     };
   },
@@ -3230,6 +3354,8 @@ export const SubscribeEvent: MessageFns<SubscribeEvent> = {
       obj.caughtUp = CaughtUp.toJSON(message.event.value);
     } else if (message.event?.$case === "heartbeat") {
       obj.heartbeat = Heartbeat.toJSON(message.event.value);
+    } else if (message.event?.$case === "reset") {
+      obj.reset = Reset.toJSON(message.event.value);
     }
     return obj;
   },
@@ -3261,6 +3387,12 @@ export const SubscribeEvent: MessageFns<SubscribeEvent> = {
       case "heartbeat": {
         if (object.event?.value !== undefined && object.event?.value !== null) {
           message.event = { $case: "heartbeat", value: Heartbeat.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "reset": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "reset", value: Reset.fromPartial(object.event.value) };
         }
         break;
       }
@@ -3640,7 +3772,7 @@ export const Withdrawal: MessageFns<Withdrawal> = {
 };
 
 function createBaseCaughtUp(): CaughtUp {
-  return { sequence: 0n };
+  return { sequence: 0n, historyId: "" };
 }
 
 export const CaughtUp: MessageFns<CaughtUp> = {
@@ -3650,6 +3782,9 @@ export const CaughtUp: MessageFns<CaughtUp> = {
         throw new globalThis.Error("value provided for field message.sequence of type uint64 too large");
       }
       writer.uint32(8).uint64(message.sequence);
+    }
+    if (message.historyId !== "") {
+      writer.uint32(18).string(message.historyId);
     }
     return writer;
   },
@@ -3675,6 +3810,14 @@ export const CaughtUp: MessageFns<CaughtUp> = {
             message.sequence = reader.uint64() as bigint;
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.historyId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3688,13 +3831,23 @@ export const CaughtUp: MessageFns<CaughtUp> = {
   },
 
   fromJSON(object: any): CaughtUp {
-    return { sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n };
+    return {
+      sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n,
+      historyId: isSet(object.historyId)
+        ? globalThis.String(object.historyId)
+        : isSet(object.history_id)
+        ? globalThis.String(object.history_id)
+        : "",
+    };
   },
 
   toJSON(message: CaughtUp): unknown {
     const obj: any = {};
     if (message.sequence !== 0n) {
       obj.sequence = message.sequence.toString();
+    }
+    if (message.historyId !== "") {
+      obj.historyId = message.historyId;
     }
     return obj;
   },
@@ -3705,12 +3858,13 @@ export const CaughtUp: MessageFns<CaughtUp> = {
   fromPartial(object: DeepPartial<CaughtUp>): CaughtUp {
     const message = createBaseCaughtUp();
     message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
+    message.historyId = object.historyId ?? "";
     return message;
   },
 };
 
 function createBaseHeartbeat(): Heartbeat {
-  return { sequence: 0n, sentAt: undefined, intervalMs: 0 };
+  return { sequence: 0n, sentAt: undefined, intervalMs: 0, historyId: "" };
 }
 
 export const Heartbeat: MessageFns<Heartbeat> = {
@@ -3726,6 +3880,9 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     }
     if (message.intervalMs !== 0) {
       writer.uint32(24).uint32(message.intervalMs);
+    }
+    if (message.historyId !== "") {
+      writer.uint32(34).string(message.historyId);
     }
     return writer;
   },
@@ -3767,6 +3924,14 @@ export const Heartbeat: MessageFns<Heartbeat> = {
             message.intervalMs = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.historyId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3792,6 +3957,11 @@ export const Heartbeat: MessageFns<Heartbeat> = {
         : isSet(object.interval_ms)
         ? globalThis.Number(object.interval_ms)
         : 0,
+      historyId: isSet(object.historyId)
+        ? globalThis.String(object.historyId)
+        : isSet(object.history_id)
+        ? globalThis.String(object.history_id)
+        : "",
     };
   },
 
@@ -3806,6 +3976,9 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     if (message.intervalMs !== 0) {
       obj.intervalMs = Math.round(message.intervalMs);
     }
+    if (message.historyId !== "") {
+      obj.historyId = message.historyId;
+    }
     return obj;
   },
 
@@ -3817,6 +3990,7 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
     message.sentAt = object.sentAt ?? undefined;
     message.intervalMs = object.intervalMs ?? 0;
+    message.historyId = object.historyId ?? "";
     return message;
   },
 };
@@ -5874,6 +6048,95 @@ export const DeleteAccountResponse: MessageFns<DeleteAccountResponse> = {
   },
   fromPartial(_: DeepPartial<DeleteAccountResponse>): DeleteAccountResponse {
     const message = createBaseDeleteAccountResponse();
+    return message;
+  },
+};
+
+function createBaseReset(): Reset {
+  return { reason: 0, historyId: "" };
+}
+
+export const Reset: MessageFns<Reset> = {
+  encode(message: Reset, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reason !== 0) {
+      writer.uint32(8).int32(message.reason);
+    }
+    if (message.historyId !== "") {
+      writer.uint32(18).string(message.historyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Reset {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReset();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.historyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Reset {
+    return {
+      reason: isSet(object.reason) ? resetReasonFromJSON(object.reason) : 0,
+      historyId: isSet(object.historyId)
+        ? globalThis.String(object.historyId)
+        : isSet(object.history_id)
+        ? globalThis.String(object.history_id)
+        : "",
+    };
+  },
+
+  toJSON(message: Reset): unknown {
+    const obj: any = {};
+    if (message.reason !== 0) {
+      obj.reason = resetReasonToJSON(message.reason);
+    }
+    if (message.historyId !== "") {
+      obj.historyId = message.historyId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Reset>): Reset {
+    return Reset.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Reset>): Reset {
+    const message = createBaseReset();
+    message.reason = object.reason ?? 0;
+    message.historyId = object.historyId ?? "";
     return message;
   },
 };

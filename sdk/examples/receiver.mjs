@@ -14,7 +14,9 @@ console.log('receiver', credentials.id);
 const receiver = new ReceiverClient({ address, ...credentials });
 const store = createReceiverStore('./receiver.db');
 
-store.on('change', (change) => console.log(change.type, change.item.info.title, change.type === 'removed' ? change.cause : ''));
+store.on('change', (change) =>
+  console.log(change.type, change.type === 'reset' ? change.reason : change.item.info.title, change.type === 'removed' ? change.cause : ''),
+);
 const abort = new AbortController();
 process.once('SIGINT', () => abort.abort());
 // Resolves when aborted; caught up once the stored backlog is applied, live after that.

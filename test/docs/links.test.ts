@@ -41,6 +41,13 @@ describe('documentation', function () {
     }
   });
 
+  it('the SDK guides show sdk/examples/merchant.mjs and receiver.mjs verbatim (the package test runs those files)', () => {
+    for (const name of ['merchant', 'receiver']) {
+      const source = readFileSync(join(ROOT, 'sdk/examples', `${name}.mjs`), 'utf8');
+      assert.ok(readFileSync(join(ROOT, `docs/sdk-${name}.md`), 'utf8').includes('```js\n' + source + '```\n'), `docs/sdk-${name}.md shows sdk/examples/${name}.mjs verbatim`);
+    }
+  });
+
   it('every relative link and anchor in README.md, CHANGELOG.md and docs/ resolves', () => {
     const broken: string[] = [];
     for (const page of PAGES) {

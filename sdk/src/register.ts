@@ -1,6 +1,7 @@
 import { type Credentials, type HubAddress, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import { Role } from './gen/pushhub/v1/pushhub.js';
 import { DEFAULT_RETRY, withRetry } from './retry.js';
+import { checkInteger, checkString } from './values.js';
 
 /** Options for registering a new account. */
 export interface RegisterOptions {
@@ -22,6 +23,10 @@ export interface RegisterOptions {
  * never used, which is harmless (its password was never seen by anyone).
  */
 export async function registerAccount(address: HubAddress, role: Role, options: RegisterOptions = {}): Promise<Credentials> {
+  // Types checked before the wire: a wrong one is INVALID_ARGUMENT naming the option.
+  const path = '/pushhub.v1.PushHubService/Register';
+  for (const name of ['displayName', 'regionCode', 'registrationToken'] as const) checkString(options[name], `options.${name}`, path);
+  checkInteger(options.deadlineMs, 'options.deadlineMs', path, { min: 1 });
   const channel = createHubChannel(address, options.tls);
   try {
     const client = createHubClient(channel);

@@ -36,8 +36,16 @@ parentPort!.on('message', (m: Request) => {
       return;
     }
     // Receipt writes share this connection, so they never contend with a batch for the lock.
+    // They commit without their own fsync (synchronous=NORMAL; the next push's FULL commit
+    // syncs them with it): a confirmation lost in a power cut is sent again by the receiver
+    // (every resume confirms its cursor), and a push is never acknowledged on it.
     if ('receipts' in m) {
-      parentPort!.postMessage({ id: m.id, ok: true, receipts: store.transaction(() => runReceiptWrite(store.receipts, m.receipts)) });
+      store.pragma('synchronous = NORMAL');
+      try {
+        parentPort!.postMessage({ id: m.id, ok: true, receipts: store.transaction(() => runReceiptWrite(store.receipts, m.receipts)) });
+      } finally {
+        store.pragma('synchronous = FULL');
+      }
       return;
     }
     if ('purge' in m) {

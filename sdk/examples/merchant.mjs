@@ -12,22 +12,24 @@ const credentials = JSON.parse(readFileSync(file, 'utf8'));
 const merchant = new MerchantClient({ address, ...credentials });
 console.log('merchant', merchant.id);
 
-const receiverId = process.argv[2];
+// The receiver to push to: `node merchant.mjs R00-…`, or PUSHHUB_RECEIVER_ID.
+const receiverId = process.argv[2] ?? process.env.PUSHHUB_RECEIVER_ID;
 if (receiverId) {
   // Same key again later replaces it on the receiver.
-  const { itemId, sequence } = await merchant.pushSpecific(receiverId, {
+  const pushed = await merchant.pushSpecific(receiverId, {
     key: 'points',
     title: 'Your points',
     offer: { $case: 'points', value: { balance: 120, earned: 20 } },
   });
-  console.log(`pushed ${itemId} at sequence ${sequence}`);
+  console.log(`pushed ${pushed.itemId} at sequence ${pushed.sequence}`);
+  console.log(JSON.stringify(pushed)); // results are plain data: {"itemId":"I…","sequence":7}
 }
 
 // Public info reaches every receiver; a key makes a rerun replace it instead of adding one.
 const voucher = await merchant.pushPublic({
   key: 'bread5',
   title: '5 EUR off',
-  validUntil: new Date(Date.now() + 7 * 24 * 3600 * 1000),
+  validUntil: new Date(Date.now() + 7 * 24 * 3600 * 1000), // or an ISO-8601 string, or epoch ms
   offer: { $case: 'voucher', value: { code: 'BREAD5', amountOff: 500, currency: 'EUR' } },
 });
 // Bulk: many pushes in flight on one stream, each resolved when committed.

@@ -32,7 +32,10 @@ export interface PushStreamOptions {
   window?: number;
   /** Retries of a broken stream (consecutive failures without an acknowledgement). */
   retry: Required<RetryOptions>;
-  /** Paces pushes refused with PUSH_RATE_EXCEEDED (shared with the merchant's unary calls). */
+  /**
+   * Paces pushes refused with PUSH_RATE_EXCEEDED (shared with the merchant's unary calls).
+   * @internal
+   */
   pacer?: RatePacer;
   /**
    * How long after it was queued a push refused with PUSH_RATE_EXCEEDED is still sent again,

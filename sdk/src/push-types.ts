@@ -25,7 +25,17 @@ export interface PushOptions {
 }
 
 /** What to withdraw: an item by id, or the live item with a key (specific: with `receiverId`; public: without). */
-export type WithdrawTarget = { itemId: string } | { key: string; receiverId?: string };
+export type WithdrawTarget =
+  | {
+      /** The item's id, as a push returned it. */
+      itemId: string;
+    }
+  | {
+      /** The live item's replacement key. */
+      key: string;
+      /** For a specific item, its receiver; omitted for a public item. */
+      receiverId?: string;
+    };
 
 /** Builds a WithdrawRequest from the SDK's target shape, checking its types (not exported from the package). */
 export function toWithdrawRequest(target: WithdrawTarget, requestId: string, path = ''): DeepPartial<WithdrawRequest> {

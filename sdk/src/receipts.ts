@@ -46,7 +46,9 @@ const STATE_NAME: Partial<Record<DeliveryState, DeliveryStateName>> = {
 
 /** One item's delivery state, as plain data. */
 export interface DeliveryStatus {
+  /** The item asked about. */
   itemId: string;
+  /** Where it stands. */
   state: DeliveryStateName;
   /** The item's sequence (0 with NOT_FOUND). */
   sequence: number;
@@ -62,12 +64,42 @@ export interface DeliveryStatus {
 
 /** One event of `watchDeliveries`. `cursor` resumes after it (`afterCursor`). */
 export type DeliveryEvent =
-  /** A specific item reached its receiver. */
-  | { type: 'delivered'; cursor: number; itemId: string; sequence: number; receiverId: string; confirmedAt: string }
-  /** A public item's counts (at most one update per item per second). */
-  | { type: 'publicProgress'; cursor: number; itemId: string; sequence: number; deliveredCount: number; eligibleCount: number; countedAt: string }
-  /** The retained backlog has been sent; live events follow. Sent after every (re)connection. */
-  | { type: 'caughtUp'; cursor: number };
+  | {
+      /** A specific item reached its receiver. */
+      type: 'delivered';
+      /** Resume after this (`afterCursor`). */
+      cursor: number;
+      /** The item. */
+      itemId: string;
+      /** The item's sequence. */
+      sequence: number;
+      /** Its receiver. */
+      receiverId: string;
+      /** When the receiver confirmed it (ISO-8601). */
+      confirmedAt: string;
+    }
+  | {
+      /** A public item's counts (at most one update per item per second). */
+      type: 'publicProgress';
+      /** Resume after this (`afterCursor`). */
+      cursor: number;
+      /** The item. */
+      itemId: string;
+      /** The item's sequence. */
+      sequence: number;
+      /** Receivers (receipts on) whose confirmed cursor reached the item. */
+      deliveredCount: number;
+      /** Receivers (receipts on) registered before the item ended. */
+      eligibleCount: number;
+      /** When the counts were taken (ISO-8601). */
+      countedAt: string;
+    }
+  | {
+      /** The retained backlog has been sent; live events follow. Sent after every (re)connection. */
+      type: 'caughtUp';
+      /** Resume after this (`afterCursor`). */
+      cursor: number;
+    };
 
 /** Options of MerchantClient.watchDeliveries. */
 export interface WatchDeliveriesOptions {

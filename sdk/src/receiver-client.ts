@@ -16,9 +16,9 @@ import { RECEIPT_METHOD } from './receipts.js';
 import { METHOD } from './push-types.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { type RetryOptions, backoffMs } from './retry.js';
-import type { Item, Withdrawal } from './types.js';
+import type { BlockedMerchant, Item, Withdrawal } from './types.js';
 import type { ReceivedEvent } from './subscribe-decoder.js';
-import { checkSequence, toSafeNumber } from './values.js';
+import { checkSequence, checkString, toSafeNumber } from './values.js';
 
 /**
  * Why a receiver's state was reset (see docs/backups.md):
@@ -40,21 +40,38 @@ const RESET_REASON_NAMES: Record<number, ResetReasonName> = {
  * deep-equals the event.
  */
 export type ReceiverEvent =
-  /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
-  | { type: 'item'; item: Item }
-  /** An item to remove (by its id; for a keyed item also the stored item with that key). */
-  | { type: 'withdrawal'; withdrawal: Withdrawal }
-  /**
-   * The backlog has been sent; live events follow. `sequence` is the newest sequence the
-   * receiver has now been sent: store it as the cursor. Sent after every (re)connection.
-   */
-  | { type: 'caughtUp'; sequence: number; historyId: string }
-  /**
-   * The stored state (items, cursor) no longer belongs to the hub's history: drop it. The
-   * receiver's full current state follows, then a `caughtUp`; a store applies the reset and
-   * that state together (ReceiverStore does, in one transaction at the `caughtUp`).
-   */
-  | { type: 'reset'; reason: ResetReasonName; historyId: string };
+  | {
+      /** An item to store, replacing any stored item with the same merchant, audience and non-empty key. */
+      type: 'item';
+      /** The item. */
+      item: Item;
+    }
+  | {
+      /** An item to remove (by its id; for a keyed item also the stored item with that key). */
+      type: 'withdrawal';
+      /** The withdrawal. */
+      withdrawal: Withdrawal;
+    }
+  | {
+      /** The backlog has been sent; live events follow. Sent after every (re)connection. */
+      type: 'caughtUp';
+      /** The newest sequence the receiver has now been sent: store it as the cursor. */
+      sequence: number;
+      /** The hub history the sequence belongs to: store it with the cursor. */
+      historyId: string;
+    }
+  | {
+      /**
+       * The stored state (items, cursor) no longer belongs to the hub's history: drop it. The
+       * receiver's full current state follows, then a `caughtUp`; a store applies the reset and
+       * that state together (ReceiverStore does, in one transaction at the `caughtUp`).
+       */
+      type: 'reset';
+      /** Why (see {@link ResetReasonName}). */
+      reason: ResetReasonName;
+      /** The hub history the new state belongs to. */
+      historyId: string;
+    };
 
 /** Options of ReceiverClient.subscribe. */
 export interface SubscribeOptions {
@@ -337,6 +354,51 @@ export class ReceiverClient {
     return response.policy === ReceiptPolicy.RECEIPT_POLICY_OPT_OUT ? 'opt-out' : 'share';
   }
 
+  /**
+   * Blocks a merchant on the hub: its specific pushes to this receiver are refused, its
+   * public items are no longer delivered, and what this receiver holds of it is withdrawn
+   * on the stream (cause 'blocked'). On every hub node, across resumes. Resolves with the
+   * block's sequence. Blocking twice is one block; an unknown merchant is NOT_FOUND
+   * (`MERCHANT_NOT_FOUND`).
+   */
+  async block(merchantId: string): Promise<number> {
+    const request = { merchantId: checkString(merchantId, 'merchantId', ACCOUNT_METHOD.block, true) };
+    const response = await this.callUnary(ACCOUNT_METHOD.block, (metadata, onTrailer) =>
+      this.client.blockMerchant(request, { metadata, onTrailer, deadline: Date.now() + 10_000 }),
+    );
+    return toSafeNumber(response.sequence, 'sequence');
+  }
+
+  /** Lifts a block: the merchant's current public items come back on the stream. */
+  async unblock(merchantId: string): Promise<number> {
+    const request = { merchantId: checkString(merchantId, 'merchantId', ACCOUNT_METHOD.unblock, true) };
+    const response = await this.callUnary(ACCOUNT_METHOD.unblock, (metadata, onTrailer) =>
+      this.client.unblockMerchant(request, { metadata, onTrailer, deadline: Date.now() + 10_000 }),
+    );
+    return toSafeNumber(response.sequence, 'sequence');
+  }
+
+  /** The merchants this receiver blocks, oldest block first. */
+  async blocked(): Promise<BlockedMerchant[]> {
+    const response = await this.callUnary(ACCOUNT_METHOD.list, (metadata, onTrailer) =>
+      this.client.listBlockedMerchants({}, { metadata, onTrailer, deadline: Date.now() + 10_000 }),
+    );
+    return response.merchants.map((m) => ({ merchantId: m.merchantId, blockedAt: (m.blockedAt ?? new Date(0)).toISOString() }));
+  }
+
+  /**
+   * Deletes this receiver's account and everything the hub holds about it (its specific
+   * items, cursor, confirmations, blocks, credentials); open streams end with
+   * UNAUTHENTICATED (`ACCOUNT_DELETED`). `password` confirms it (default: the password this
+   * client uses). Never retried. The local store, if any, is yours to delete.
+   */
+  async deleteAccount(password: string = this.credentials.password): Promise<void> {
+    const request = { password: checkString(password, 'password', ACCOUNT_METHOD.deleteAccount, true) };
+    await this.callUnary(ACCOUNT_METHOD.deleteAccount, (metadata, onTrailer) =>
+      this.client.deleteAccount(request, { metadata, onTrailer, deadline: Date.now() + 10_000 }),
+    );
+  }
+
   /** One unary call on the receiver's channel (no middleware): credentials and the reason trailer. */
   private async callUnary<T>(path: string, call: (metadata: Metadata, onTrailer: (t: Metadata) => void) => Promise<T>): Promise<T> {
     let reason = '';
@@ -356,3 +418,11 @@ export class ReceiverClient {
     this.channel.close();
   }
 }
+
+/** Method paths of the receiver's account calls (named in errors). */
+const ACCOUNT_METHOD = {
+  block: '/pushhub.v1.PushHubService/BlockMerchant',
+  unblock: '/pushhub.v1.PushHubService/UnblockMerchant',
+  list: '/pushhub.v1.PushHubService/ListBlockedMerchants',
+  deleteAccount: '/pushhub.v1.PushHubService/DeleteAccount',
+} as const;

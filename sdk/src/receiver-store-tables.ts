@@ -1,46 +1,8 @@
 import type Database from 'better-sqlite3';
 import { Item as WireItem } from './gen/pushhub/v1/pushhub.js';
 import type { ReceiverEvent, ResetReasonName } from './receiver-client.js';
-import type { Item } from './types.js';
+import type { Item, OfferKind, StoreChange } from './types.js';
 import { itemFromWire, itemToWire, wireAudience } from './values.js';
-
-/** The kind of offer an item carries; 'none' for a plain message. */
-export type OfferKind = 'discount' | 'points' | 'voucher' | 'none';
-
-/**
- * One change to the store's contents, emitted as a `change` event after it is committed.
- * Plain data: `JSON.parse(JSON.stringify(change))` deep-equals it.
- */
-export type StoreChange =
-  /** An item was added; `replaced` is the item it replaced (same merchant, audience, key), if any. */
-  | { type: 'added'; item: Item; replaced?: Item }
-  /**
-   * An item was removed: withdrawn by its merchant, past its valid_until, or replaced by a
-   * newer item with the same key (the newer one is `added` next, unless it has already ended).
-   */
-  | { type: 'removed'; item: Item; cause: 'withdrawn' | 'expired' | 'replaced' }
-  /**
-   * The store's contents were replaced: the hub's database was restored, or the store's
-   * state belonged to another history (see `reason`). Every item the application knew is
-   * gone; the items of the new state follow as `added` changes, from the same transaction.
-   * Nothing was withdrawn by a merchant.
-   */
-  | { type: 'reset'; reason: ResetReasonName; historyId: string };
-
-/**
- * One line of the `pushhub-receiver` daemon's output (stdout, one JSON object per line): a
- * store change, with the item in its JSON form ({@link Item}).
- */
-export type ReceiverDaemonLine =
-  /** An item was added; `replacedItemId` names the item it replaced, if any. */
-  | { change: 'added'; itemId: string; replacedItemId?: string; item: Item }
-  /** An item was removed, and why. */
-  | { change: 'removed'; itemId: string; cause: 'withdrawn' | 'expired' | 'replaced'; item: Item }
-  /**
-   * The store was reset (see StoreChange 'reset'): every item printed before is gone, nothing
-   * was withdrawn; the new state follows as 'added' lines.
-   */
-  | { change: 'reset'; reason: ResetReasonName; historyId: string };
 
 /** Schema migrations, applied in order; the index + 1 is the schema version (PRAGMA user_version). */
 export const STORE_MIGRATIONS: readonly string[] = [

@@ -2,13 +2,13 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Database } from './sqlite.js';
-import type { Item } from './types.js';
+import type { Item, OfferKind, StoreChange } from './types.js';
 import type { ReceiverClient, ReceiverEvent } from './receiver-client.js';
-import { type OfferKind, STORE_MIGRATIONS, type StoreChange, type StoreTables, createStoreTables } from './receiver-store-tables.js';
+import { STORE_MIGRATIONS, type StoreTables, createStoreTables } from './receiver-store-tables.js';
 import { type SyncOptions, syncReceiverStore } from './receiver-sync.js';
 import { migrateSqlite } from './sqlite-migrator.js';
 
-export type { OfferKind, ReceiverDaemonLine, StoreChange } from './receiver-store-tables.js';
+export type { OfferKind, ReceiverDaemonLine, StoreChange } from './types.js';
 export type { SyncOptions } from './receiver-sync.js';
 
 /** Events of a ReceiverStore (`store.on('change', (change) => …)`). */

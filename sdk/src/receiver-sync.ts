@@ -2,7 +2,7 @@ import { isAbortError } from 'abort-controller-x';
 import { PushHubError } from './errors.js';
 import type { ReceiverClient } from './receiver-client.js';
 import type { ReceiverEvent } from './receiver-client.js';
-import type { StoreChange } from './receiver-store-tables.js';
+import type { StoreChange } from './types.js';
 import { DeliveryConfirmer } from './receipts.js';
 
 /** Options of ReceiverStore.sync. */

@@ -18,12 +18,12 @@
  * @module
  */
 export { ReceiverClient } from './receiver-client.js';
-export type { ReceiverClientOptions, ReceiverEvent, SubscribeOptions } from './receiver-client.js';
+export type { ReceiverClientOptions, ReceiverEvent, ResetReasonName, SubscribeOptions } from './receiver-client.js';
 export { ReceiverStore, createReceiverStore } from './receiver-store.js';
-export { SqliteMissingError } from './sqlite.js';
+export { SqliteMissingError } from './sqlite-missing-error.js';
 export type { OfferKind, ReceiverDaemonLine, ReceiverStoreEvents, StoreChange, SyncOptions } from './receiver-store.js';
 export { ConnectionReason, PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
-export type { Audience, Discount, Item, Offer, Points, ServiceInfo, Voucher, Withdrawal } from './types.js';
+export type { Audience, BlockedMerchant, Discount, Item, Offer, Points, ServiceInfo, Voucher, Withdrawal, WithdrawalCauseName } from './types.js';

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type Credentials, type HubAddress, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import { Role } from './gen/pushhub/v1/pushhub.js';
 import { DEFAULT_RETRY, withRetry } from './retry.js';
@@ -17,12 +18,15 @@ export interface RegisterOptions {
 }
 
 /**
- * Registers an account on its own short-lived channel, retrying on UNAVAILABLE. Register has
- * no request id, so a retry after a lost reply creates a second account; the first one is
- * never used, which is harmless (its password was never seen by anyone).
+ * Registers an account on its own short-lived channel, retrying on UNAVAILABLE. Every attempt
+ * carries one random request id, so a retry after a lost reply returns the same account, with
+ * a fresh password that replaces the one whose reply was lost (the hub keeps only hashes); no
+ * spare account is made.
  */
 export async function registerAccount(address: HubAddress, role: Role, options: RegisterOptions = {}): Promise<Credentials> {
   const channel = createHubChannel(address, options.tls);
+  // Random (122 bits): within 24 h the id works like a password for this registration.
+  const requestId = randomUUID();
   try {
     const client = createHubClient(channel);
     const response = await withRetry(
@@ -33,6 +37,7 @@ export async function registerAccount(address: HubAddress, role: Role, options: 
             displayName: options.displayName ?? '',
             regionCode: options.regionCode ?? '',
             registrationToken: options.registrationToken ?? '',
+            requestId,
           },
           { deadline: options.deadlineMs ?? 10_000 },
         ),

@@ -1,24 +1,8 @@
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
+import { SqliteMissingError } from './sqlite-missing-error.js';
 
-/** The command that installs the receiver store's SQLite driver, for the error message. */
-export const SQLITE_INSTALL_COMMAND = 'npm install better-sqlite3';
-
-/**
- * Raised when the receiver's local store is opened but better-sqlite3 is not installed.
- * It is an optional peer dependency of the SDK: merchant-only users never need a native
- * SQLite build, so it is loaded only when a ReceiverStore opens.
- */
-export class SqliteMissingError extends Error {
-  constructor(cause: unknown) {
-    super(
-      `better-sqlite3 is not installed: the receiver's local store (createReceiverStore, pushhub-receiver) needs it. ` +
-        `Install it next to @pushhub/sdk: ${SQLITE_INSTALL_COMMAND}`,
-      { cause },
-    );
-    this.name = 'SqliteMissingError';
-  }
-}
+export { SQLITE_INSTALL_COMMAND, SqliteMissingError } from './sqlite-missing-error.js';
 
 let loaded: typeof BetterSqlite3 | undefined;
 

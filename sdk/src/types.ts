@@ -13,6 +13,7 @@
  *
  * @module
  */
+import type { ResetReasonName } from './receiver-client.js';
 
 /** Who an item is for: one receiver (`specific`), or every receiver (`public`). */
 export type Audience = 'specific' | 'public';
@@ -47,7 +48,25 @@ export interface Voucher {
  * The offer an item carries: `$case` names the kind, `value` holds it, e.g.
  * `{ $case: 'points', value: { balance: 120, earned: 20 } }`.
  */
-export type Offer = { $case: 'discount'; value: Discount } | { $case: 'points'; value: Points } | { $case: 'voucher'; value: Voucher };
+export type Offer =
+  | {
+      /** A percentage discount. */
+      $case: 'discount';
+      /** The discount. */
+      value: Discount;
+    }
+  | {
+      /** A points balance. */
+      $case: 'points';
+      /** The points. */
+      value: Points;
+    }
+  | {
+      /** A voucher. */
+      $case: 'voucher';
+      /** The voucher. */
+      value: Voucher;
+    };
 
 /** The content of an item: a titled message with an optional offer. */
 export interface ServiceInfo {
@@ -117,6 +136,23 @@ export interface Withdrawal {
    * it has already ended), false when its merchant withdrew it.
    */
   replaced: boolean;
+  /**
+   * Why it was withdrawn: its merchant withdrew it, a newer item replaced it, this receiver
+   * blocked the merchant, an operator suspended the merchant (its public items come back
+   * when resumed), or the merchant deleted its account; 'unspecified' from an older hub.
+   */
+  cause: WithdrawalCauseName;
+}
+
+/** Why a withdrawal happened (see {@link Withdrawal.cause}). */
+export type WithdrawalCauseName = 'withdrawn' | 'replaced' | 'blocked' | 'suspended' | 'account-deleted' | 'unspecified';
+
+/** A merchant this receiver blocks (see ReceiverClient.blocked). */
+export interface BlockedMerchant {
+  /** The blocked merchant's account id. */
+  merchantId: string;
+  /** When the block was committed, ISO-8601. */
+  blockedAt: string;
 }
 
 /**
@@ -130,9 +166,24 @@ export type ValidUntilInput = Date | string | number;
 
 /** An offer to push: like {@link Offer}, with every value field optional (0 or '' when omitted). */
 export type OfferInput =
-  | { $case: 'discount'; value?: Partial<Discount> }
-  | { $case: 'points'; value?: Partial<Points> }
-  | { $case: 'voucher'; value?: Partial<Voucher> };
+  | {
+      /** A percentage discount. */
+      $case: 'discount';
+      /** The discount. */
+      value?: Partial<Discount>;
+    }
+  | {
+      /** A points balance. */
+      $case: 'points';
+      /** The points (safe integers). */
+      value?: Partial<Points>;
+    }
+  | {
+      /** A voucher. */
+      $case: 'voucher';
+      /** The voucher (amounts: safe integers in minor units). */
+      value?: Partial<Voucher>;
+    };
 
 /**
  * The content of a push: a {@link ServiceInfo} where every field is optional (unset strings
@@ -159,3 +210,81 @@ export interface ServiceInfoInput {
   /** Free-form string data: at most 32 entries and 4 KiB of keys and values together. */
   data?: Record<string, string>;
 }
+
+/** The kind of offer an item carries; 'none' for a plain message. */
+export type OfferKind = 'discount' | 'points' | 'voucher' | 'none';
+
+/**
+ * One change to the store's contents, emitted as a `change` event after it is committed.
+ * Plain data: `JSON.parse(JSON.stringify(change))` deep-equals it.
+ */
+export type StoreChange =
+  | {
+      /** An item was added. */
+      type: 'added';
+      /** The added item. */
+      item: Item;
+      /** The item it replaced (same merchant, audience and key), if any. */
+      replaced?: Item;
+    }
+  | {
+      /** An item was removed. */
+      type: 'removed';
+      /** The removed item. */
+      item: Item;
+      /**
+       * Why: withdrawn by its merchant, past its validUntil, or replaced by a newer item with
+       * the same key (the newer one is `added` next, unless it has already ended).
+       */
+      cause: 'withdrawn' | 'expired' | 'replaced';
+    }
+  | {
+      /**
+       * The store's contents were replaced: the hub's database was restored, or the store's
+       * state belonged to another history (see `reason`). Every item the application knew is
+       * gone; the items of the new state follow as `added` changes, from the same transaction.
+       * Nothing was withdrawn by a merchant.
+       */
+      type: 'reset';
+      /** Why. */
+      reason: ResetReasonName;
+      /** The hub history the new state belongs to. */
+      historyId: string;
+    };
+
+/**
+ * One line of the `pushhub-receiver` daemon's output (stdout, one JSON object per line): a
+ * store change, with the item in its JSON form ({@link Item}).
+ */
+export type ReceiverDaemonLine =
+  | {
+      /** An item was added. */
+      change: 'added';
+      /** The added item's id. */
+      itemId: string;
+      /** The item it replaced (same merchant, audience and key), if any. */
+      replacedItemId?: string;
+      /** The added item. */
+      item: Item;
+    }
+  | {
+      /** An item was removed. */
+      change: 'removed';
+      /** The removed item's id. */
+      itemId: string;
+      /** Why: withdrawn by its merchant, past its validUntil, or replaced by a newer item. */
+      cause: 'withdrawn' | 'expired' | 'replaced';
+      /** The removed item. */
+      item: Item;
+    }
+  | {
+      /**
+       * The store was reset (see StoreChange 'reset'): every item printed before is gone,
+       * nothing was withdrawn; the new state follows as 'added' lines.
+       */
+      change: 'reset';
+      /** Why. */
+      reason: ResetReasonName;
+      /** The hub history the new state belongs to. */
+      historyId: string;
+    };

@@ -6,7 +6,7 @@ import {
 } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { HubError, Reason, invalidArgument } from '../core/errors.js';
 import { PUBLIC_RECEIVER } from '../core/records.js';
-import { DeliveryStateName, countingEndMs, specificState } from '../core/receipts.js';
+import { DeliveryStateName, specificState } from '../core/receipts.js';
 import type { AuthContext, HubServices } from './call-context.js';
 import { checkText } from './validate.js';
 
@@ -75,7 +75,7 @@ export function createReceiptHandlers(hub: HubServices): ReceiptHandlers {
         if (f.found) {
           status.sequence = BigInt(f.seq);
           if (f.receiverId === PUBLIC_RECEIVER) {
-            const { delivered, eligible } = await receipts.store.publicCounts(f.seq, countingEndMs(f.end, nowMs));
+            const { delivered, eligible } = await receipts.store.publicCounts(f.seq, account.id, f.end.kind === 'live' ? undefined : f.end.atMs);
             status.state = DeliveryState.DELIVERY_STATE_PUBLIC;
             status.deliveredCount = BigInt(delivered);
             status.eligibleCount = BigInt(eligible);

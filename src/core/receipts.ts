@@ -125,8 +125,6 @@ export function specificState(facts: Extract<ItemFacts, { found: true }>): { sta
 export const endOfItemRow = (validUntilMs: number, nowMs: number): ItemEnd =>
   validUntilMs > nowMs ? { kind: 'live' } : { kind: 'expired', atMs: validUntilMs };
 
-/** When a public item stopped counting new receivers: its end, or now while it is live. */
-export const countingEndMs = (end: ItemEnd, nowMs: number): number => (end.kind === 'live' ? nowMs : end.atMs);
 
 /** Whether a tombstone's frame says its item was replaced (rather than withdrawn). */
 export function tombstoneReplaced(frame: Uint8Array): boolean {

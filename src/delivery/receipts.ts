@@ -13,6 +13,9 @@ export type ConfirmObserver = (confirmations: number, lagsMs: readonly number[])
 const asStorageError = (error: unknown): unknown =>
   typeof (error as { code?: unknown })?.code === 'string' ? storageUnavailable('receipts could not be stored') : error;
 
+/** How long a confirmation waits for others to share its transaction (ms): well inside "DELIVERED within a second". */
+const CONFIRM_GATHER_MS = 50;
+
 /**
  * Group commit for confirmations: what arrives while one batch is being stored goes into the
  * next, one transaction each, and a receiver's confirmations in one batch collapse to the
@@ -46,11 +49,12 @@ export class ConfirmQueue {
   private schedule(): void {
     if (this.busy || this.scheduled) return;
     this.scheduled = true;
-    // One turn of the loop: confirmations that arrive together share the transaction.
-    setImmediate(() => {
+    // Receivers confirm about once a second each, spread out: gathering for CONFIRM_GATHER_MS
+    // puts the confirmations of that window in one transaction instead of one each.
+    setTimeout(() => {
       this.scheduled = false;
       void this.flush();
-    });
+    }, CONFIRM_GATHER_MS);
   }
 
   private async flush(): Promise<void> {
@@ -113,7 +117,7 @@ export class PublicProgress {
       const atMs = this.now();
       const inputs = [];
       for (const item of items) {
-        const { delivered, eligible } = await this.store.publicCounts(item.seq, Math.min(atMs, item.validUntilMs));
+        const { delivered, eligible } = await this.store.publicCounts(item.seq, item.merchantId, item.validUntilMs > atMs ? undefined : item.validUntilMs);
         inputs.push({ merchantId: item.merchantId, itemId: item.itemId, seq: item.seq, atMs, deliveredCount: delivered, eligibleCount: eligible, keepUntilMs: item.validUntilMs });
       }
       this.feed.committed(await this.store.appendProgress(inputs));

@@ -342,7 +342,8 @@ export interface ProgressInput {
  */
 export interface ReceiptStore {
   /**
-   * One durable transaction for a batch of confirmations: each receiver's cursor moves up to
+   * One transaction for a batch of confirmations (SQLite commits it without an fsync of its
+   * own: a confirmation lost in a crash is sent again on the receiver's resume), in which each receiver's cursor moves up to
    * its upToSeq (never down; an opted-out receiver stores nothing), one event is appended per
    * (receiver, merchant) whose live specific items the move covers, and the public items the
    * moves reached are named. upToSeq must already be checked against the head.
@@ -359,9 +360,11 @@ export interface ReceiptStore {
   itemFacts(merchantId: string, itemIds: readonly string[], nowMs: number): Promise<ItemFacts[]>;
   /**
    * A public item's counts: receivers (receipts on) whose confirmed cursor reached seq and
-   * registered before endMs, and all receivers (receipts on) registered before endMs.
+   * registered before endMs, and all receivers (receipts on) registered before endMs. No
+   * endMs: the item is live and every receiver registered so far counts (read from a kept
+   * total, not counted). Receivers that block the merchant count in neither.
    */
-  publicCounts(seq: number, endMs: number): Promise<{ delivered: number; eligible: number }>;
+  publicCounts(seq: number, merchantId: string, endMs?: number): Promise<{ delivered: number; eligible: number }>;
   /** A merchant's receipt events with afterId < id <= upToId, ascending, at most limit. */
   eventsAfter(merchantId: string, afterId: number, upToId: number, limit: number): Promise<ReceiptEvent[]>;
   /** The specific items a delivery event covers that are still stored (item id and sequence). */

@@ -6,9 +6,11 @@ import { Audience, ServiceInfo, SubscribeResponse } from '../../sdk/src/gen/push
 import { decodeSubscribeResponse } from '../../sdk/src/subscribe-decoder.js';
 import { itemFromWire } from '../../sdk/src/values.js';
 import { pushDigest, requestDigest } from '../../src/api/request-digest.js';
+import type { WriteOp } from '../../src/core/write-ops.js';
+import { packOps, unpackOps } from '../../src/store/sqlite/packed-ops.js';
 import { AllocationMeter } from './probe.js';
 
-const N = Number(process.argv.find((a) => a.startsWith('--n='))?.slice(4) ?? 200_000);
+const N = Number(process.argv.find((a) => a.startsWith('--n='))?.slice(4) ?? 100_000);
 let sink: unknown;
 
 function measure(fn: (i: number) => unknown) {
@@ -45,6 +47,18 @@ const frame = Buffer.from(
   }).finish(),
 );
 
+// A commit batch of 128 bench pushes, as the hub hands it to the SQLite commit worker (each
+// op its own decoded info: a shared object would be cloned once per message).
+const batch: WriteOp[] = Array.from({ length: 128 }, (_, i) => ({
+  kind: 'push' as const,
+  merchantId: 'M00-0000000000000001',
+  receiverId: `R00-${String(i).padStart(16, '0')}`,
+  info: { ...info, data: {}, validUntil: new Date(Date.now() + 86_400_000) },
+  requestId: `rq-${i}-0123456789abcdef`,
+  requestDigest: 'f'.repeat(64),
+}));
+const perPush = (m: ReturnType<typeof measure>) => ({ cpu_us: Math.round((m.cpu_us / 128) * 100) / 100, bytes: Math.round(m.bytes / 128) });
+
 const lines = [
   `Node ${process.version}, ${N.toLocaleString('en-US')} operations each.`,
   '',
@@ -59,6 +73,11 @@ const lines = [
     'SDK: one Subscribe message with one item → plain Item (ts-proto decode + itemFromWire → subscribe-decoder)',
     measure(() => SubscribeResponse.decode(frame).events.map((e) => (e.event?.$case === 'item' ? itemFromWire(e.event.value) : undefined))),
     measure(() => decodeSubscribeResponse(frame)),
+  ),
+  row(
+    'commit hand-off per push, both threads (structured clone of the ops → packed buffer), batches of 128',
+    perPush(measure(() => structuredClone(batch))),
+    perPush(measure(() => unpackOps(packOps(batch)))),
   ),
 ];
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -9,6 +9,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderTable } from './report.js';
+import { receiptsBench, receiptsTable } from './receipts.js';
 import { TARGETS } from './targets/index.js';
 import type { BenchTarget, ServerHandle } from './targets/types.js';
 import { sysBusyPct } from './util.js';
@@ -67,7 +68,7 @@ for (const [key, value] of Object.entries(args)) {
   holder[field] = Number(value);
 }
 const w1Modes = (args['w1-modes'] ?? 'stream,unary').split(',') as ('stream' | 'unary')[];
-const phases = (args.phases ?? 'budget,w1,w2,w3,w4,auth').split(',');
+const phases = (args.phases ?? 'budget,w1,w2,w3,w4,auth,receipts').split(',');
 const targetNames = (args.targets ?? 'baseline,pushhub').split(',');
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -181,6 +182,10 @@ for (const ph of phases) {
           return { ...idle.result, w2: broadcast };
         }),
       );
+    } else if (ph === 'receipts' && target.name === 'pushhub') {
+      // Delivery receipts (issue 18): confirmations off/on in alternating rounds on one hub,
+      // and GetDeliveryStatus at 100,000 receivers (test/bench/receipts.ts).
+      await phase('receipts', target, () => receiptsBench({ quick: scale > 1, progress }));
     } else if (ph === 'auth' && target.name === 'pushhub') {
       // Alternating rounds so drifting machine load hits both sides alike.
       await phase('auth', target, async () => {
@@ -198,7 +203,8 @@ for (const ph of phases) {
 }
 results.total_wall_s = Math.round((Date.now() - t0) / 1000);
 
-const table = renderTable(results);
+const receiptsResult = results.targets.pushhub?.receipts as Awaited<ReturnType<typeof receiptsBench>> | undefined;
+const table = renderTable(results) + (receiptsResult && 'confirmation_cost' in receiptsResult ? receiptsTable(receiptsResult) : '');
 const outDir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(outDir, { recursive: true });
 const out = args.out ?? join(outDir, `bench-${stamp}.json`);

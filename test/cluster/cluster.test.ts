@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ClientError, Status } from 'nice-grpc';
-import { MerchantClient, PushHubError } from '../../sdk/src/merchant.js';
+import { type DeliveryEvent, MerchantClient, PushHubError } from '../../sdk/src/merchant.js';
 import type { PushResult } from '../../sdk/src/push-types.js';
 import { type Credentials, ReceiverClient, type ReceiverEvent } from '../../sdk/src/receiver.js';
 import { HubCluster } from '../support/cluster.js';
@@ -363,6 +363,32 @@ describe('cluster: three hubs on one PostgreSQL', function () {
     assert.deepEqual(subscription.sequences(merchant.id), pushed.map((p) => p.sequence), 'every push once, in order');
     assert.ok(subscription.caughtUps() >= 2, 'the stream was cut by a kill and resumed through the proxy');
     assert.equal(subscription.state.error, undefined);
+  });
+
+  it('receipts: a receiver confirms on B, the merchant watching on A sees it live and reads it on C', async () => {
+    const merchantCredentials = await register('merchant');
+    const merchant = merchantOn(merchantCredentials, 'A');
+    const receiverCredentials = await register('receiver', 'B');
+    const events: DeliveryEvent[] = [];
+    const abort = new AbortController();
+    const watching = (async () => {
+      for await (const event of merchant.watchDeliveries({ signal: abort.signal })) events.push(event);
+    })();
+    closers.push(async () => {
+      abort.abort();
+      await watching;
+    });
+    await waitUntil(() => events.some((e) => e.type === 'caughtUp'), 'watch on A caught up');
+    const push = await merchant.pushSpecific(receiverCredentials.id, { title: 'voucher' });
+    const pub = await merchant.pushPublic({ title: 'for everyone' });
+    const onB = receiverOn(receiverCredentials, 'B');
+    assert.equal(await onB.confirmDelivery(pub.sequence), pub.sequence);
+    await waitUntil(() => events.some((e) => e.type === 'delivered' && e.itemId === push.itemId), 'delivered event on A', 10_000);
+    await waitUntil(() => events.some((e) => e.type === 'publicProgress' && e.itemId === pub.itemId && e.deliveredCount >= 1), 'public progress on A', 10_000);
+    const onC = merchantOn(merchantCredentials, 'C');
+    const [status] = await onC.deliveryStatus([push.itemId]);
+    assert.equal(status!.state, 'DELIVERED');
+    assert.equal(status!.receiverId, receiverCredentials.id);
   });
 
   it('no node logged an unexpected error, and no log line holds the database password', () => {

@@ -249,6 +249,33 @@ describeOnBackends('delivery receipts', () => {
     await assert.rejects(client.getDeliveryStatus({ itemIds: [ack.itemId] }, as(receiver)), (e: unknown) => e instanceof ClientError && e.code === Status.PERMISSION_DENIED);
   });
 
+  it('a merchant a receiver blocks sees nothing of that receiver\'s receipts', async () => {
+    const fresh = await TestHub.start();
+    closers.push({ close: () => fresh.stop() });
+    const c = fresh.client();
+    const m = await fresh.register('merchant');
+    const blocker = await fresh.register('receiver');
+    const other = await fresh.register('receiver');
+    const item = await c.pushSpecific({ receiverId: blocker.id, info: { title: 'before the block' } }, as(m));
+    const pub = await c.pushPublic({ info: { title: 'public' } }, as(m));
+    await c.confirmDelivery({ upToSequence: pub.sequence }, as(blocker));
+    await c.confirmDelivery({ upToSequence: pub.sequence }, as(other));
+    const counts = async () => {
+      const s = (await c.getDeliveryStatus({ itemIds: [pub.itemId] }, as(m))).statuses[0]!;
+      return [Number(s.deliveredCount), Number(s.eligibleCount)];
+    };
+    assert.deepEqual(await counts(), [2, 2]);
+    await c.blockMerchant({ merchantId: m.id }, as(blocker));
+    const [status] = (await c.getDeliveryStatus({ itemIds: [item.itemId] }, as(m))).statuses;
+    assert.equal(status!.state, DeliveryState.DELIVERY_STATE_NOT_FOUND);
+    assert.equal(status!.receiverId, '');
+    assert.deepEqual(await counts(), [1, 1], 'the blocking receiver counts in neither');
+    const w = new WatchReader(fresh.client(), m, 1n);
+    closers.unshift(w);
+    await w.waitFor((r) => r.caughtUp(), 'caught up');
+    assert.ok(!w.delivered().some((d) => d.receiverId === blocker.id), 'its receipts are gone from the log');
+  });
+
   it('GetDeliveryStatus takes 1 to 1,000 item ids', async () => {
     const bad = (itemIds: string[]) =>
       assert.rejects(client.getDeliveryStatus({ itemIds }, as(merchant)), (e: unknown) => e instanceof ClientError && e.code === Status.INVALID_ARGUMENT && /item_ids/.test(e.details));

@@ -94,7 +94,8 @@ describe('sdk: results and events are plain data; inputs are checked before the 
       listedPoints,
     );
     const caughtUp = events.at(-1)!;
-    assert.deepStrictEqual(caughtUp, { type: 'caughtUp', sequence: withdrawn.sequence });
+    assert.deepStrictEqual(caughtUp, { type: 'caughtUp', sequence: withdrawn.sequence, historyId: (caughtUp as { historyId: string }).historyId });
+    assert.match((caughtUp as { historyId: string }).historyId, /^H[0-9a-f]+$/);
 
     // A resume from before the withdrawal delivers it as plain data too.
     const resumed: ReceiverEvent[] = [];

@@ -306,6 +306,60 @@ for (const factory of backends) {
       assert.deepEqual(events, [{ kind: 'password-rotated', accountId: R1 }]);
     });
 
+    it('receipts: a confirmation moves the cursor up only, appends one event per merchant, names the public items it reached', async () => {
+      const r = await commit([pushOp(M1, R1), pushOp(M2, R1), pushOp(M1), pushOp(M1, R2)]);
+      const [a, b, pub] = r.outcomes.map((o) => ack(o));
+      const events: { id: number }[] = [];
+      backend.receiptFeed.onEvents((e) => events.push(...e));
+      const first = await backend.receipts.confirm([{ receiverId: R1, upToSeq: 3 }], NOW + 10);
+      assert.deepEqual(first.confirmed, [3]);
+      assert.deepEqual(first.events.map((e) => [e.merchantId, e.receiverId, e.fromSeq, e.upToSeq, e.atMs]).sort(), [[M1, R1, 0, 3, NOW + 10], [M2, R1, 0, 3, NOW + 10]]);
+      assert.deepEqual(first.publicItems.map((p) => p.itemId), [pub!.itemId]);
+      assert.equal(first.lagsMs.length, 2);
+      backend.receiptFeed.committed(first.events);
+      await until('the receipt feed hands the events on', () => events.length === 2);
+      assert.equal(backend.receiptFeed.head, Math.max(...first.events.map((e) => e.id)));
+      const back = await backend.receipts.confirm([{ receiverId: R1, upToSeq: 1 }, { receiverId: 'R00-9999999999999999', upToSeq: 2 }], NOW + 20);
+      assert.deepEqual(back.confirmed, [3, 0], 'backwards is ignored; an unknown receiver records nothing');
+      assert.deepEqual(back.events, []);
+
+      const facts = await backend.receipts.itemFacts(M1, [a!.itemId, b!.itemId, pub!.itemId, 'nope'], NOW + 30);
+      assert.deepEqual(facts.map((f) => f.found && [f.receiverId, f.end.kind, f.optedOut, f.confirmedAtMs]), [[R1, 'live', false, NOW + 10], false, ['', 'live', false, undefined], false]);
+      assert.deepEqual(await backend.receipts.publicCounts(pub!.seq, M1), { delivered: 1, eligible: 2 });
+      assert.deepEqual(await backend.receipts.publicCounts(pub!.seq, M1, 0), { delivered: 0, eligible: 0 }, 'nobody was registered before it ended');
+      const m1Events = await backend.receipts.eventsAfter(M1, 0, Number.MAX_SAFE_INTEGER, 10);
+      assert.equal(m1Events.length, 1);
+      assert.deepEqual(await backend.receipts.deliveredItems(m1Events[0]!), [{ itemId: a!.itemId, seq: a!.seq }]);
+      assert.equal(await backend.receipts.headEventId(), Math.max(...first.events.map((e) => e.id)));
+    });
+
+    it('receipts: withdrawn and expired items, opting out, progress events, and the purge', async () => {
+      const r = await commit([pushOp(M1, R1, { key: 'k' }), pushOp(M1, R1, { validUntilMs: NOW + 50 }), pushOp(M1, R2)]);
+      const [keyed, short, other] = r.outcomes.map((o) => ack(o));
+      await commit([pushOp(M1, R1, { key: 'k', title: 'v2' })], NOW + 1);
+      await commit([withdrawOp(M1, { itemId: other!.itemId })], NOW + 2);
+      const facts = await backend.receipts.itemFacts(M1, [keyed!.itemId, short!.itemId, other!.itemId], NOW + 100);
+      assert.deepEqual(facts.map((f) => f.found && f.end), [{ kind: 'replaced', atMs: NOW + 1 }, { kind: 'expired', atMs: NOW + 50 }, { kind: 'withdrawn', atMs: NOW + 2 }]);
+      assert.deepEqual((await backend.receipts.itemFacts(M2, [keyed!.itemId], NOW)).map((f) => f.found), [false], 'another merchant sees nothing');
+
+      const done = await backend.receipts.confirm([{ receiverId: R2, upToSeq: 5 }], NOW + 3);
+      assert.equal(done.events.length, 0, 'the withdrawn item was not live: no receipt');
+      await backend.receipts.confirm([{ receiverId: R1, upToSeq: 5 }], NOW + 3);
+      assert.equal(await backend.receipts.setOptOut(R1, undefined, NOW), false);
+      assert.equal(await backend.receipts.setOptOut(R1, true, NOW), true);
+      assert.equal(await backend.receipts.setOptOut(R1, undefined, NOW), true);
+      assert.deepEqual(await backend.receipts.eventsAfter(M1, 0, Number.MAX_SAFE_INTEGER, 10), [], 'opting out deletes the receiver\'s receipts');
+      assert.deepEqual((await backend.receipts.confirm([{ receiverId: R1, upToSeq: 5 }], NOW + 4)).confirmed, [0]);
+      assert.equal((await backend.receipts.itemFacts(M1, [short!.itemId], NOW))[0]!.found && (await backend.receipts.itemFacts(M1, [short!.itemId], NOW))[0]!.found, true);
+      assert.equal(((await backend.receipts.itemFacts(M1, [short!.itemId], NOW))[0] as { optedOut: boolean }).optedOut, true);
+
+      const progress = await backend.receipts.appendProgress([{ merchantId: M1, itemId: 'Ix', seq: 9, atMs: NOW, deliveredCount: 1, eligibleCount: 2, keepUntilMs: NOW + 10 }]);
+      assert.deepEqual(progress.map((e) => [e.receiverId, e.fromSeq, e.deliveredCount, e.eligibleCount, e.itemId]), [['', 9, 1, 2, 'Ix']]);
+      await backend.committer.purge(NOW + 20, 0);
+      assert.deepEqual(await backend.receipts.eventsAfter(M1, 0, Number.MAX_SAFE_INTEGER, 10), [], 'purged with their items');
+      assert.equal(await backend.receipts.headEventId() >= progress[0]!.id, true);
+    });
+
     it('without a public cap, any number of public items is taken', async () => {
       await backend.close();
       await cleanup();

@@ -6,7 +6,19 @@ import { type ConsumptionRecord, RecordValidationError, toConsumptionRecord } fr
 export type RecordFileFormat = 'csv' | 'jsonl';
 
 /** One line of a records file: a record, or why the line could not be used. */
-export type RecordLine = { line: number; record: ConsumptionRecord } | { line: number; error: string };
+export type RecordLine =
+  | {
+      /** The line number in the file (1-based). */
+      line: number;
+      /** The record on it. */
+      record: ConsumptionRecord;
+    }
+  | {
+      /** The line number in the file (1-based). */
+      line: number;
+      /** Why the line is not a valid record. */
+      error: string;
+    };
 
 /** Options of {@link readRecordFile}. */
 export interface ReadRecordFileOptions {

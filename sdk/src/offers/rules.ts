@@ -38,6 +38,7 @@ export interface RuleBase {
 
 /** A discount percent from the spend over a rolling window. */
 export interface SpendTierRule extends RuleBase {
+  /** The rule kind. */
   kind: 'spend-tier';
   /** Length of the rolling window in days: spend counts while it is younger than this. */
   windowDays: number;
@@ -62,9 +63,15 @@ export interface SpendTier {
 
 /** A points balance: points per amount spent, with multipliers. */
 export interface PointsRule extends RuleBase {
+  /** The rule kind. */
   kind: 'points';
   /** `points` points for every `per` minor units spent (refunds take them back; the balance never goes below 0). */
-  earn: { points: number; per: number };
+  earn: {
+    /** Points earned per step. */
+    points: number;
+    /** Minor units spent per step. */
+    per: number;
+  };
   /** Multipliers; when several match a purchase, the largest applies. */
   multipliers?: PointsMultiplier[];
   /** The balance is shown for this many days after the latest purchase. */
@@ -100,6 +107,7 @@ export interface VoucherSpec {
 
 /** A voucher when the visit count reaches a milestone. A visit is a purchase day at a place (local date). */
 export interface VisitMilestoneRule extends RuleBase {
+  /** The rule kind. */
   kind: 'visit-milestone';
   /** The milestones, increasing, e.g. [5, 10, 25]; or use `every`. */
   milestones?: number[];
@@ -113,6 +121,7 @@ export interface VisitMilestoneRule extends RuleBase {
 
 /** A voucher for a customer whose latest visit is at least `afterDays` days ago. */
 export interface WinBackRule extends RuleBase {
+  /** The rule kind. */
   kind: 'win-back';
   /** Days without a visit after which the voucher is offered. */
   afterDays: number;
@@ -143,6 +152,7 @@ export class RulesValidationError extends Error {
 
 /** Rules that passed {@link validateRules}, with defaults filled in; frozen. */
 export type ValidRules = Readonly<Required<Pick<OfferRules, 'version' | 'currency' | 'timeZone' | 'voucherCodePrefix'>>> & {
+  /** The checked rules. */
   readonly offers: readonly OfferRule[];
 };
 
@@ -156,17 +166,29 @@ export const TEMPLATE_PLACEHOLDERS: Readonly<Record<OfferRule['kind'], readonly 
 
 /** Bounds that keep offers within the hub's limits and the computation bounded. */
 export const RULE_LIMITS = {
+  /** Rules per file. */
   offers: 50,
+  /** Tiers per spend-tier rule. */
   tiers: 20,
+  /** Multipliers per points rule. */
   multipliers: 50,
+  /** Milestones per visit-milestone rule. */
   milestones: 100,
+  /** Entries per list (places, categories, days). */
   listEntries: 1000,
+  /** Characters of a rule id. */
   idChars: 64,
+  /** Characters of a title template. */
   titleChars: 200,
+  /** Characters of a body template. */
   bodyChars: 2000,
+  /** Days in any window or validity. */
   days: 3650,
+  /** Money amounts, in minor units. */
   money: 1e12,
+  /** Points per earn step. */
   points: 1e6,
+  /** Points multiplier factor. */
   factor: 100,
 } as const;
 

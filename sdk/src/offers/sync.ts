@@ -23,15 +23,38 @@ export interface OfferSource {
 /** A MerchantClient as the bulk sync uses it: listing, plus a push stream for the volume. */
 export interface BulkOfferTarget extends OfferSource {
   /** Opens the high-volume push path. */
-  openPushStream(options?: { window?: number }): OfferSink & { close(): Promise<void> };
+  openPushStream(options?: { window?: number }): OfferSink & {
+    /** Resolves once every change sent is answered. */
+    close(): Promise<void>;
+  };
 }
 
 /** One change to bring the hub in line with the rules. */
 export type OfferChange =
-  /** Push this offer (new, or replacing `replacesItemId` with different content). */
-  | { type: 'push'; receiverId: string; info: ServiceInfo; requestId: string; replacesItemId?: string }
-  /** Withdraw this item: the receiver no longer earns its offer. */
-  | { type: 'withdraw'; receiverId: string; key: string; itemId: string; requestId: string };
+  | {
+      /** Push this offer (new, or replacing `replacesItemId` with different content). */
+      type: 'push';
+      /** The receiver. */
+      receiverId: string;
+      /** The offer. */
+      info: ServiceInfo;
+      /** The push's request id (derived from the content and the item replaced). */
+      requestId: string;
+      /** The held item with other content that this push replaces, if any. */
+      replacesItemId?: string;
+    }
+  | {
+      /** Withdraw this item: the receiver no longer earns its offer. */
+      type: 'withdraw';
+      /** The receiver. */
+      receiverId: string;
+      /** The offer's key. */
+      key: string;
+      /** The held item to withdraw. */
+      itemId: string;
+      /** The withdrawal's request id. */
+      requestId: string;
+    };
 
 /** What a sync needs to do for one receiver. */
 export interface OfferPlan {
@@ -62,7 +85,14 @@ export interface SyncSummary {
   /** Changes the hub rejected (see `errors`). */
   failed: number;
   /** The first rejected changes (at most 100), for the report. */
-  errors: { receiverId: string; key: string; message: string }[];
+  errors: {
+    /** The receiver. */
+    receiverId: string;
+    /** The offer's key. */
+    key: string;
+    /** The hub's error message. */
+    message: string;
+  }[];
 }
 
 const MAX_REPORTED_ERRORS = 100;

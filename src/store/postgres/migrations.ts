@@ -80,8 +80,22 @@ export const MIGRATIONS: readonly string[] = [
   -- A public item's delivered_count: an index range count, never a scan of all receivers.
   CREATE INDEX receipt_cursors_by_seq ON receipt_cursors (confirmed_seq, registered_at_ms) WHERE NOT opted_out;
   CREATE INDEX receipt_opt_outs ON receipt_cursors (registered_at_ms) WHERE opted_out;
-  -- A public item's eligible_count: receivers registered before it ended.
+  -- A public item's eligible_count: receivers registered before it ended (an index range
+  -- for an ended item; for a live one, all of them: a count kept by a trigger, read in O(1)).
   CREATE INDEX receivers_by_registration ON accounts (created_at_ms) WHERE role = 'receiver';
+  CREATE TABLE receipt_totals (name text PRIMARY KEY, value bigint NOT NULL);
+  INSERT INTO receipt_totals (name, value) SELECT 'receivers', count(*) FROM accounts WHERE role = 'receiver';
+  CREATE FUNCTION pushhub_count_receivers() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP = 'INSERT' AND NEW.role = 'receiver' THEN
+      UPDATE receipt_totals SET value = value + 1 WHERE name = 'receivers';
+    ELSIF TG_OP = 'DELETE' AND OLD.role = 'receiver' THEN
+      UPDATE receipt_totals SET value = value - 1 WHERE name = 'receivers';
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER receivers_counted AFTER INSERT OR DELETE ON accounts
+    FOR EACH ROW EXECUTE FUNCTION pushhub_count_receivers();
 
   -- Ids are WatchDeliveries cursors; writers take the Receipts advisory lock, so they commit in order.
   CREATE TABLE receipt_events (

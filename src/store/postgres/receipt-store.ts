@@ -110,6 +110,8 @@ export function createPostgresReceiptStore(pool: pg.Pool): ReceiptStore {
                  FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS m(receiver_id, from_seq, up_to)
                  JOIN changes c ON c.receiver_id = m.receiver_id AND c.seq > m.from_seq AND c.seq <= m.up_to
                    AND c.kind = 1 AND c.valid_until_ms > $4
+                 -- Items of a merchant the receiver blocks (or a suspended one) never reached it.
+                 WHERE NOT EXISTS (SELECT 1 FROM bars b WHERE b.receiver_id IN (c.receiver_id, '') AND b.merchant_id = c.merchant_id)
                  GROUP BY m.receiver_id, m.from_seq, m.up_to, c.merchant_id`,
           values: [done.map((m) => m.receiverId), done.map((m) => m.from), done.map((m) => m.upTo), nowMs],
         });
@@ -212,7 +214,20 @@ export function createPostgresReceiptStore(pool: pg.Pool): ReceiptStore {
       }));
       const out = new Set(optedOut.map((r) => r.receiver_id));
       for (const f of specific) f.optedOut = out.has(f.receiverId);
-      const asked = specific.filter((f) => !f.optedOut);
+      // A merchant the receiver blocks sees nothing of that receiver.
+      const { rows: bars } = await storageFaultsOf(pool.query<{ receiver_id: string }>({
+        name: 'receipt-barred',
+        text: 'SELECT receiver_id FROM bars WHERE receiver_id = ANY($1) AND merchant_id = $2',
+        values: [[...new Set(specific.map((f) => f.receiverId))], merchantId],
+      }));
+      const barred = new Set(bars.map((r) => r.receiver_id));
+      if (barred.size > 0) {
+        for (let i = 0; i < facts.length; i++) {
+          const f = facts[i]!;
+          if (f.found && f.receiverId !== PUBLIC_RECEIVER && barred.has(f.receiverId)) facts[i] = { found: false, itemId: f.itemId };
+        }
+      }
+      const asked = specific.filter((f) => !f.optedOut && !barred.has(f.receiverId));
       if (asked.length === 0) return facts;
       // The first confirmation of each receiver covering the merchant's items at or above seq.
       const { rows: covering } = await storageFaultsOf(pool.query<{ ord: number; from_seq: number; at_ms: number }>({
@@ -232,17 +247,25 @@ export function createPostgresReceiptStore(pool: pg.Pool): ReceiptStore {
       return facts;
     },
 
-    async publicCounts(seq, endMs) {
-      const { rows } = await storageFaultsOf(pool.query<{ delivered: number; receivers: number; opted_out: number }>({
+    async publicCounts(seq, merchantId, endMs) {
+      // A live item counts every receiver registered so far: the kept total, not an index scan.
+      const { rows } = await storageFaultsOf(pool.query<{ delivered: number; receivers: number; opted_out: number; delivered_blocking: number; eligible_blocking: number }>({
         name: 'receipt-public-counts',
         text: `SELECT
                  (SELECT count(*) FROM receipt_cursors WHERE confirmed_seq >= $1 AND registered_at_ms < $2 AND NOT opted_out)::bigint AS delivered,
-                 (SELECT count(*) FROM accounts WHERE created_at_ms < $2 AND role = 'receiver')::bigint AS receivers,
-                 (SELECT count(*) FROM receipt_cursors WHERE registered_at_ms < $2 AND opted_out)::bigint AS opted_out`,
-        values: [seq, endMs],
+                 CASE WHEN $3::boolean THEN (SELECT value FROM receipt_totals WHERE name = 'receivers')
+                      ELSE (SELECT count(*) FROM accounts WHERE created_at_ms < $2 AND role = 'receiver') END::bigint AS receivers,
+                 (SELECT count(*) FROM receipt_cursors WHERE registered_at_ms < $2 AND opted_out)::bigint AS opted_out,
+                 -- Receivers that block the merchant count in neither.
+                 (SELECT count(*) FROM bars b JOIN receipt_cursors c ON c.receiver_id = b.receiver_id
+                   WHERE b.merchant_id = $4 AND b.cause = 'blocked' AND c.confirmed_seq >= $1 AND c.registered_at_ms < $2 AND NOT c.opted_out)::bigint AS delivered_blocking,
+                 (SELECT count(*) FROM bars b JOIN accounts a ON a.id = b.receiver_id
+                   WHERE b.merchant_id = $4 AND b.cause = 'blocked' AND a.created_at_ms < $2
+                     AND NOT EXISTS (SELECT 1 FROM receipt_cursors c WHERE c.receiver_id = b.receiver_id AND c.opted_out))::bigint AS eligible_blocking`,
+        values: [seq, endMs ?? Number.MAX_SAFE_INTEGER, endMs === undefined, merchantId],
       }));
       const r = rows[0]!;
-      return { delivered: r.delivered, eligible: r.receivers - r.opted_out };
+      return { delivered: r.delivered - r.delivered_blocking, eligible: r.receivers - r.opted_out - r.eligible_blocking };
     },
 
     async eventsAfter(merchantId, afterId, upToId, limit) {
@@ -266,9 +289,12 @@ export function createPostgresReceiptStore(pool: pg.Pool): ReceiptStore {
     },
 
     async headEventId() {
+      // The identity's sequence, not max(id): a purge may have deleted the newest events, and
+      // a watcher's cursor from before must not become "beyond the newest". (It may count an
+      // id a transaction still holds: this only bounds the cursor check.)
       const { rows } = await storageFaultsOf(pool.query<{ id: number }>({
         name: 'receipt-head',
-        text: 'SELECT coalesce(max(id), 0)::bigint AS id FROM receipt_events',
+        text: `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::bigint AS id FROM receipt_events_id_seq`,
       }));
       return rows[0]!.id;
     },

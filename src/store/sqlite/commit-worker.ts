@@ -1,7 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { applyBatch } from '../../core/apply-batch.js';
-import type { BatchLimits, WriteOp } from '../../core/write-ops.js';
+import type { BatchLimits } from '../../core/write-ops.js';
 import { HubError } from '../../core/errors.js';
+import { unpackOps } from './packed-ops.js';
 import { openSqliteStore } from './sqlite-store.js';
 import { type ReceiptWrite, runReceiptWrite } from './receipt-writes.js';
 
@@ -15,7 +16,7 @@ const store = openSqliteStore(dbPath);
 parentPort!.postMessage({ ready: true });
 
 type Request =
-  | { id: number; ops: WriteOp[]; nowMs: number }
+  | { id: number; packed: Uint8Array; nowMs: number }
   | { id: number; purge: { nowMs: number; requestCutoffMs: number } }
   | { id: number; testPragma: string }
   | { id: number; receipts: ReceiptWrite }
@@ -35,8 +36,16 @@ parentPort!.on('message', (m: Request) => {
       return;
     }
     // Receipt writes share this connection, so they never contend with a batch for the lock.
+    // They commit without their own fsync (synchronous=NORMAL; the next push's FULL commit
+    // syncs them with it): a confirmation lost in a power cut is sent again by the receiver
+    // (every resume confirms its cursor), and a push is never acknowledged on it.
     if ('receipts' in m) {
-      parentPort!.postMessage({ id: m.id, ok: true, receipts: store.transaction(() => runReceiptWrite(store.receipts, m.receipts)) });
+      store.pragma('synchronous = NORMAL');
+      try {
+        parentPort!.postMessage({ id: m.id, ok: true, receipts: store.transaction(() => runReceiptWrite(store.receipts, m.receipts)) });
+      } finally {
+        store.pragma('synchronous = FULL');
+      }
       return;
     }
     if ('purge' in m) {
@@ -44,7 +53,8 @@ parentPort!.on('message', (m: Request) => {
       return;
     }
     // The head is read inside the (immediate, so write-locked) transaction.
-    const result = store.transaction(() => store.withBatchRequests(m.ops, () => applyBatch(store, m.ops, store.headSequence(), m.nowMs, limits)));
+    const ops = unpackOps(m.packed);
+    const result = store.transaction(() => store.withBatchRequests(ops, () => applyBatch(store, ops, store.headSequence(), m.nowMs, limits)));
     const outcomes = result.outcomes.map((o) =>
       o instanceof HubError ? { hubError: { code: o.code, reason: o.reason, message: o.message } } : o,
     );

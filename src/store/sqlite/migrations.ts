@@ -94,8 +94,15 @@ export const MIGRATIONS: readonly string[] = [
   -- A public item's delivered_count: an index range count, never a scan of all receivers.
   CREATE INDEX receipt_cursors_by_seq ON receipt_cursors (confirmed_seq, registered_at_ms) WHERE opted_out = 0;
   CREATE INDEX receipt_opt_outs ON receipt_cursors (registered_at_ms) WHERE opted_out = 1;
-  -- A public item's eligible_count: receivers registered before it ended.
+  -- A public item's eligible_count: receivers registered before it ended (an index range
+  -- for an ended item; for a live one, all of them: a count kept by triggers, read in O(1)).
   CREATE INDEX receivers_by_registration ON accounts (created_at_ms) WHERE role = 'receiver';
+  CREATE TABLE receipt_totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO receipt_totals (name, value) SELECT 'receivers', COUNT(*) FROM accounts WHERE role = 'receiver';
+  CREATE TRIGGER receivers_counted AFTER INSERT ON accounts WHEN NEW.role = 'receiver'
+    BEGIN UPDATE receipt_totals SET value = value + 1 WHERE name = 'receivers'; END;
+  CREATE TRIGGER receivers_uncounted AFTER DELETE ON accounts WHEN OLD.role = 'receiver'
+    BEGIN UPDATE receipt_totals SET value = value - 1 WHERE name = 'receivers'; END;
 
   -- AUTOINCREMENT: ids are WatchDeliveries cursors and must never be reused after a purge.
   CREATE TABLE receipt_events (

@@ -58,11 +58,28 @@ export function createSqliteReceipts(db: Database.Database) {
   const setOptOut = db.prepare('UPDATE receipt_cursors SET opted_out = ? WHERE receiver_id = ?');
   const deleteReceiverEvents = db.prepare('DELETE FROM receipt_events WHERE receiver_id = ?');
   // One index range of the receiver's own changes: what the move covers, per merchant.
+  // Items of a merchant the receiver blocks (or a suspended one) never reached it: no receipt.
   const coveredSpecific = db.prepare(
-    `SELECT merchant_id, MIN(pushed_at_ms) AS oldest_ms, MAX(valid_until_ms) AS keep_until_ms FROM changes
+    `SELECT merchant_id, MIN(pushed_at_ms) AS oldest_ms, MAX(valid_until_ms) AS keep_until_ms FROM changes c
      WHERE receiver_id = ? AND seq > ? AND seq <= ? AND kind = 1 AND valid_until_ms > ?
+       AND NOT EXISTS (SELECT 1 FROM bars b WHERE b.receiver_id IN (c.receiver_id, '') AND b.merchant_id = c.merchant_id)
      GROUP BY merchant_id`,
   );
+  const barred = db.prepare('SELECT 1 FROM bars WHERE receiver_id = ? AND merchant_id = ?').pluck();
+  // Receivers that block the merchant are left out of its public items' counts.
+  const deliveredBlocking = db
+    .prepare(
+      `SELECT COUNT(*) FROM bars b JOIN receipt_cursors c ON c.receiver_id = b.receiver_id
+       WHERE b.merchant_id = ? AND b.cause = 'blocked' AND c.confirmed_seq >= ? AND c.registered_at_ms < ? AND c.opted_out = 0`,
+    )
+    .pluck();
+  const eligibleBlocking = db
+    .prepare(
+      `SELECT COUNT(*) FROM bars b JOIN accounts a ON a.id = b.receiver_id
+       WHERE b.merchant_id = ? AND b.cause = 'blocked' AND a.created_at_ms < ?
+         AND NOT EXISTS (SELECT 1 FROM receipt_cursors c WHERE c.receiver_id = b.receiver_id AND c.opted_out = 1)`,
+    )
+    .pluck();
   const coveredPublic = db.prepare(
     `SELECT seq, item_id, merchant_id, valid_until_ms FROM changes
      WHERE receiver_id = '' AND seq > ? AND seq <= ? AND kind = 1 AND valid_until_ms > ? ORDER BY seq`,
@@ -89,6 +106,7 @@ export function createSqliteReceipts(db: Database.Database) {
     .prepare('SELECT COUNT(*) FROM receipt_cursors WHERE confirmed_seq >= ? AND registered_at_ms < ? AND opted_out = 0')
     .pluck();
   const countReceivers = db.prepare("SELECT COUNT(*) FROM accounts WHERE created_at_ms < ? AND role = 'receiver'").pluck();
+  const allReceivers = db.prepare("SELECT value FROM receipt_totals WHERE name = 'receivers'").pluck();
   const countOptedOut = db.prepare('SELECT COUNT(*) FROM receipt_cursors WHERE registered_at_ms < ? AND opted_out = 1').pluck();
   const eventsAfter = db.prepare(
     `SELECT ${EVENT_COLUMNS} FROM receipt_events WHERE merchant_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?`,
@@ -190,6 +208,8 @@ export function createSqliteReceipts(db: Database.Database) {
           };
         }
         if (facts.receiverId === PUBLIC_RECEIVER) return facts;
+        // A merchant the receiver blocks sees nothing of that receiver.
+        if (barred.get(facts.receiverId, merchantId) !== undefined) return { found: false, itemId };
         facts.optedOut = optedOut.get(facts.receiverId) === 1;
         if (facts.optedOut) return facts;
         const covering = firstCovering.get(facts.receiverId, merchantId, seq) as { from_seq: number; at_ms: number } | undefined;
@@ -198,9 +218,12 @@ export function createSqliteReceipts(db: Database.Database) {
       });
     },
 
-    publicCounts(seq: number, endMs: number) {
-      const delivered = countDelivered.get(seq, endMs) as number;
-      const eligible = (countReceivers.get(endMs) as number) - (countOptedOut.get(endMs) as number);
+    publicCounts(seq: number, merchantId: string, endMs?: number) {
+      const until = endMs ?? Number.MAX_SAFE_INTEGER;
+      const delivered = (countDelivered.get(seq, until) as number) - (deliveredBlocking.get(merchantId, seq, until) as number);
+      // A live item counts every receiver registered so far: the kept total, not an index scan.
+      const registered = endMs === undefined ? (allReceivers.get() as number) : (countReceivers.get(endMs) as number);
+      const eligible = registered - (countOptedOut.get(until) as number) - (eligibleBlocking.get(merchantId, until) as number);
       return { delivered, eligible };
     },
 

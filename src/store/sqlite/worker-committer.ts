@@ -3,6 +3,7 @@ import type { BatchLimits, BatchResult, WriteAck } from '../../core/write-ops.js
 import type { BatchCommitter } from '../ports.js';
 import { HubError, type Reason } from '../../core/errors.js';
 import type { ChangeRecord } from '../../core/records.js';
+import { packOps } from './packed-ops.js';
 import type { ReceiptWrite } from './receipt-writes.js';
 
 type BatchReply = { outcomes: (WriteAck | { hubError: { code: number; reason: string; message: string } })[]; published: ChangeRecord[]; head: number };
@@ -60,7 +61,7 @@ export function sqliteWorkerCommitter(
   };
 
   /** Sends one request; the worker handles them in order, one at a time. */
-  const request = (message: object): Promise<Reply & { ok: true }> => {
+  const request = (message: object, transfer?: ArrayBuffer[]): Promise<Reply & { ok: true }> => {
     worker ??= start();
     const id = nextId++;
     // Referenced while a batch is in flight: at shutdown the server no longer holds the loop
@@ -69,7 +70,7 @@ export function sqliteWorkerCommitter(
     if (waiting.size === 0) worker.ref();
     return new Promise((resolve, reject) => {
       waiting.set(id, { resolve, reject });
-      worker!.postMessage({ id, ...message });
+      worker!.postMessage({ id, ...message }, transfer);
     });
   };
 
@@ -78,7 +79,9 @@ export function sqliteWorkerCommitter(
   return {
     ready: () => ready,
     async commit(ops, nowMs): Promise<BatchResult> {
-      const reply = (await request({ ops, nowMs })) as BatchReply;
+      // One packed buffer, transferred: no structured clone of every op (packed-ops.ts).
+      const packed = packOps(ops);
+      const reply = (await request({ packed, nowMs }, [packed.buffer as ArrayBuffer])) as BatchReply;
       return {
         outcomes: reply.outcomes.map((o) =>
           'hubError' in o ? new HubError(o.hubError.reason as Reason, o.hubError.message) : o,

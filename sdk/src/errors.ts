@@ -41,6 +41,30 @@ export class PushHubError extends Error {
   }
 }
 
+/**
+ * The receiver blocked this merchant (reason `RECEIVER_BLOCKED_MERCHANT`, code NOT_FOUND):
+ * like FCM's UNREGISTERED, remove the receiver from the list you push to. Pushing again is
+ * refused the same way until the receiver unblocks you.
+ */
+export class ReceiverBlockedError extends PushHubError {
+  /** The receiver that blocked the merchant. */
+  readonly receiverId: string;
+
+  constructor(receiverId: string, details: string, path = '') {
+    super(Status.NOT_FOUND, 'RECEIVER_BLOCKED_MERCHANT', details, path);
+    this.name = 'ReceiverBlockedError';
+    this.receiverId = receiverId;
+  }
+}
+
+/** A PushHubError with reason RECEIVER_BLOCKED_MERCHANT as a {@link ReceiverBlockedError}; anything else as is. */
+export function asReceiverBlocked(error: unknown, receiverId: string): unknown {
+  if (error instanceof PushHubError && !(error instanceof ReceiverBlockedError) && error.reason === 'RECEIVER_BLOCKED_MERCHANT') {
+    return new ReceiverBlockedError(receiverId, error.details, error.path);
+  }
+  return error;
+}
+
 /** Converts a nice-grpc ClientError into a PushHubError; anything else is returned as is. */
 export function toPushHubError(error: unknown, reason = '', retryAfterMs = 0): unknown {
   if (error instanceof ClientError) return new PushHubError(error.code, reason, error.details, error.path, retryAfterMs);

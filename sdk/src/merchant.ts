@@ -35,14 +35,15 @@ import {
   watchDeliveries,
 } from './receipts.js';
 
-export { ConnectionReason, PushHubError, Status } from './errors.js';
+export { ConnectionReason, PushHubError, ReceiverBlockedError, Status } from './errors.js';
+import { asReceiverBlocked } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
 export type { MerchantPushStream, PushStreamOptions } from './push-stream.js';
 export type { PushOptions, PushResult, ServiceInfoInput, WithdrawTarget } from './push-types.js';
 export type { DeliveryEvent, DeliveryStateName, DeliveryStatus, WaitForDeliveryOptions, WatchDeliveriesOptions } from './receipts.js';
-export type { Audience, Discount, Item, Offer, OfferInput, Points, ServiceInfo, ValidUntilInput, Voucher, Withdrawal } from './types.js';
+export type { Audience, Discount, Item, Offer, OfferInput, Points, ServiceInfo, ValidUntilInput, Voucher, Withdrawal, WithdrawalCauseName } from './types.js';
 
 /** Which of the merchant's items `listItems` returns. */
 export interface ListItemsFilter {
@@ -119,8 +120,9 @@ export class MerchantClient {
 
   /**
    * Pushes `info` to one receiver; resolves once the hub has committed it. Fails with
-   * NOT_FOUND (reason `RECEIVER_NOT_FOUND`) when there is no such receiver, and with
-   * INVALID_ARGUMENT naming the field for content the SDK or the hub refuses.
+   * NOT_FOUND (reason `RECEIVER_NOT_FOUND`) when there is no such receiver, with a
+   * {@link ReceiverBlockedError} when the receiver blocked this merchant (remove it from your
+   * list), and with INVALID_ARGUMENT naming the field for content the SDK or the hub refuses.
    */
   async pushSpecific(receiverId: string, info: ServiceInfoInput, options: PushOptions = {}): Promise<PushResult> {
     const request = {
@@ -128,8 +130,12 @@ export class MerchantClient {
       info: serviceInfoToWire(info, 'info', METHOD.pushSpecific),
       requestId: checkRequestId(options, METHOD.pushSpecific, newRequestId),
     };
-    const response = await this.unary((deadline) => this.client.pushSpecific(request, { deadline, signal: options.signal }), options.signal);
-    return pushResult(response);
+    try {
+      const response = await this.unary((deadline) => this.client.pushSpecific(request, { deadline, signal: options.signal }), options.signal);
+      return pushResult(response);
+    } catch (error) {
+      throw asReceiverBlocked(error, request.receiverId);
+    }
   }
 
   /** Pushes `info` to every registered receiver (also those registered later). */
@@ -229,6 +235,15 @@ export class MerchantClient {
    */
   waitForDelivery(itemId: string, options: WaitForDeliveryOptions = {}): Promise<DeliveryStatus> {
     return waitForDelivery(this.client, async (id, signal) => (await this.deliveryStatus([id], { signal }))[0]!, itemId, options);
+  }
+
+  /**
+   * Deletes this merchant's account: its items are withdrawn from every receiver, its
+   * credentials stop working at once on every hub node, and its id is never issued again.
+   * `password` confirms it (default: the password this client uses). Never retried.
+   */
+  async deleteAccount(password: string = this.credentials.password): Promise<void> {
+    await this.client.deleteAccount({ password: checkString(password, 'password', '/pushhub.v1.PushHubService/DeleteAccount', true) }, { deadline: this.deadlineMs });
   }
 
   /** Closes the connection; calls in flight fail with CANCELLED or UNAVAILABLE. */

@@ -26,4 +26,4 @@ export { ConnectionReason, PushHubError, Status } from './errors.js';
 export type { Credentials, HubAddress, TlsOptions } from './connection.js';
 export type { RegisterOptions } from './register.js';
 export type { RetryOptions } from './retry.js';
-export type { Audience, Discount, Item, Offer, Points, ServiceInfo, Voucher, Withdrawal } from './types.js';
+export type { Audience, BlockedMerchant, Discount, Item, Offer, Points, ServiceInfo, Voucher, Withdrawal, WithdrawalCauseName } from './types.js';

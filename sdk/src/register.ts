@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { type Credentials, type HubAddress, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import { Role } from './gen/pushhub/v1/pushhub.js';
 import { DEFAULT_RETRY, withRetry } from './retry.js';
+import { checkInteger, checkString } from './values.js';
 
 /** Options for registering a new account. */
 export interface RegisterOptions {
@@ -17,12 +19,19 @@ export interface RegisterOptions {
 }
 
 /**
- * Registers an account on its own short-lived channel, retrying on UNAVAILABLE. Register has
- * no request id, so a retry after a lost reply creates a second account; the first one is
- * never used, which is harmless (its password was never seen by anyone).
+ * Registers an account on its own short-lived channel, retrying on UNAVAILABLE. Every attempt
+ * carries one random request id, so a retry after a lost reply returns the same account, with
+ * a fresh password that replaces the one whose reply was lost (the hub keeps only hashes); no
+ * spare account is made.
  */
 export async function registerAccount(address: HubAddress, role: Role, options: RegisterOptions = {}): Promise<Credentials> {
+  // Types checked before the wire: a wrong one is INVALID_ARGUMENT naming the option.
+  const path = '/pushhub.v1.PushHubService/Register';
+  for (const name of ['displayName', 'regionCode', 'registrationToken'] as const) checkString(options[name], `options.${name}`, path);
+  checkInteger(options.deadlineMs, 'options.deadlineMs', path, { min: 1 });
   const channel = createHubChannel(address, options.tls);
+  // Random (122 bits): within 24 h the id works like a password for this registration.
+  const requestId = randomUUID();
   try {
     const client = createHubClient(channel);
     const response = await withRetry(
@@ -33,6 +42,7 @@ export async function registerAccount(address: HubAddress, role: Role, options: 
             displayName: options.displayName ?? '',
             regionCode: options.regionCode ?? '',
             registrationToken: options.registrationToken ?? '',
+            requestId,
           },
           { deadline: options.deadlineMs ?? 10_000 },
         ),

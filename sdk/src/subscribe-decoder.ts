@@ -1,6 +1,6 @@
 import { Item as WireItem, SubscribeEvent, SubscribeResponse, Withdrawal as WireWithdrawal } from './gen/pushhub/v1/pushhub.js';
 import type { Audience, Item, ServiceInfo, Withdrawal } from './types.js';
-import { itemFromWire, withdrawalFromWire } from './values.js';
+import { WITHDRAWAL_CAUSE_NAMES, itemFromWire, withdrawalFromWire } from './values.js';
 
 /**
  * A SubscribeResponse decoded for the receive path (internal to the SDK): items and
@@ -186,7 +186,7 @@ function item(r: Reader, end: number): Item {
 }
 
 function withdrawal(r: Reader, end: number): Withdrawal {
-  const value: Withdrawal = { itemId: '', sequence: 0, merchantId: '', audience: 'specific', key: '', replaced: false };
+  const value: Withdrawal = { itemId: '', sequence: 0, merchantId: '', audience: 'specific', key: '', replaced: false, cause: 'unspecified' };
   while (r.pos < end) {
     const tag = r.varint();
     switch (tag) {
@@ -207,6 +207,9 @@ function withdrawal(r: Reader, end: number): Withdrawal {
         break;
       case 48:
         value.replaced = r.varint() !== 0;
+        break;
+      case 56:
+        value.cause = WITHDRAWAL_CAUSE_NAMES[r.varint()] ?? 'unspecified';
         break;
       default:
         r.skip(tag & 7);

@@ -136,6 +136,23 @@ export interface Withdrawal {
    * it has already ended), false when its merchant withdrew it.
    */
   replaced: boolean;
+  /**
+   * Why it was withdrawn: its merchant withdrew it, a newer item replaced it, this receiver
+   * blocked the merchant, an operator suspended the merchant (its public items come back
+   * when resumed), or the merchant deleted its account; 'unspecified' from an older hub.
+   */
+  cause: WithdrawalCauseName;
+}
+
+/** Why a withdrawal happened (see {@link Withdrawal.cause}). */
+export type WithdrawalCauseName = 'withdrawn' | 'replaced' | 'blocked' | 'suspended' | 'account-deleted' | 'unspecified';
+
+/** A merchant this receiver blocks (see ReceiverClient.blocked). */
+export interface BlockedMerchant {
+  /** The blocked merchant's account id. */
+  merchantId: string;
+  /** When the block was committed, ISO-8601. */
+  blockedAt: string;
 }
 
 /**

@@ -109,6 +109,7 @@ export function withdrawalFromWire(withdrawal: WireWithdrawal): Withdrawal {
     audience: audienceName(withdrawal.audience),
     key: withdrawal.key,
     replaced: withdrawal.replaced,
+    cause: WITHDRAWAL_CAUSE_NAMES[withdrawal.cause] ?? 'unspecified',
   };
 }
 
@@ -231,3 +232,12 @@ export function serviceInfoToWire(input: ServiceInfoInput | undefined, field = '
     data: checkData(info.data, `${field}.data`, path),
   };
 }
+
+/** Wire causes by number, as plain names. */
+export const WITHDRAWAL_CAUSE_NAMES: Partial<Record<number, Withdrawal['cause']>> = {
+  1: 'withdrawn',
+  2: 'replaced',
+  3: 'blocked',
+  4: 'suspended',
+  5: 'account-deleted',
+};

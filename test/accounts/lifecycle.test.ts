@@ -3,7 +3,7 @@ import { Status } from 'nice-grpc';
 import { Role, WithdrawalCause } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { runAdminCommand } from '../../src/admin/cli.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
-import { as, refusal } from './block.test.js';
+import { as, refusal } from './support.js';
 
 const info = (title: string) => ({ title });
 

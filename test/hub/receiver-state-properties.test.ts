@@ -16,7 +16,9 @@ type Op =
   | { kind: 'withdrawByKey'; audience: 'specific' | 'public'; key: string }
   | { kind: 'advance'; ms: number }
   | { kind: 'purge' }
-  | { kind: 'resume' };
+  | { kind: 'resume' }
+  | { kind: 'block' }
+  | { kind: 'unblock' };
 
 const keyArb = fc.constantFrom('', '', 'points', 'hours');
 const audienceArb = fc.constantFrom('specific' as const, 'public' as const);
@@ -27,6 +29,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 1, max: 4 }).map((n) => n * 1000) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('purge' as const) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('resume' as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('block' as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('unblock' as const) }) },
 );
 
 /** What the hub holds live for the run's receiver from the run's merchant. */
@@ -39,9 +43,11 @@ interface ModelItem {
 
 /**
  * Property: for every interleaving of push (keyed or not, specific or public, various
- * lifetimes), replace, withdraw by id and by key, expiry (an injected clock), purge and
- * resume, a receiver resumed from every cursor it reached, and from 0, holds exactly the
- * hub's live items for it.
+ * lifetimes), replace, withdraw by id and by key, expiry (an injected clock), purge, resume,
+ * and the receiver blocking and unblocking the merchant, a receiver resumed from every cursor
+ * it reached, and from 0, holds exactly the hub's live items for it: none of the merchant's
+ * while it is blocked (its specific items go for good, its specific pushes are refused), its
+ * live public items again after the unblock.
  */
 describe('receiver state: property over random operation sequences', () => {
   let hub: RunningHub;
@@ -85,10 +91,19 @@ describe('receiver state: property over random operation sequences', () => {
         const liveIds = () => [...live.values()].filter((i) => i.validUntilMs > clock).map((i) => i.itemId).sort();
         const state = new ModelReceiver();
         const reached: ModelReceiver[] = [];
+        let blocked = false;
+        const asReceiver = { metadata: basicAuth(receiver) };
+        /** What the receiver should hold: nothing of the merchant while it is blocked. */
+        const visibleIds = () => (blocked ? [] : liveIds());
 
         for (const op of ops) {
           if (op.kind === 'push') {
             const info = { title: `t${op.key}`, key: op.key, validUntil: new Date(clock + op.lifetimeMs) };
+            if (op.audience === 'specific' && blocked) {
+              const refused = await client.pushSpecific({ receiverId: receiver.id, info, requestId: '' }, asMerchant).then(() => false, () => true);
+              assert.ok(refused, 'a blocked merchant\'s specific push is refused');
+              continue;
+            }
             const ack =
               op.audience === 'specific'
                 ? await client.pushSpecific({ receiverId: receiver.id, info, requestId: '' }, asMerchant)
@@ -110,6 +125,14 @@ describe('receiver state: property over random operation sequences', () => {
             const withdrawn = await client.withdraw({ key: op.key, receiverId, requestId: '' }, asMerchant).then(() => true, () => false);
             assert.equal(withdrawn, target !== undefined, `withdraw by key ${op.key}`);
             if (target) live.delete(target.itemId);
+          } else if (op.kind === 'block') {
+            await client.blockMerchant({ merchantId: merchant.id }, asReceiver);
+            // The specific items are deleted for good; the public ones stay the merchant's.
+            for (const [id, item] of live) if (item.audience === 'specific') live.delete(id);
+            blocked = true;
+          } else if (op.kind === 'unblock') {
+            await client.unblockMerchant({ merchantId: merchant.id }, asReceiver);
+            blocked = false;
           } else if (op.kind === 'advance') {
             clock += op.ms;
           } else if (op.kind === 'purge') {
@@ -117,13 +140,13 @@ describe('receiver state: property over random operation sequences', () => {
           } else {
             reached.push(state.clone());
             await resume(receiver, state);
-            assert.deepEqual(state.liveIds(clock, merchant.id), liveIds(), `after resume at ${state.cursor}`);
+            assert.deepEqual(state.liveIds(clock, merchant.id), visibleIds(), `after resume at ${state.cursor}`);
           }
         }
 
-        const expected = liveIds();
         const listed = (await client.listItems({ pageSize: 1000 }, asMerchant)).items.map((i) => i.itemId).sort();
-        assert.deepEqual(listed, expected, 'ListItems agrees with the model');
+        assert.deepEqual(listed, liveIds(), 'ListItems agrees with the model');
+        const expected = visibleIds();
         for (const start of [new ModelReceiver(), state, ...reached]) {
           const copy = start.clone();
           await resume(receiver, copy);

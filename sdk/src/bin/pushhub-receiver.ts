@@ -34,6 +34,11 @@ const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
   --version                  print the version and exit
   --receipts on|off          share delivery receipts with merchants (stored on the hub; the
                              daemon confirms what its store has committed) or opt out
+  --block MERCHANT           one-shot: block this merchant on the hub (its specific pushes are
+                             refused, its items leave this receiver; the next sync removes them
+                             from the store), print {"blocked":ID,"sequence":N} and exit
+  --unblock MERCHANT         one-shot: lift a block (the merchant's current public items come
+                             back at the next sync), print {"unblocked":ID,"sequence":N} and exit
   --help
 
 Exit status: 0 stopped cleanly (SIGTERM, SIGINT), 1 failed, 2 bad usage.
@@ -104,6 +109,8 @@ async function main(): Promise<number> {
         'registration-token': { type: 'string' },
         'registration-token-file': { type: 'string' },
         receipts: { type: 'string' },
+        block: { type: 'string' },
+        unblock: { type: 'string' },
         version: { type: 'boolean' },
         help: { type: 'boolean' },
       },
@@ -138,9 +145,28 @@ async function main(): Promise<number> {
     process.stderr.write(`--receipts must be on or off, got "${values.receipts}"\n`);
     return 2;
   }
+  if (values.block !== undefined && values.unblock !== undefined) {
+    process.stderr.write('--block and --unblock: give one\n');
+    return 2;
+  }
+  const tls = values.ca ? { ca: readFileSync(values.ca) } : undefined;
+  if (values.block !== undefined || values.unblock !== undefined) {
+    // One-shot: no store, no stream; the running daemon's stream carries the effect.
+    const credentials = await loadCredentials({ ...values, register: false }, address, tls);
+    const receiver = new ReceiverClient({ address, ...credentials, tls });
+    try {
+      const line =
+        values.block !== undefined
+          ? { blocked: values.block, sequence: await receiver.block(values.block) }
+          : { unblocked: values.unblock!, sequence: await receiver.unblock(values.unblock!) };
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+      return 0;
+    } finally {
+      receiver.close();
+    }
+  }
   // Before registering: without the store's SQLite driver there is nothing to register for.
   ensureSqlite();
-  const tls = values.ca ? { ca: readFileSync(values.ca) } : undefined;
   const credentials = await loadCredentials(values, address, tls);
   if (values['register-only']) {
     log(`receiver ${credentials.id}: registered; start the daemon without --register-only to sync`);

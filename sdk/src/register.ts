@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Credentials, type HubAddress, type TlsOptions, createHubChannel, createHubClient } from './connection.js';
 import { Role } from './gen/pushhub/v1/pushhub.js';
 import { DEFAULT_RETRY, withRetry } from './retry.js';
+import { checkInteger, checkString } from './values.js';
 
 /** Options for registering a new account. */
 export interface RegisterOptions {
@@ -24,6 +25,10 @@ export interface RegisterOptions {
  * spare account is made.
  */
 export async function registerAccount(address: HubAddress, role: Role, options: RegisterOptions = {}): Promise<Credentials> {
+  // Types checked before the wire: a wrong one is INVALID_ARGUMENT naming the option.
+  const path = '/pushhub.v1.PushHubService/Register';
+  for (const name of ['displayName', 'regionCode', 'registrationToken'] as const) checkString(options[name], `options.${name}`, path);
+  checkInteger(options.deadlineMs, 'options.deadlineMs', path, { min: 1 });
   const channel = createHubChannel(address, options.tls);
   // Random (122 bits): within 24 h the id works like a password for this registration.
   const requestId = randomUUID();

@@ -36,7 +36,7 @@ class PythonScript {
   private stderr = '';
 
   constructor(python: string, cwd: string, gen: string, script: string, args: string[]) {
-    this.child = spawn(python, ['-u', join(EXAMPLES, script), ...args], { cwd, env: { ...process.env, PYTHONPATH: gen } });
+    this.child = spawn(python, ['-u', join(EXAMPLES, script), ...args], { cwd, env: { ...process.env, PYTHONPATH: gen, PYTHONDONTWRITEBYTECODE: '1' } });
     let partial = '';
     this.child.stdout!.on('data', (chunk: Buffer) => {
       const parts = (partial + chunk.toString()).split('\n');
@@ -85,7 +85,7 @@ describe('Python client (examples/python, stubs from protoc)', function () {
 
   it('a receiver keeps its store by the stream while a merchant pushes, withdraws and lists; both resume with their saved credentials', async () => {
     const merchant = async () => {
-      const { stdout, stderr } = await run(python, [join(EXAMPLES, 'merchant.py'), '--address', hub.address, receiverId], { cwd: dir, env: { ...process.env, PYTHONPATH: gen } });
+      const { stdout, stderr } = await run(python, [join(EXAMPLES, 'merchant.py'), '--address', hub.address, receiverId], { cwd: dir, env: { ...process.env, PYTHONPATH: gen, PYTHONDONTWRITEBYTECODE: '1' } });
       assert.equal(stderr, '');
       return stdout.trim().split('\n');
     };

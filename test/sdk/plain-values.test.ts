@@ -197,6 +197,8 @@ describe('sdk: results and events are plain data; inputs are checked before the 
       ['listItems pageSize', () => merchant.listItems({ pageSize: 'all' as unknown as number })[Symbol.asyncIterator]().next(), 'filter.pageSize'],
       ['subscribe afterSequence a bigint', () => receiver.subscribe({ afterSequence: 5n as unknown as number }).next(), 'afterSequence'],
       ['subscribe afterSequence negative', () => receiver.subscribe({ afterSequence: -1 }).next(), 'afterSequence'],
+      ['register regionCode a number', () => MerchantClient.register(hub.address, { regionCode: 11 as unknown as string }), 'options.regionCode'],
+      ['register displayName an object', () => ReceiverClient.register(hub.address, { displayName: {} as unknown as string }), 'options.displayName'],
     ];
     for (const [what, call, field] of cases) {
       await assert.rejects(call(), (error: unknown) => {

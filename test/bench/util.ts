@@ -226,7 +226,7 @@ export function spawnWithUlimit(cmd: string, args: string[], options: SpawnOptio
   return spawn('sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', cmd, ...args], options);
 }
 
-export async function waitForPort(port: number, ms = 20_000): Promise<void> {
+export async function waitForPort(port: number, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {

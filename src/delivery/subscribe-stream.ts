@@ -171,6 +171,10 @@ export async function* streamChanges(
   signal.addEventListener('abort', onAbort, { once: true });
   if (signal.aborted) onAbort();
   deps.fanout.attach(subscription);
+  // A new history that started before the attach did not fail this stream: fail it here.
+  if (deps.history.current().id !== historyId) {
+    subscription.fail(new HubError(Reason.HistoryChanged, 'subscribe: the hub started a new history; reconnect (your state will be reset)'));
+  }
   const batch = new FrameBatch();
   if (start.reset !== undefined) batch.add(encodeResetFrame(start.reset, historyId));
   try {

@@ -30,6 +30,10 @@ const auth = (id: string, password: string) => Metadata({ authorization: `Basic 
 
 export interface ReceiptsBenchOptions {
   quick?: boolean;
+  /** Overrides (e.g. --subscribers=100 --per-round=2000 --rounds=2 on the command line). */
+  subscribers?: number;
+  perRound?: number;
+  rounds?: number;
   progress?: (line: string) => void;
 }
 
@@ -65,10 +69,12 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** W1 rounds with confirmations off and on against one hub. */
-async function confirmationCost(o: Required<ReceiptsBenchOptions>) {
-  const subscribers = o.quick ? 100 : 1000;
-  const perRound = o.quick ? 2000 : 5000;
-  const rounds = o.quick ? 2 : 3;
+type Resolved = Required<Pick<ReceiptsBenchOptions, 'quick' | 'progress'>> & ReceiptsBenchOptions;
+
+async function confirmationCost(o: Resolved) {
+  const subscribers = o.subscribers ?? (o.quick ? 100 : 1000);
+  const perRound = o.perRound ?? (o.quick ? 2000 : 5000);
+  const rounds = o.rounds ?? (o.quick ? 2 : 3);
   const dir = mkdtempSync(join(tmpdir(), 'pushhub-bench-receipts-'));
   const [merchantHash, receiverHash] = await Promise.all([hashPassword(MERCHANT.password, 15), hashPassword(RECEIVER_PASSWORD, 10)]);
   seed(dir, subscribers, receiverHash, merchantHash);
@@ -79,6 +85,8 @@ async function confirmationCost(o: Required<ReceiptsBenchOptions>) {
     let confirming = false;
     let confirmations = 0;
     let received = 0;
+    let connected = 0;
+    let lastError = '';
     // Each subscriber on its own connection, as in W1.
     const subs = await Promise.all(
       Array.from({ length: subscribers }, async (_, i) => {
@@ -95,14 +103,18 @@ async function confirmationCost(o: Required<ReceiptsBenchOptions>) {
         let caughtUp!: () => void;
         const ready = new Promise<void>((resolve) => (caughtUp = resolve));
         void (async () => {
+          // A login refused for load (AUTH_BUSY and the like) is retried, as the SDK does.
+          let cursor = 0n;
+          while (!abort.signal.aborted) {
           try {
-            for await (const response of client.subscribe({ afterSequence: 0n }, { metadata, signal: abort.signal })) {
+            for await (const response of client.subscribe({ afterSequence: cursor }, { metadata, signal: abort.signal })) {
               let last = 0;
               let flush = false;
               for (const { event } of response.events) {
                 if (event?.$case === 'item') {
                   received++;
                   last = Number(event.value.sequence);
+                  cursor = event.value.sequence;
                 } else if (event?.$case === 'caughtUp') {
                   last = Math.max(last, Number(event.value.sequence));
                   flush = true;
@@ -115,11 +127,15 @@ async function confirmationCost(o: Required<ReceiptsBenchOptions>) {
                 if (flush) confirmer.flush();
               }
             }
-          } catch {
-            // aborted at the end
+          } catch (error) {
+            if (abort.signal.aborted) return;
+            lastError = String((error as Error)?.message ?? error);
+            await new Promise((r) => setTimeout(r, 100 + Math.random() * 400));
+          }
           }
         })();
         await ready;
+        if (++connected % 100 === 0) o.progress(`  receipts: ${connected} subscribers caught up${lastError ? ` (retried after: ${lastError})` : ''}`);
         return client;
       }),
     );
@@ -163,7 +179,7 @@ async function confirmationCost(o: Required<ReceiptsBenchOptions>) {
 }
 
 /** GetDeliveryStatus of one public item with 100,000 receivers, half of them confirmed past it. */
-async function statusAtScale(o: Required<ReceiptsBenchOptions>) {
+async function statusAtScale(o: Resolved) {
   const receivers = 100_000;
   const dir = mkdtempSync(join(tmpdir(), 'pushhub-bench-receipts-scale-'));
   const merchantHash = await hashPassword(MERCHANT.password, 15);
@@ -216,7 +232,7 @@ async function statusAtScale(o: Required<ReceiptsBenchOptions>) {
 }
 
 export async function receiptsBench(options: ReceiptsBenchOptions = {}) {
-  const o: Required<ReceiptsBenchOptions> = { quick: options.quick ?? false, progress: options.progress ?? ((l) => process.stderr.write(`${l}\n`)) };
+  const o: Resolved = { ...options, quick: options.quick ?? false, progress: options.progress ?? ((l) => process.stderr.write(`${l}\n`)) };
   const cost = await confirmationCost(o);
   const scale = await statusAtScale(o);
   return { confirmation_cost: cost, status_at_100k: scale };
@@ -244,7 +260,11 @@ export function receiptsTable(r: Awaited<ReturnType<typeof receiptsBench>>): str
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const r = await receiptsBench({ quick: process.argv.includes('--quick') });
+  const arg = (name: string) => {
+    const a = process.argv.find((x) => x.startsWith(`--${name}=`));
+    return a === undefined ? undefined : Number(a.split('=')[1]);
+  };
+  const r = await receiptsBench({ quick: process.argv.includes('--quick'), subscribers: arg('subscribers'), perRound: arg('per-round'), rounds: arg('rounds') });
   process.stdout.write(receiptsTable(r));
   process.stdout.write(`\n${JSON.stringify(r, null, 2)}\n`);
   process.exit(0);

@@ -62,12 +62,13 @@ describe('sdk: receiver daemon', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const startDaemon = () => {
+  const startDaemon = (...extra: string[]) => {
     const daemon = new Daemon([
       '--address', hub.address,
       '--register',
       '--credentials', join(dir, 'credentials.json'),
       '--store', join(dir, 'receiver.db'),
+      ...extra,
     ]);
     daemons.push(daemon);
     return daemon;
@@ -147,6 +148,24 @@ describe('sdk: receiver daemon', function () {
       // Nothing was applied twice: an item id is added at most once across both runs.
       const added = [...first.lines, ...second.lines].filter((l) => l.change === 'added').map((l) => l.itemId);
       assert.equal(new Set(added).size, added.length);
+    } finally {
+      merchant.close();
+    }
+  });
+  it('confirms what its store committed, so the merchant sees DELIVERED; --receipts off opts out', async () => {
+    const daemon = startDaemon();
+    await waitUntil(() => daemon.caughtUpCount() === 1, 'the daemon to catch up');
+    const { id } = JSON.parse(readFileSync(join(dir, 'credentials.json'), 'utf8')) as { id: string };
+    const merchant = await merchantClient();
+    try {
+      const push = await merchant.pushSpecific(id, { title: 'receipt please' });
+      assert.equal((await merchant.waitForDelivery(push.itemId, { timeoutMs: 20_000, pollIntervalMs: 200 })).state, 'DELIVERED');
+      await daemon.kill('SIGTERM');
+      const quiet = startDaemon('--receipts', 'off');
+      await waitUntil(() => quiet.caughtUpCount() === 1, 'the daemon to catch up again');
+      assert.match(quiet.stderr, /delivery receipts: off/);
+      const [status] = await merchant.deliveryStatus([push.itemId]);
+      assert.equal(status!.state, 'UNKNOWN');
     } finally {
       merchant.close();
     }

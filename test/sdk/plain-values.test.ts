@@ -106,7 +106,7 @@ describe('sdk: results and events are plain data; inputs are checked before the 
     assertPlain(resumed, 'a withdrawal event');
     assert.deepStrictEqual(resumed[0], {
       type: 'withdrawal',
-      withdrawal: { itemId: voucher.itemId, sequence: withdrawn.sequence, merchantId: merchant.id, audience: 'public', key: '', replaced: false },
+      withdrawal: { itemId: voucher.itemId, sequence: withdrawn.sequence, merchantId: merchant.id, audience: 'public', key: '', replaced: false, cause: 'withdrawn' },
     });
 
     const store = createReceiverStore(join(dir, 'store.db'));

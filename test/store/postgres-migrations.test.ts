@@ -25,7 +25,7 @@ describe('postgres migrations', function () {
   it('a fresh database gets every table and the newest version', async () => {
     assert.equal(await migrate(client), MIGRATIONS.length);
     assert.equal(await version(), MIGRATIONS.length);
-    assert.deepEqual(await tables(), ['account_events', 'accounts', 'admin_log', 'bars', 'changes', 'head', 'history', 'pushhub_schema', 'receipt_cursors', 'receipt_events', 'registrations', 'requests']);
+    assert.deepEqual(await tables(), ['account_events', 'accounts', 'admin_log', 'bars', 'changes', 'head', 'history', 'pushhub_schema', 'receipt_cursors', 'receipt_events', 'receipt_totals', 'registrations', 'requests']);
     assert.equal((await client.query('SELECT seq FROM head')).rows[0].seq, '0');
   });
 

@@ -1,6 +1,6 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { stopSharedPostgres } from './postgres.js';
 
 /**
@@ -16,8 +16,11 @@ import { stopSharedPostgres } from './postgres.js';
  */
 const runRoot = mkdtempSync(join(tmpdir(), 'pushhub-test-run-'));
 // The embedded PostgreSQL runs as the system user `postgres` when the tests run as root: it
-// must traverse the root to reach its data directory.
+// must traverse the root, and every directory above it, to reach its data directory and the
+// password file initdb reads. A TMPDIR made by `mktemp -d` (as .ci/run does) is 0700, so as
+// root each ancestor gets search permission for others (o+x: traverse, not list).
 chmodSync(runRoot, 0o755);
+if (process.getuid?.() === 0) letOthersTraverse(dirname(runRoot));
 process.env.TMPDIR = runRoot;
 
 export const mochaHooks = {
@@ -30,3 +33,12 @@ export const mochaHooks = {
     }
   },
 };
+
+/** Adds o+x to dir and each of its ancestors that lacks it (as root, for the postgres user). */
+function letOthersTraverse(dir: string): void {
+  for (let current = dir; ; current = dirname(current)) {
+    const mode = statSync(current).mode & 0o7777;
+    if ((mode & 0o001) === 0) chmodSync(current, mode | 0o001);
+    if (dirname(current) === current) return;
+  }
+}

@@ -26,6 +26,8 @@ export interface HubContext extends HubServices {
   metrics?: HubMetrics;
   /** Stops timers; the caller closes the server first and then the store. */
   stopTimers(): void;
+  /** Resolves when background store work (receipt batches and counts) has finished: await before closing the store. */
+  backgroundDrained(): Promise<void>;
   /** Marks the start of shutdown (see HubServices.shutdownSignal). */
   beginShutdown(): void;
 }
@@ -115,14 +117,20 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
     receipts,
     stopTimers: () => {
       clearInterval(purgeTimer);
-      receipts.stop();
+      void receipts.stop();
     },
+    backgroundDrained: receipts.drained,
     beginShutdown: () => shutdown.abort(),
   };
 }
 
 /** Receipts (issue 18): the confirmation queue, the public count coalescer, the watch router. */
-function createReceiptServices(backend: HubBackend, config: HubConfig, now: () => number, logger: Logger): ReceiptServices & { stop(): void } {
+function createReceiptServices(
+  backend: HubBackend,
+  config: HubConfig,
+  now: () => number,
+  logger: Logger,
+): ReceiptServices & { stop(): Promise<void>; drained(): Promise<void> } {
   const onError = (error: unknown) => logger.warn('receipts: background work failed', { error: String((error as Error)?.message ?? error) });
   const confirms = new ConfirmQueue(backend.receipts, backend.receiptFeed, now);
   const progress = new PublicProgress(backend.receipts, backend.receiptFeed, now, PUBLIC_PROGRESS_INTERVAL_MS, onError);
@@ -139,6 +147,9 @@ function createReceiptServices(backend: HubBackend, config: HubConfig, now: () =
     confirmLimiter: new CallRateLimiter(config.receiptConfirmRatePerSec, 'confirm delivery rate limit (per receiver)'),
     statusLimiter: new CallRateLimiter(config.receiptStatusRatePerSec, 'delivery status rate limit (per merchant)'),
     stop: () => progress.stop(),
+    drained: async () => {
+      await Promise.all([progress.stop(), confirms.idle(), watch.idle()]);
+    },
   };
 }
 

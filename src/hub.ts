@@ -106,6 +106,7 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());
         if ((await Promise.race([graceful, timeout])) === 'timeout') running.server.forceShutdown();
         await context.commits.drained();
+        await context.backgroundDrained();
         await context.backend.close();
         await metricsServer?.close();
         adminSocket?.close();

@@ -25,6 +25,7 @@ export class ConfirmQueue {
   private pending = new Map<string, { upToSeq: number; waiters: { resolve: (seq: number) => void; reject: (e: unknown) => void }[] }>();
   private busy = false;
   private scheduled = false;
+  private flushing: Promise<void> = Promise.resolve();
   /** Public items the stored confirmations reached (the progress coalescer counts them). */
   onPublicItems: (items: TouchedPublicItem[]) => void = () => undefined;
   onConfirmed: ConfirmObserver = () => undefined;
@@ -53,8 +54,13 @@ export class ConfirmQueue {
     // puts the confirmations of that window in one transaction instead of one each.
     setTimeout(() => {
       this.scheduled = false;
-      void this.flush();
+      this.flushing = this.flush();
     }, CONFIRM_GATHER_MS);
+  }
+
+  /** Resolves when no batch is being stored (shutdown waits for it before closing the store). */
+  async idle(): Promise<void> {
+    await this.flushing;
   }
 
   private async flush(): Promise<void> {
@@ -94,6 +100,7 @@ export class PublicProgress {
   private dirty = new Map<number, TouchedPublicItem>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private ticking: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: ReceiptStore,
@@ -106,7 +113,7 @@ export class PublicProgress {
   touch(items: readonly TouchedPublicItem[]): void {
     for (const item of items) this.dirty.set(item.seq, item);
     if (this.timer || this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), this.intervalMs);
+    this.timer = setTimeout(() => (this.ticking = this.tick()), this.intervalMs);
     this.timer.unref();
   }
 
@@ -126,16 +133,21 @@ export class PublicProgress {
     } finally {
       this.timer = undefined;
       if (this.dirty.size > 0 && !this.stopped) {
-        this.timer = setTimeout(() => void this.tick(), this.intervalMs);
+        this.timer = setTimeout(() => (this.ticking = this.tick()), this.intervalMs);
         this.timer.unref();
       }
     }
   }
 
-  stop(): void {
+  /**
+   * No new count starts; resolves when the one in flight is stored. Shutdown awaits this
+   * before it closes the store: a count cut off by the close logged a warning on every stop.
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    return this.ticking;
   }
 }
 
@@ -260,6 +272,11 @@ export class DeliveryWatch {
         }
       }
     });
+  }
+
+  /** Resolves when the events handed to watchers so far are read and dispatched. */
+  async idle(): Promise<void> {
+    await this.chain;
   }
 
   /** Ends every open stream with this error (shutdown). */

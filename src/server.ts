@@ -18,7 +18,9 @@ import { listenWithConnectionLimits } from './middleware/connection-limits.js';
 import { errorStatusMiddleware } from './middleware/error-status.js';
 import { decodeOrMark } from './middleware/request-guards.js';
 import { requestTimeoutInterceptor } from './middleware/request-timeout.js';
-import { stallGuardInterceptor } from './middleware/stall-guard.js';
+import { StallSweep, stallGuardInterceptor } from './middleware/stall-guard.js';
+import { SUBSCRIBE_PATH, subscribeInterceptor } from './api/subscribe-call.js';
+import type { CallGuardOptions } from './middleware/call-guard.js';
 
 const PROTOSET_PATH = new URL('./gen/pushhub.binpb', import.meta.url);
 
@@ -43,8 +45,9 @@ const reflectionV1Alpha = Object.fromEntries(
 ) as typeof ServerReflectionService;
 
 /** grpc-js server options for many long-lived, mostly idle streams, and bounded abuse. */
-function serverOptions(hub: HubContext, connections: ConnectionCredentials) {
+function serverOptions(hub: HubContext, connections: ConnectionCredentials, guard: CallGuardOptions) {
   const { config } = hub;
+  const stallSweep = new StallSweep(config.subscriberStallTimeoutMs);
   return {
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': 4 * 1024 * 1024,
@@ -60,10 +63,12 @@ function serverOptions(hub: HubContext, connections: ConnectionCredentials) {
     // Streams whose client accepts no data are reset (see stall-guard.ts).
     // Calls whose request never completes end (see request-timeout.ts); first, so both see grpc-js's base call.
     // Connections forget their verified authorization header when they close (auth.ts); it returns the call as is.
+    // Subscribe is served here, below nice-grpc, last (see api/subscribe-call.ts): it gets grpc-js's base call.
     interceptors: [
       connections.interceptor,
       requestTimeoutInterceptor(config.requestTimeoutMs, hub.logger, hub.metrics && (() => hub.metrics!.requestTimedOut())),
-      stallGuardInterceptor(config.subscriberStallTimeoutMs, hub.logger),
+      stallGuardInterceptor(stallSweep, hub.logger, new Set([SUBSCRIBE_PATH])),
+      subscribeInterceptor(hub, { ...guard, stallSweep, rpcMetrics: hub.metrics !== undefined }),
     ],
   };
 }
@@ -78,22 +83,21 @@ export interface RunningServer {
 export async function startServer(hub: HubContext): Promise<RunningServer> {
   const { config } = hub;
   const connections = new ConnectionCredentials();
-  const base = createServer(serverOptions(hub, connections) as never);
+  const guard: CallGuardOptions = {
+    maxMetadataBytes: config.maxMetadataBytes,
+    sourceOf: hub.sourceOf,
+    insecureBenchSkipPasswordCheck: config.insecureBenchSkipPasswordCheck,
+    connections,
+    logger: hub.logger,
+    metrics: hub.metrics,
+  };
+  const base = createServer(serverOptions(hub, connections, guard) as never);
   // use() returns a new server: keep that one, it is the one with the middleware. Per-RPC
   // metrics sit outside the error mapping, so they see the final status code.
   const server = hub.metrics ? base.use(grpcMetricsMiddleware()).use(hub.metrics.middleware) : base;
   // PushHubService: one call guard (limits, auth, malformed requests, revocation, error mapping).
   server
-    .with(
-      callGuardMiddleware(hub.registry, {
-        maxMetadataBytes: config.maxMetadataBytes,
-        sourceOf: hub.sourceOf,
-        insecureBenchSkipPasswordCheck: config.insecureBenchSkipPasswordCheck,
-        connections,
-        logger: hub.logger,
-        metrics: hub.metrics,
-      }),
-    )
+    .with(callGuardMiddleware(hub.registry, guard))
     .add(pushHubWireDefinition, createPushHubService(hub) as never);
 
   // Health and reflection need no credentials: their calls are capped in total and per source.

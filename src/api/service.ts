@@ -8,7 +8,6 @@ import {
   Role,
   SubscribeResponse,
 } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
-import { type SubscribeDeps, streamChanges } from '../delivery/subscribe-stream.js';
 import { PUBLIC_RECEIVER } from '../core/records.js';
 import type { AuthContext, HubServices } from './call-context.js';
 import { LIMITS, checkMerchantId, checkReceiverId, checkRegisterRequestId, checkText, parsePageToken } from './validate.js';
@@ -21,30 +20,11 @@ import { confirmOnResume, createReceiptHandlers } from './receipts.js';
 /** Bytes of item frames in one ListItems page: well under grpc-js's 4 MiB send limit. */
 export const LIST_PAGE_BYTES = 1024 * 1024;
 
-const toSeq = (value: bigint, field: string): number => {
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(field, 'out of range');
-  return Number(value);
-};
-
 /**
  * The gRPC surface: validate, translate, delegate. Authentication and role checks happen in
  * the auth middleware; errors become statuses in the error middleware.
  */
 export function createPushHubService(hub: HubServices): PushHubServiceImplementation<AuthContext> {
-  // Built once, not per stream: every open Subscribe stream holds its deps.
-  const subscribeDeps: SubscribeDeps = {
-    changes: hub.changes,
-    feed: hub.feed,
-    fanout: hub.fanout,
-    history: hub.history,
-    heartbeatIntervalMs: hub.config.heartbeatIntervalMs,
-    subscriberBufferLimit: hub.config.subscriberBufferLimit,
-    subscriberBufferBytes: hub.config.subscriberBufferBytes,
-    maxStreamsPerReceiver: hub.config.maxStreamsPerReceiver,
-    now: hub.now,
-    blockedMerchants: hub.accountFilters && (async (receiverId) => (await hub.accountFilters!.listBlocks(receiverId)).map((b) => b.merchantId)),
-    suspendedMerchants: hub.accountFilters?.suspendedMerchants,
-  };
   const accountOp = (kind: AccountOp['kind'], accountId: string, merchantId = ''): AccountOp => ({ kind, accountId, merchantId, requestId: '', requestDigest: '' });
   return {
     async register(req, { source }) {
@@ -127,13 +107,11 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
       return { items, nextPageToken };
     },
 
-    // The wire definition serializes Subscribe responses that are already encoded frames.
-    subscribe(req, context) {
-      if (req.historyId.length > 64) throw invalidArgument('history_id', 'at most 64 characters');
-      // A cursor of another history confirms nothing: its sequences are not this history's.
-      if (req.historyId === '' || req.historyId === hub.history.current().id) confirmOnResume(hub, context.account.id, Number(req.afterSequence));
-      if (hub.accountFilters) return subscribeUnlessSuspended(req.afterSequence, req.historyId, context);
-      return streamChanges(context.account.id, toSeq(req.afterSequence, 'after_sequence'), req.historyId, context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
+    // Served on grpc-js directly by api/subscribe-call.ts, whose interceptor takes every
+    // Subscribe call over before this handler could run; nice-grpc registers the method so
+    // that grpc-js runs interceptors for its path at all.
+    subscribe() {
+      throw new Error('subscribe: served by subscribe-call.ts; this handler is never reached');
     },
 
     async rotatePassword(_req, { account, source }) {
@@ -171,13 +149,4 @@ export function createPushHubService(hub: HubServices): PushHubServiceImplementa
     },
     ...createReceiptHandlers(hub),
   };
-
-  /** A suspended receiver cannot subscribe (checked in the store: cached credentials do not hide it). */
-  async function* subscribeUnlessSuspended(afterSequence: bigint, historyId: string, context: Parameters<PushHubServiceImplementation<AuthContext>['subscribe']>[1]) {
-    const afterSeq = toSeq(afterSequence, 'after_sequence');
-    if (await hub.registry.isSuspended(context.account.id)) {
-      throw new HubError(Reason.AccountSuspended, 'authorization: this receiver is suspended by the hub operator and cannot subscribe');
-    }
-    yield* streamChanges(context.account.id, afterSeq, historyId, context.signal, subscribeDeps) as unknown as AsyncIterable<SubscribeResponse>;
-  }
 }

@@ -174,33 +174,64 @@ export const BATCH_MAX_EVENTS = 256;
 /** Bytes per Subscribe response at most (a single larger frame still goes, alone). */
 export const BATCH_MAX_BYTES = 64 * 1024;
 
+/** gRPC's message prefix: a compressed flag (0) and the body's length, big-endian (gRPC over HTTP/2, Length-Prefixed-Message). */
+export const GRPC_PREFIX_BYTES = 5;
+
+/** One gRPC message (prefix and body) whose body is these frames, joined: the one copy they get. */
+export function grpcMessage(parts: readonly Uint8Array[], bytes: number): Buffer {
+  const out = Buffer.allocUnsafe(GRPC_PREFIX_BYTES + bytes);
+  out[0] = 0;
+  out.writeUInt32BE(bytes, 1);
+  let at = GRPC_PREFIX_BYTES;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+/** Something whose frame is sent alone often (a change to many streams): its gRPC message is kept. */
+export interface FramedOnce {
+  frame: Uint8Array;
+  /** The frame as one gRPC message, made on the first write and shared by every stream after. */
+  message?: Buffer;
+}
+
 /**
  * Joins frames into Subscribe responses of at most BATCH_MAX_EVENTS events and
- * BATCH_MAX_BYTES bytes. Joining is concatenation (see above); a batch of one frame is the
- * stored frame itself, so one event per write (a broadcast) allocates nothing here.
+ * BATCH_MAX_BYTES bytes, each handed out as a whole gRPC message (prefix included), ready for
+ * the HTTP/2 stream. Joining is concatenation (see above) into the message's one buffer; a
+ * batch of one change is that change's message, made once and shared by every stream it goes
+ * to, so a broadcast costs one copy, not one per stream (nice-grpc and grpc-js made two per
+ * stream: docs/performance.md).
  */
 export class FrameBatch {
   private readonly parts: Uint8Array[] = [];
+  /** The change of the first part, when it has one (its message is cached). */
+  private first: FramedOnce | undefined;
   private bytes = 0;
 
   /** Adds a frame; returns the batch so far when the frame does not fit in it (write that first). */
-  add(frame: Uint8Array): Uint8Array | undefined {
+  add(frame: Uint8Array, change?: FramedOnce): Buffer | undefined {
     const full =
       this.parts.length > 0 && (this.parts.length >= BATCH_MAX_EVENTS || this.bytes + frame.byteLength > BATCH_MAX_BYTES)
         ? this.take()
         : undefined;
+    if (this.parts.length === 0) this.first = change;
     this.parts.push(frame);
     this.bytes += frame.byteLength;
     return full;
   }
 
-  /** The batch so far (undefined when empty); the batch starts over (in the same array: a write per event allocates nothing here). */
-  take(): Uint8Array | undefined {
+  /** The batch so far as one gRPC message (undefined when empty); the batch starts over (in the same array: a write per event allocates nothing here but its message). */
+  take(): Buffer | undefined {
     const parts = this.parts;
     if (parts.length === 0) return undefined;
-    const batch = parts.length === 1 ? parts[0] : Buffer.concat(parts, this.bytes);
+    const first = this.first;
+    const message = parts.length === 1 && first ? (first.message ??= grpcMessage(parts, this.bytes)) : grpcMessage(parts, this.bytes);
     parts.length = 0;
     this.bytes = 0;
-    return batch;
+    this.first = undefined;
+    return message;
   }
 }

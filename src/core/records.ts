@@ -48,6 +48,8 @@ export interface ChangeRecord {
   itemKey: string;
   /** The encoded SubscribeResponse for this change, built once, sent as-is to every subscriber. */
   frame: Uint8Array;
+  /** `frame` as one gRPC message (prefix included), made by the first stream that writes it alone (FrameBatch). */
+  message?: Buffer;
   pushedAtMs: number;
   /** Items past this are never delivered; tombstones are kept until the item would have expired. */
   validUntilMs: number;

@@ -21,7 +21,12 @@ export class Subscription {
   private spare: ChangeRecord[] = [];
   private queuedBytes = 0;
   private failure: Error | undefined;
-  private wake: (() => void) | undefined;
+  /**
+   * Called when `poll` has something to hand out (or will throw): the stream's writer
+   * (SubscribeStream), which defers its write to a microtask so one commit's changes go out
+   * together. A callback, not a promise per wait: no allocation per event.
+   */
+  onWake: (() => void) | undefined;
   private quietTicks = 0;
   private heartbeatDue = false;
 
@@ -85,14 +90,17 @@ export class Subscription {
     return taken;
   }
 
-  /** Resolves when `poll` has something to hand out (or will throw). */
-  wait(): Promise<void> {
-    return new Promise<void>((resolve) => (this.wake = resolve));
+  /** Throws the failure when the stream failed (cancelled, too slow, shutdown). */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** Whether the stream failed (poll throws). */
+  get failed(): boolean {
+    return this.failure !== undefined;
   }
 
   private wakeUp(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    this.onWake?.();
   }
 }

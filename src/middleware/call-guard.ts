@@ -26,7 +26,7 @@ const passwordRotated = () =>
   new HubError(Reason.Unauthenticated, 'authorization: the password this stream was opened with was rotated; reconnect with the new one');
 
 /** The status a stream ends with when its account's credentials are revoked, by cause. */
-const revokedBy = (cause: string | undefined): HubError => {
+export const revokedBy = (cause: string | undefined): HubError => {
   if (cause === 'deleted') return new HubError(Reason.AccountDeleted, 'authorization: this account was deleted; its streams ended and its id is refused');
   if (cause === 'suspended') return new HubError(Reason.AccountSuspended, 'authorization: this account was suspended by the hub operator');
   return passwordRotated();

@@ -17,7 +17,8 @@ import { METHOD } from './push-types.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { type RetryOptions, backoffMs } from './retry.js';
 import type { BlockedMerchant, Item, Withdrawal } from './types.js';
-import type { ReceivedEvent } from './subscribe-decoder.js';
+import { SubscribeCall, createSubscribeClient } from './subscribe-call.js';
+import type { Client as GrpcClient } from '@grpc/grpc-js';
 import { checkSequence, checkString, toSafeNumber } from './values.js';
 
 /**
@@ -147,6 +148,8 @@ function isResumable(error: unknown): boolean {
 export class ReceiverClient {
   private channel: Channel;
   private client: HubClient;
+  /** grpc-js's own client on the same channel, for Subscribe (subscribe-call.ts). */
+  private subscribeClient: GrpcClient;
   private readonly credentials: Credentials;
   private readonly options: ReceiverClientOptions;
   private readonly reconnect: Required<RetryOptions>;
@@ -167,6 +170,7 @@ export class ReceiverClient {
     this.reconnect = { ...DEFAULT_RECONNECT, ...options.reconnect };
     this.channel = createHubChannel(options.address, options.tls, { private: true });
     this.client = createStreamingHubClient(this.channel);
+    this.subscribeClient = createSubscribeClient(this.channel);
   }
 
   /** Replaces a connection found silently dead: a new call on it would hang the same way. */
@@ -174,6 +178,7 @@ export class ReceiverClient {
     this.channel.close();
     this.channel = createHubChannel(this.options.address, this.options.tls, { private: true });
     this.client = createStreamingHubClient(this.channel);
+    this.subscribeClient = createSubscribeClient(this.channel);
   }
 
   /** The receiver's id. */
@@ -237,22 +242,23 @@ export class ReceiverClient {
       };
       let watchdog = setTimeout(expire, watchdogMs);
       let failure: unknown;
-      // The client has no middleware (each would be a generator every event passes through):
-      // credentials, read per attempt so a rotated password counts, and the reason trailer
-      // for the error are handled here.
+      // Subscribe is read straight from grpc-js (subscribe-call.ts), with no middleware (each
+      // would be a generator every event passes through): credentials, read per attempt so a
+      // rotated password counts, and the reason trailer for the error are handled here.
       let reason = '';
+      let stopCall: (() => void) | undefined;
       try {
-        const stream = this.client.subscribe(
-          { afterSequence: BigInt(cursor), historyId },
-          {
-            signal: attempt.signal,
-            metadata: Metadata({ authorization: basicAuthorization(this.credentials) }),
-            onTrailer: (trailer) => {
-              reason = trailer.get(REASON_TRAILER) ?? '';
-            },
-          },
-        ) as unknown as AsyncIterable<ReceivedEvent[]>;
-        for await (const events of stream) {
+        const call = new SubscribeCall(this.subscribeClient, { afterSequence: BigInt(cursor), historyId }, basicAuthorization(this.credentials));
+        stopCall = () => call.cancel();
+        if (attempt.signal.aborted) call.cancel();
+        else attempt.signal.addEventListener('abort', stopCall, { once: true });
+        for (;;) {
+          const events = call.read();
+          if (events === undefined) {
+            if (call.done) break;
+            await call.wait();
+            continue;
+          }
           busy = true;
           const batch: ReceiverEvent[] = [];
           for (const event of events) {
@@ -309,6 +315,10 @@ export class ReceiverClient {
             watchdog = setTimeout(expire, watchdogMs);
           }
         }
+        if (call.error !== undefined) {
+          reason = call.reason;
+          throw call.error;
+        }
         failure = new PushHubError(Status.UNAVAILABLE, '', 'subscribe stream ended');
       } catch (error) {
         // A hub never reached gets the SDK's explanation (TLS mismatch, nothing listening).
@@ -316,7 +326,9 @@ export class ReceiverClient {
       } finally {
         clearTimeout(watchdog);
         outer.removeEventListener('abort', onOuterAbort);
+        if (stopCall) attempt.signal.removeEventListener('abort', stopCall);
         attempt.abort();
+        stopCall?.();
       }
       if (outer.aborted || this.closed) return;
       if (isAbortError(failure) || !isResumable(failure)) throw failure;

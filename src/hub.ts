@@ -72,7 +72,7 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
     if (context.metrics && config.metricsAddress) metricsServer = await serveMetrics(context.metrics, config.metricsAddress);
     adminSocket = await startAdminSocket(context);
   } catch (error) {
-    running?.server.forceShutdown();
+    running?.forceShutdown();
     context.stopTimers();
     await context.backend.close();
     throw error;
@@ -104,7 +104,7 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
         context.receipts.watch.failAll(shuttingDown());
         const graceful = running.server.shutdown();
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());
-        if ((await Promise.race([graceful, timeout])) === 'timeout') running.server.forceShutdown();
+        if ((await Promise.race([graceful, timeout])) === 'timeout') running.forceShutdown();
         await context.commits.drained();
         await context.backgroundDrained();
         await context.backend.close();

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { ServerHttp2Session as Http2ServerSession } from 'node:http2';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { type Server, createServer } from 'nice-grpc';
 import { HealthDefinition, HealthServiceImpl, HealthState } from 'nice-grpc-server-health';
@@ -77,6 +78,8 @@ export interface RunningServer {
   server: Server;
   port: number;
   health: HealthState;
+  /** Ends every call and connection now (grpc-js's forceShutdown, plus the sessions it misses). */
+  forceShutdown(): void;
 }
 
 /** Assembles middleware and services on a nice-grpc server and binds it. */
@@ -122,6 +125,7 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
           { cert_chain: readFileSync(config.tlsCertPath), private_key: readFileSync(config.tlsKeyPath) },
         ])
       : ServerCredentials.createInsecure();
+  const openSessions = new Set<Http2ServerSession>();
   const port = await listenWithConnectionLimits(
     () =>
       server.listen(config.address, credentials).catch((error: unknown) => {
@@ -133,10 +137,16 @@ export async function startServer(hub: HubContext): Promise<RunningServer> {
       maxConnectionsPerSource: config.maxConnectionsPerSource,
       isTrustedProxy: trustedProxyCheck(config.trustedProxies),
       onRefused: hub.metrics && (() => hub.metrics!.connectionRefused('per_source')),
+      openSessions,
     },
     hub.logger,
   );
   health.setStatus('healthy');
   health.setStatus('healthy', PushHubServiceDefinition.fullName);
-  return { server, port, health };
+  const forceShutdown = () => {
+    server.forceShutdown();
+    for (const session of openSessions) session.destroy();
+    openSessions.clear();
+  };
+  return { server, port, health, forceShutdown };
 }

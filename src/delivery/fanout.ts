@@ -18,6 +18,9 @@ export class Fanout {
   /** @param heartbeatIntervalMs the longest a stream may stay silent, in ms. */
   constructor(private readonly heartbeatIntervalMs: number) {}
 
+  /** Set by failAll: a stream attaching later (its call arrived during shutdown) fails at once. */
+  private closedBy: Error | undefined;
+
   attach(subscription: Subscription): void {
     let own = this.byReceiver.get(subscription.receiverId);
     if (!own) this.byReceiver.set(subscription.receiverId, (own = new Set()));
@@ -29,6 +32,8 @@ export class Fanout {
       }, Math.max(1, Math.floor(this.heartbeatIntervalMs / 2)));
       this.ticker.unref();
     }
+    // Attached first, so the stream ends through its usual detach.
+    if (this.closedBy) subscription.fail(this.closedBy);
   }
 
   detach(subscription: Subscription): void {
@@ -65,6 +70,7 @@ export class Fanout {
 
   /** Ends every open stream with this error (shutdown). */
   failAll(error: Error): void {
+    this.closedBy = error;
     for (const subscription of this.everyone) subscription.fail(error);
   }
 }

@@ -279,8 +279,12 @@ export class DeliveryWatch {
     await this.chain;
   }
 
+  /** Set by failAll: a watch starting later (its call arrived during shutdown) fails at once. */
+  private closedBy: Error | undefined;
+
   /** Ends every open stream with this error (shutdown). */
   failAll(error: Error): void {
+    this.closedBy = error;
     for (const set of this.watchers.values()) for (const w of set) w.fail(error);
   }
 
@@ -308,6 +312,7 @@ export class DeliveryWatch {
     let own = this.watchers.get(merchantId);
     if (!own) this.watchers.set(merchantId, (own = new Set()));
     own.add(watcher);
+    if (this.closedBy) watcher.fail(this.closedBy);
     try {
       let cursor = afterCursor;
       if (cursor === 0) {

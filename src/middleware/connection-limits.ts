@@ -14,6 +14,12 @@ export interface ConnectionLimits {
   isTrustedProxy: (address: string) => boolean;
   /** Told of each connection closed by the per-source cap (a metric). */
   onRefused?: () => void;
+  /**
+   * Filled with every open HTTP/2 session, for a forced shutdown to destroy: grpc-js's
+   * forceShutdown destroys only the sessions it tracks for channelz, none when channelz is
+   * off (grpc-js 1.14), so their streams would stay open after the hub stopped.
+   */
+  openSessions?: Set<http2.ServerHttp2Session>;
 }
 
 /**
@@ -49,6 +55,13 @@ export async function listenWithConnectionLimits<T>(listen: () => Promise<T>, li
 }
 
 function applyLimits(server: http2.Http2Server, limits: ConnectionLimits, logger: Logger): void {
+  const sessions = limits.openSessions;
+  if (sessions) {
+    server.on('session', (session: http2.ServerHttp2Session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+    });
+  }
   if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
   if (limits.maxConnectionsPerSource > 0) capPerSource(server, limits, logger);
   if (!(limits.handshakeTimeoutMs > 0)) return;

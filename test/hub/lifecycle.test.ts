@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import http2 from 'node:http2';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ClientError, Status, createChannel, createClient } from 'nice-grpc';
 import { PushHubServiceDefinition, Role } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
+import { shuttingDown } from '../../src/core/errors.js';
 import { StreamReader, TestHub, basicAuth } from '../support/hub.js';
 
 const run = promisify(execFile);
@@ -54,6 +56,47 @@ describe('hub lifecycle', () => {
     const outcomes = await Promise.all(inFlight);
     // Every push either committed and was acked, or never reached the hub (UNAVAILABLE): none failed midway.
     for (const outcome of outcomes) assert.ok(outcome === 'acked' || outcome === Status.UNAVAILABLE, String(outcome));
+  });
+
+  it('a Subscribe or WatchDeliveries that arrives while shutdown has begun ends at once with UNAVAILABLE, not held open', async () => {
+    const t = await TestHub.start();
+    try {
+      const receiver = await t.register('receiver');
+      const merchant = await t.register('merchant');
+      // Shutdown's first step (hub.stop ends the open streams, then stops accepting calls):
+      // a call that arrives between the two must not attach and hold the shutdown open.
+      t.hub.context.fanout.failAll(shuttingDown());
+      t.hub.context.receipts.watch.failAll(shuttingDown());
+      const reader = new StreamReader(t.client(), receiver);
+      await reader.waitFor((r) => r.ended, 'the stream to end');
+      assert.equal((reader.error as ClientError).code, Status.UNAVAILABLE);
+      assert.equal(t.hub.probe.openSubscribeStreams(), 0);
+      const watch = t.client().watchDeliveries({ afterCursor: 0n }, { metadata: basicAuth(merchant) });
+      await assert.rejects(async () => {
+        for await (const response of watch) void response;
+      }, (error: ClientError) => error.code === Status.UNAVAILABLE);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('a call still open after the shutdown grace is cut off with its connection', async function () {
+    this.timeout(20_000);
+    // A unary call whose request never completes holds a graceful shutdown open (here longer
+    // than the grace: the request deadline is a minute).
+    const t = await TestHub.start({ requestTimeoutMs: 60_000 });
+    const session = http2.connect(`http://${t.address}`);
+    session.on('error', () => {});
+    await new Promise((resolve) => session.once('remoteSettings', resolve));
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    const call = session.request({ ':method': 'POST', ':path': '/pushhub.v1.PushHubService/Register', 'content-type': 'application/grpc', te: 'trailers' });
+    call.on('error', () => {});
+    call.write(Buffer.concat([Buffer.from([0, 0, 0, 0, 100]), Buffer.alloc(10)]));
+    // The PING's answer comes after the hub read the frames before it: the call is open there.
+    await new Promise((resolve, reject) => session.ping((error) => (error ? reject(error) : resolve(undefined))));
+    await t.stop();
+    // grpc-js's own forceShutdown leaves sessions it does not track (channelz off) open.
+    await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('the connection outlived the hub')), 3_000))]);
   });
 
   it('shutdown answers the pushes a push stream took, then ends it with UNAVAILABLE', async () => {

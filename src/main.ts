@@ -2,6 +2,7 @@
 import { ConfigError, describeDatabaseUrl, helpText, loadConfig, wantsHelp } from './config.js';
 import { SUBCOMMANDS, subcommandHelp } from './commands/index.js';
 import { startHub } from './hub.js';
+import { stopWhenLauncherExits } from '../sdk/src/bin/launcher-watch.js';
 import { createLogger } from './logger.js';
 import { EXIT_DATABASE_OWNED, SqliteOwnedError } from './store/sqlite/owner.js';
 import { HUB_VERSION } from './version.js';
@@ -52,7 +53,7 @@ try {
     pid: process.pid,
   });
   let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onSignal = (signal: NodeJS.Signals | 'launcher exited') => {
     if (signalled) return;
     signalled = true;
     logger.info('shutting down', { signal });
@@ -69,6 +70,7 @@ try {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  stopWhenLauncherExits(() => onSignal('launcher exited'));
 } catch (error) {
   logger.error('failed to start', { error: String((error as Error)?.message ?? error) });
   process.exit(error instanceof SqliteOwnedError ? EXIT_DATABASE_OWNED : 1);

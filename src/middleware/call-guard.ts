@@ -43,7 +43,7 @@ export const revokedBy = (cause: string | undefined): HubError => {
  * async generator that each response message passes through (`yield*`), and an open stream
  * holds every layer's generator, pending promise and context copy for as long as it is open:
  * one layer instead of five is what each broadcast event and each idle Subscribe stream pay
- * less (README, Performance).
+ * less (docs/performance.md).
  */
 export function callGuardMiddleware(registry: Registry, options: CallGuardOptions): ServerMiddleware<AuthContext> {
   const { maxMetadataBytes, logger, metrics } = options;

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { type ReceiverDaemonLine, ReceiverClient, type StoreChange, createReceiverStore } from '../receiver.js';
 import type { Credentials } from '../connection.js';
 import { ensureSqlite } from '../sqlite.js';
+import { stopWhenLauncherExits } from './launcher-watch.js';
 import { sdkVersion } from './version.js';
 
 const USAGE = `usage: pushhub-receiver --address HOST:PORT [options]
@@ -180,6 +181,7 @@ async function main(): Promise<number> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  stopWhenLauncherExits(() => stop('the npm process that started the daemon exited'));
 
   const store = createReceiverStore(values.store ?? './pushhub-receiver.db');
   const receiver = new ReceiverClient({

@@ -67,6 +67,7 @@ export async function createHubContext(config: HubConfig, overrides: HubOverride
   backend.history.onChange((history) => {
     logger.warn('a new history started: every receiver resets its state', { historyId: history.id, start: history.start });
     fanout.failAll(new HubError(Reason.HistoryChanged, 'subscribe: the hub started a new history; reconnect (your state will be reset)'));
+    receipts.watch.failAll(new HubError(Reason.HistoryChanged, 'watch deliveries: the hub started a new history; reconnect (receipts are not replayed across it)'));
   });
   const commits = new CommitQueue(backend.committer, now);
   const registry = createRegistry(backend.accounts, backend.feed, config);
@@ -136,6 +137,7 @@ function createReceiptServices(
   const progress = new PublicProgress(backend.receipts, backend.receiptFeed, now, PUBLIC_PROGRESS_INTERVAL_MS, onError);
   confirms.onPublicItems = (items) => progress.touch(items);
   const watch = new DeliveryWatch(backend.receipts, backend.receiptFeed, {
+    history: () => backend.history.current(),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     bufferLimit: config.subscriberBufferLimit,
     maxStreamsPerMerchant: config.maxWatchStreamsPerMerchant,

@@ -100,8 +100,8 @@ export async function startHub(config: HubConfig, overrides: HubOverrides = {}):
         // Streams end first (they would hold shutdown open), then unary calls drain: push
         // streams answer what they took and end; Subscribe streams end at once.
         context.beginShutdown();
-        context.fanout.failAll(shuttingDown());
-        context.receipts.watch.failAll(shuttingDown());
+        context.fanout.close(shuttingDown());
+        context.receipts.watch.close(shuttingDown());
         const graceful = running.server.shutdown();
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());
         if ((await Promise.race([graceful, timeout])) === 'timeout') running.forceShutdown();

@@ -8,6 +8,7 @@ import type { HubClient } from './connection.js';
 import { PushHubError, Status, isRetryable } from './errors.js';
 import { DeliveryState } from './gen/pushhub/v1/pushhub.js';
 import { type RetryOptions, backoffMs } from './retry.js';
+import { type ResetReasonName, resetReasonName } from './types.js';
 import { checkString, invalidArgument, toSafeNumber } from './values.js';
 
 export const RECEIPT_METHOD = {
@@ -99,12 +100,33 @@ export type DeliveryEvent =
       type: 'caughtUp';
       /** Resume after this (`afterCursor`). */
       cursor: number;
+      /** The history `cursor` belongs to: store it with the cursor and pass it as `historyId`. */
+      historyId: string;
+    }
+  | {
+      /**
+       * The stored cursor could not be resumed: the hub's database was restored (its history
+       * changed) or the cursor was beyond the newest receipt. Receipts before now are not
+       * replayed: read `deliveryStatus` for the items you track. A `caughtUp` and live
+       * receipts of the new history follow.
+       */
+      type: 'reset';
+      /** Why (as for a receiver's reset). */
+      reason: ResetReasonName;
+      /** The hub's current history. */
+      historyId: string;
     };
 
 /** Options of MerchantClient.watchDeliveries. */
 export interface WatchDeliveriesOptions {
   /** Resume after this cursor (an event's `cursor`); 0 (default): only receipts from now on. */
   afterCursor?: number;
+  /**
+   * The history `afterCursor` belongs to (from the last `caughtUp` or `reset`). With it, a
+   * cursor the hub cannot resume (a restored database) gets a `reset` instead of a replay
+   * from the wrong place or an OUT_OF_RANGE error.
+   */
+  historyId?: string;
   /** Ends the iteration without an error. */
   signal?: AbortSignal;
   /** Reconnect backoff on UNAVAILABLE or a broken stream (default: unlimited attempts). */
@@ -154,10 +176,11 @@ export async function* watchDeliveries(client: HubClient, options: WatchDeliveri
   if (options.afterCursor !== undefined && (!Number.isSafeInteger(options.afterCursor) || options.afterCursor < 0)) {
     throw invalidArgument('afterCursor', 'must be a non-negative integer number', RECEIPT_METHOD.watchDeliveries);
   }
+  let historyId = options.historyId === undefined ? '' : checkString(options.historyId, 'historyId', RECEIPT_METHOD.watchDeliveries);
   let failures = 0;
   while (!signal.aborted) {
     try {
-      for await (const response of client.watchDeliveries({ afterCursor: cursor }, { signal })) {
+      for await (const response of client.watchDeliveries({ afterCursor: cursor, historyId }, { signal })) {
         for (const { cursor: at, event } of response.events) {
           const n = toSafeNumber(at, 'cursor');
           switch (event?.$case) {
@@ -176,7 +199,14 @@ export async function* watchDeliveries(client: HubClient, options: WatchDeliveri
             case 'caughtUp':
               failures = 0;
               if (at > cursor) cursor = at;
-              yield { type: 'caughtUp', cursor: toSafeNumber(cursor, 'cursor') };
+              if (event.value.historyId !== '') historyId = event.value.historyId;
+              yield { type: 'caughtUp', cursor: toSafeNumber(cursor, 'cursor'), historyId };
+              break;
+            case 'reset':
+              // Receipt ids start over in the new history: the caughtUp that follows sets the cursor.
+              cursor = 0n;
+              historyId = event.value.historyId;
+              yield { type: 'reset', reason: resetReasonName(event.value.reason), historyId };
               break;
           }
         }

@@ -11,30 +11,17 @@ import {
   toChannelError,
 } from './connection.js';
 import { PushHubError, REASON_TRAILER, Status, isResumableStreamEnd } from './errors.js';
-import { ReceiptPolicy, ResetReason, Role } from './gen/pushhub/v1/pushhub.js';
+import { ReceiptPolicy, Role } from './gen/pushhub/v1/pushhub.js';
 import { RECEIPT_METHOD } from './receipts.js';
 import { METHOD } from './push-types.js';
 import { type RegisterOptions, registerAccount } from './register.js';
 import { type RetryOptions, backoffMs } from './retry.js';
-import type { BlockedMerchant, Item, Withdrawal } from './types.js';
+import { type BlockedMerchant, type Item, type ResetReasonName, type Withdrawal, resetReasonName } from './types.js';
 import { SubscribeCall, createSubscribeClient } from './subscribe-call.js';
 import type { Client as GrpcClient } from '@grpc/grpc-js';
 import { checkSequence, checkString, toSafeNumber } from './values.js';
 
-/**
- * Why a receiver's state was reset (see docs/backups.md):
- * - 'restored': the hub's database was restored from a backup;
- * - 'cursor_ahead': the cursor was beyond the hub's newest sequence (the database went back
- *   in time);
- * - 'unknown_history': the stored state belongs to another database (one created anew).
- */
-export type ResetReasonName = 'restored' | 'cursor_ahead' | 'unknown_history';
-
-const RESET_REASON_NAMES: Record<number, ResetReasonName> = {
-  [ResetReason.RESET_REASON_RESTORED]: 'restored',
-  [ResetReason.RESET_REASON_CURSOR_AHEAD]: 'cursor_ahead',
-  [ResetReason.RESET_REASON_UNKNOWN_HISTORY]: 'unknown_history',
-};
+export type { ResetReasonName } from './types.js';
 
 /**
  * One event of a receiver's stream. Plain data: `JSON.parse(JSON.stringify(event))`
@@ -289,7 +276,7 @@ export class ReceiverClient {
                     // The state that follows starts from nothing, in the hub's current history.
                     cursor = 0;
                     historyId = event.event.value.historyId;
-                    batch.push({ type: 'reset', reason: RESET_REASON_NAMES[event.event.value.reason] ?? 'unknown_history', historyId });
+                    batch.push({ type: 'reset', reason: resetReasonName(event.event.value.reason), historyId });
                     break;
                   case 'heartbeat': {
                     const beat = event.event.value;

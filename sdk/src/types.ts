@@ -13,7 +13,25 @@
  *
  * @module
  */
-import type { ResetReasonName } from './receiver-client.js';
+import { ResetReason } from './gen/pushhub/v1/pushhub.js';
+
+/**
+ * Why a receiver's state (or a merchant's receipt cursor) was reset (see docs/backups.md):
+ * - 'restored': the hub's database was restored from a backup;
+ * - 'cursor_ahead': the cursor was beyond the hub's newest sequence (the database went back
+ *   in time);
+ * - 'unknown_history': the stored state belongs to another database (one created anew).
+ */
+export type ResetReasonName = 'restored' | 'cursor_ahead' | 'unknown_history';
+
+const RESET_REASON_NAMES: Record<number, ResetReasonName> = {
+  [ResetReason.RESET_REASON_RESTORED]: 'restored',
+  [ResetReason.RESET_REASON_CURSOR_AHEAD]: 'cursor_ahead',
+  [ResetReason.RESET_REASON_UNKNOWN_HISTORY]: 'unknown_history',
+};
+
+/** The SDK's name of a wire ResetReason (an unknown value reads as 'unknown_history'). */
+export const resetReasonName = (reason: number): ResetReasonName => RESET_REASON_NAMES[reason] ?? 'unknown_history';
 
 /** Who an item is for: one receiver (`specific`), or every receiver (`public`). */
 export type Audience = 'specific' | 'public';

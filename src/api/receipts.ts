@@ -93,7 +93,8 @@ export function createReceiptHandlers(hub: HubServices): ReceiptHandlers {
 
     async *watchDeliveries(req, context) {
       if (req.afterCursor > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument('after_cursor', 'out of range');
-      yield* receipts.watch.stream(context.account.id, Number(req.afterCursor), context.signal);
+      if (req.historyId.length > 64) throw invalidArgument('history_id', 'at most 64 characters');
+      yield* receipts.watch.stream(context.account.id, Number(req.afterCursor), req.historyId, context.signal);
     },
 
     async setReceiptPolicy(req, { account }) {

@@ -18,7 +18,7 @@ export class Fanout {
   /** @param heartbeatIntervalMs the longest a stream may stay silent, in ms. */
   constructor(private readonly heartbeatIntervalMs: number) {}
 
-  /** Set by failAll: a stream attaching later (its call arrived during shutdown) fails at once. */
+  /** Set by close: a stream attaching later (its call arrived during shutdown) fails at once. */
   private closedBy: Error | undefined;
 
   attach(subscription: Subscription): void {
@@ -68,9 +68,14 @@ export class Fanout {
   /** Changes handed to open streams since start (read by the metrics at scrape time). */
   deliveries = 0;
 
-  /** Ends every open stream with this error (shutdown). */
+  /** Ends every open stream with this error (a new history); new streams still attach. */
   failAll(error: Error): void {
-    this.closedBy = error;
     for (const subscription of this.everyone) subscription.fail(error);
+  }
+
+  /** Shutdown: ends every open stream with this error, and every stream that attaches later. */
+  close(error: Error): void {
+    this.closedBy = error;
+    this.failAll(error);
   }
 }

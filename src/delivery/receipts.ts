@@ -1,10 +1,12 @@
 import {
   type DeliveryEvent,
+  ResetReason,
   type WatchDeliveriesResponse,
 } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { HubError, Reason, storageUnavailable } from '../core/errors.js';
 import type { Confirmation, ReceiptEvent, TouchedPublicItem } from '../core/receipts.js';
-import type { ReceiptFeed, ReceiptStore } from '../store/ports.js';
+import type { History, ReceiptFeed, ReceiptStore } from '../store/ports.js';
+import { resetReasonFor } from './subscribe-stream.js';
 
 /** Told about each confirmation batch (metrics): confirmations taken and per-event lag. */
 export type ConfirmObserver = (confirmations: number, lagsMs: readonly number[]) => void;
@@ -229,6 +231,8 @@ class Watcher {
 }
 
 export interface WatchOptions {
+  /** The database's current history: watch cursors belong to it, as Subscribe's do. */
+  history: () => History;
   heartbeatIntervalMs: number;
   /** Events queued for one stream before it is ended as too slow. */
   bufferLimit: number;
@@ -279,13 +283,18 @@ export class DeliveryWatch {
     await this.chain;
   }
 
-  /** Set by failAll: a watch starting later (its call arrived during shutdown) fails at once. */
+  /** Set by close: a watch starting later (its call arrived during shutdown) fails at once. */
   private closedBy: Error | undefined;
 
-  /** Ends every open stream with this error (shutdown). */
+  /** Ends every open stream with this error (a new history); new streams still start. */
   failAll(error: Error): void {
-    this.closedBy = error;
     for (const set of this.watchers.values()) for (const w of set) w.fail(error);
+  }
+
+  /** Shutdown: ends every open stream with this error, and every stream that starts later. */
+  close(error: Error): void {
+    this.closedBy = error;
+    this.failAll(error);
   }
 
   /**
@@ -293,17 +302,31 @@ export class DeliveryWatch {
    * WatchCaughtUp, then live events. The live listener is attached before the backlog is
    * read up to the feed's head, and live events at or below the cursor are dropped, so no
    * event is missed or sent twice.
+   *
+   * A cursor of another history (`historyId` given and not the current one: a restored
+   * database), or beyond the newest receipt when the client names its history, cannot be
+   * resumed: a Reset comes first, then receipts from now on, as for cursor 0 (receipt ids
+   * are reissued after a restore, so a replay from that cursor would skip or repeat).
    */
-  async *stream(merchantId: string, afterCursor: number, signal: AbortSignal): AsyncGenerator<WatchDeliveriesResponse> {
+  async *stream(merchantId: string, afterCursor: number, historyId: string, signal: AbortSignal): AsyncGenerator<WatchDeliveriesResponse> {
     const set = this.watchers.get(merchantId);
     if ((set?.size ?? 0) >= this.options.maxStreamsPerMerchant) {
       throw new HubError(Reason.TooManyStreams,
         `watch deliveries: this merchant already has ${this.options.maxStreamsPerMerchant} open streams (max watch streams per merchant)`,
       );
     }
-    if (afterCursor > this.feed.head) {
+    const history = this.options.history();
+    let reset = afterCursor > 0 ? resetReasonFor(history, historyId) : undefined;
+    if (reset === undefined && afterCursor > this.feed.head) {
       const stored = await this.store.headEventId();
-      if (afterCursor > stored) throw new HubError(Reason.CursorOutOfRange, `after_cursor: ${afterCursor} is beyond the newest receipt ${stored}`);
+      if (afterCursor > stored) {
+        if (historyId === '') throw new HubError(Reason.CursorOutOfRange, `after_cursor: ${afterCursor} is beyond the newest receipt ${stored}`);
+        reset = ResetReason.RESET_REASON_CURSOR_AHEAD;
+      }
+    }
+    if (reset !== undefined) {
+      afterCursor = 0;
+      yield { events: [{ cursor: 0n, event: { $case: 'reset', value: { reason: reset, historyId: history.id } } }] };
     }
     const watcher = new Watcher(merchantId, this.options.bufferLimit);
     const onAbort = () => watcher.fail((signal.reason as Error | undefined) ?? new Error('aborted'));
@@ -329,12 +352,12 @@ export class DeliveryWatch {
         }
         cursor = Math.max(cursor, head);
       }
-      yield { events: [{ cursor: BigInt(cursor), event: { $case: 'caughtUp', value: { cursor: BigInt(cursor) } } }] };
+      yield { events: [{ cursor: BigInt(cursor), event: { $case: 'caughtUp', value: { cursor: BigInt(cursor), historyId: history.id } } }] };
       for (;;) {
         await watcher.wait(this.options.heartbeatIntervalMs);
         const taken = watcher.take();
         if (taken.length === 0) {
-          const heartbeat = { sequence: BigInt(cursor), sentAt: new Date(), intervalMs: this.options.heartbeatIntervalMs, historyId: '' };
+          const heartbeat = { sequence: BigInt(cursor), sentAt: new Date(), intervalMs: this.options.heartbeatIntervalMs, historyId: history.id };
           yield { events: [{ cursor: BigInt(cursor), event: { $case: 'heartbeat', value: heartbeat } }] };
           continue;
         }

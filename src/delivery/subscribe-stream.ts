@@ -94,7 +94,7 @@ async function cursorAhead(deps: SubscribeDeps, afterSeq: number, stream: { read
 export const CURSOR_AHEAD_ROTATION_INTERVAL_MS = 10 * 60_000;
 
 /** Why the state a receiver holds (its cursor and history) cannot be resumed from, if so. */
-function resetReasonFor(history: History, clientHistoryId: string): ResetReason | undefined {
+export function resetReasonFor(history: History, clientHistoryId: string): ResetReason | undefined {
   // An empty history id is a client without one (a new client, or one older than history
   // ids): its cursor is taken as of the current history.
   if (clientHistoryId === '' || clientHistoryId === history.id) return undefined;

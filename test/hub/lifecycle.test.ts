@@ -65,8 +65,8 @@ describe('hub lifecycle', () => {
       const merchant = await t.register('merchant');
       // Shutdown's first step (hub.stop ends the open streams, then stops accepting calls):
       // a call that arrives between the two must not attach and hold the shutdown open.
-      t.hub.context.fanout.failAll(shuttingDown());
-      t.hub.context.receipts.watch.failAll(shuttingDown());
+      t.hub.context.fanout.close(shuttingDown());
+      t.hub.context.receipts.watch.close(shuttingDown());
       const reader = new StreamReader(t.client(), receiver);
       await reader.waitFor((r) => r.ended, 'the stream to end');
       assert.equal((reader.error as ClientError).code, Status.UNAVAILABLE);

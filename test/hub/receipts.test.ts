@@ -5,6 +5,7 @@ import {
   DeliveryState,
   type DeliveryStatus,
   ReceiptPolicy,
+  ResetReason,
 } from '../../sdk/src/gen/pushhub/v1/pushhub.js';
 import { type Credentials, type HubClient, StreamReader, TestHub, basicAuth, describeOnBackends } from '../support/hub.js';
 
@@ -15,8 +16,8 @@ class WatchReader {
   private readonly abort = new AbortController();
   private readonly done: Promise<void>;
 
-  constructor(client: HubClient, merchant: Credentials, afterCursor = 0n) {
-    const stream = client.watchDeliveries({ afterCursor }, { metadata: basicAuth(merchant), signal: this.abort.signal });
+  constructor(client: HubClient, merchant: Credentials, afterCursor = 0n, historyId = '') {
+    const stream = client.watchDeliveries({ afterCursor, historyId }, { metadata: basicAuth(merchant), signal: this.abort.signal });
     this.done = (async () => {
       try {
         for await (const response of stream) this.events.push(...response.events);
@@ -64,8 +65,8 @@ describeOnBackends('delivery receipts', () => {
     (await client.getDeliveryStatus({ itemIds: [itemId] }, as(m))).statuses[0]!;
   const push = (receiver: Credentials, title: string, extra: { key?: string; validUntil?: Date } = {}) =>
     client.pushSpecific({ receiverId: receiver.id, info: { title, ...extra } }, as(merchant));
-  const watch = (m: Credentials, after = 0n) => {
-    const w = new WatchReader(t.client(), m, after);
+  const watch = (m: Credentials, after = 0n, historyId = '') => {
+    const w = new WatchReader(t.client(), m, after, historyId);
     closers.push(w);
     return w;
   };
@@ -220,6 +221,43 @@ describeOnBackends('delivery receipts', () => {
     const after = watch(m, cursor);
     await after.waitFor((r) => r.caughtUp(), 'resumed after caught up');
     assert.deepEqual(after.delivered().map((d) => d.itemId), [c.itemId]);
+  });
+
+  it('WatchDeliveries cursors belong to the history: caughtUp and heartbeats name it; a cursor of another history or beyond the newest gets a Reset, then live receipts', async () => {
+    const m = await t.register('merchant');
+    const receiver = await t.register('receiver');
+    const history = t.hub.context.backend.history.current().id;
+    const w = watch(m);
+    await w.waitFor((r) => r.caughtUp(), 'caught up');
+    const caughtUp = w.events.find((e) => e.event?.$case === 'caughtUp')!.event;
+    assert.equal(caughtUp?.$case === 'caughtUp' && caughtUp.value.historyId, history);
+    const a = await client.pushSpecific({ receiverId: receiver.id, info: { title: 'a' } }, as(m));
+    await client.confirmDelivery({ upToSequence: a.sequence }, as(receiver));
+    await w.waitFor((r) => r.delivered().length === 1, 'a delivery');
+    const cursor = w.events.find((e) => e.event?.$case === 'delivered')!.cursor;
+
+    // Same history: resumes as without one.
+    const same = watch(m, cursor - 1n, history);
+    await same.waitFor((r) => r.caughtUp(), 'same history caught up');
+    assert.deepEqual(same.delivered().map((d) => d.itemId), [a.itemId]);
+    // Another database's history: a Reset, then nothing replayed.
+    const other = watch(m, cursor, 'H000000000000000000000000');
+    await other.waitFor((r) => r.caughtUp(), 'other history caught up');
+    const [reset, after] = other.events;
+    assert.deepEqual(reset, { cursor: 0n, event: { $case: 'reset', value: { reason: ResetReason.RESET_REASON_UNKNOWN_HISTORY, historyId: history } } });
+    assert.equal(after?.event?.$case, 'caughtUp');
+    // Beyond the newest receipt: OUT_OF_RANGE without a history id, a Reset with one.
+    const ahead = watch(m, cursor + 1000n, history);
+    await ahead.waitFor((r) => r.caughtUp(), 'ahead caught up');
+    assert.equal(ahead.events[0]!.event?.$case === 'reset' && ahead.events[0]!.event.value.reason, ResetReason.RESET_REASON_CURSOR_AHEAD);
+    const legacy = watch(m, cursor + 1000n);
+    await legacy.waitFor((r) => r.error !== undefined, 'the error');
+    assert.equal((legacy.error as ClientError).code, Status.OUT_OF_RANGE);
+    // Live receipts reach the reset streams.
+    const b = await client.pushSpecific({ receiverId: receiver.id, info: { title: 'b' } }, as(m));
+    await client.confirmDelivery({ upToSequence: b.sequence }, as(receiver));
+    await other.waitFor((r) => r.delivered().length === 1, 'a live delivery after the reset');
+    assert.equal(other.delivered()[0]!.itemId, b.itemId);
   });
 
   it('no merchant can read another merchant\'s receipts', async () => {

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { MerchantClient } from '../../sdk/src/merchant.js';
+import { type DeliveryEvent, MerchantClient, type WatchDeliveriesOptions } from '../../sdk/src/merchant.js';
 import { type Item, ReceiverClient, type StoreChange, createReceiverStore } from '../../sdk/src/receiver.js';
 import type { HubConfig } from '../../src/config.js';
 import { type RunningHub, startHub } from '../../src/hub.js';
@@ -77,6 +77,22 @@ describeOnBackends('restore: receivers converge to the restored database', funct
   const stop = async () => {
     await hub!.stop();
     hub = undefined;
+  };
+
+  /** A merchant's receipt stream in the background: its events, and an error if it failed. */
+  const watchReceipts = (merchant: MerchantClient, options: WatchDeliveriesOptions = {}) => {
+    const abort = new AbortController();
+    const events: DeliveryEvent[] = [];
+    const state = { error: undefined as unknown };
+    const done = (async () => {
+      try {
+        for await (const event of merchant.watchDeliveries({ ...options, signal: abort.signal })) events.push(event);
+      } catch (error) {
+        state.error = error;
+      }
+    })();
+    const deliveredIds = () => events.flatMap((e) => (e.type === 'delivered' ? [e.itemId] : []));
+    return { events, state, deliveredIds, stop: async () => (abort.abort(), await done) };
   };
 
   /** A backup at this moment, and how to put it back: the documented path on each backend. */
@@ -167,12 +183,23 @@ describeOnBackends('restore: receivers converge to the restored database', funct
     };
     const daemonArgs = ['--address', address, '--credentials', credentialsFile, '--store', daemonStore];
 
+    // The merchant watches receipts; it keeps its last cursor and history, as a client would.
+    const receiptsBefore = watchReceipts(merchant);
+    await waitUntil(() => receiptsBefore.events.some((e) => e.type === 'caughtUp'), 'the receipt stream to start');
+    const extraSpecific = extra.slice(0, 4).map((p) => p.itemId);
+
     const before: StoreChange[] = [];
     const first = sync(before);
     let daemon = new Daemon(daemonArgs);
     await waitUntil(() => first.store.cursor >= headBefore && daemon.caughtUpAt(headBefore), 'both receivers to store everything');
     const historyBefore = first.store.historyId;
     assert.match(historyBefore, /^H[0-9a-f]{24}$/);
+    await waitUntil(() => extraSpecific.every((id) => receiptsBefore.deliveredIds().includes(id)), 'receipts of the items the receivers stored');
+    await receiptsBefore.stop();
+    const lastReceipt = receiptsBefore.events.at(-1)!;
+    const receiptCursor = lastReceipt.type === 'reset' ? 0 : lastReceipt.cursor;
+    const receiptHistory = receiptsBefore.events.find((e) => e.type === 'caughtUp')!;
+    assert.equal(receiptHistory.type === 'caughtUp' && receiptHistory.historyId, historyBefore, 'receipt cursors belong to the same history');
     await first.stop();
     assert.equal(await daemon.stop(), 0);
     merchant.close();
@@ -191,12 +218,24 @@ describeOnBackends('restore: receivers converge to the restored database', funct
     const headAfter = fresh.at(-1)!.sequence;
     assert.ok(fresh[0]!.sequence <= headBefore, 'the new pushes reuse sequences the receivers hold');
 
+    // The merchant resumes its receipts from its stored cursor: receipt ids were reissued by
+    // the restored database, so it gets a reset, then receipts of the new history.
+    const receiptsAfter = watchReceipts(merchant, { afterCursor: receiptCursor, historyId: historyBefore });
+    await waitUntil(() => receiptsAfter.events.some((e) => e.type === 'caughtUp') || receiptsAfter.state.error !== undefined, 'the receipt stream to resume');
+    assert.equal(receiptsAfter.state.error, undefined);
+    const freshSpecific = fresh.slice(0, 4).map((p) => p.itemId);
+
     const after: StoreChange[] = [];
     const second = sync(after);
     daemon = new Daemon(daemonArgs);
     await waitUntil(() => second.store.cursor === headAfter && daemon.caughtUpAt(headAfter), 'both receivers to resume');
     const sdkItems = second.store.items();
     const historyAfter = second.store.historyId;
+    await waitUntil(() => freshSpecific.every((id) => receiptsAfter.deliveredIds().includes(id)), 'receipts of the new items');
+    await receiptsAfter.stop();
+    assert.deepEqual(receiptsAfter.events.slice(0, 2).map((e) => [e.type, 'historyId' in e ? e.historyId : undefined]), [['reset', historyAfter], ['caughtUp', historyAfter]]);
+    assert.equal(receiptsAfter.events[0]!.type === 'reset' && receiptsAfter.events[0]!.reason, 'restored');
+    assert.deepEqual(receiptsAfter.deliveredIds().filter((id) => extraSpecific.includes(id)), [], 'no receipt of an item the restore removed');
     await second.stop();
     assert.equal(await daemon.stop(), 0);
 

@@ -786,9 +786,14 @@ export interface DeliveryStatus {
 export interface WatchDeliveriesRequest {
   /**
    * 0: only receipts from now on. N: every retained receipt after cursor N (an event's cursor).
-   * A cursor beyond the newest is OUT_OF_RANGE.
+   * A cursor beyond the newest is OUT_OF_RANGE (without history_id) or a Reset (with it).
    */
   afterCursor: bigint;
+  /**
+   * The history after_cursor belongs to (from WatchCaughtUp or a Heartbeat); empty: none
+   * checked. A cursor of another history gets a Reset, then only receipts from now on.
+   */
+  historyId: string;
 }
 
 /** WatchDeliveriesResponse carries the receipt events that were ready. */
@@ -815,6 +820,13 @@ export interface DeliveryEvent {
     | //
     /** Keep-alive, sent when the stream has been quiet for the heartbeat interval. */
     { $case: "heartbeat"; value: Heartbeat }
+    | //
+    /**
+     * The cursor belonged to another history (a restored database) or was beyond the newest
+     * receipt: receipts before now are not replayed (read GetDeliveryStatus for the items
+     * you track); WatchCaughtUp and live receipts of the new history follow.
+     */
+    { $case: "reset"; value: Reset }
     | undefined;
 }
 
@@ -848,6 +860,8 @@ export interface PublicItemProgress {
 export interface WatchCaughtUp {
   /** The newest cursor sent (or the requested one); resume after it. */
   cursor: bigint;
+  /** The history the cursor belongs to; send it in WatchDeliveriesRequest.history_id. */
+  historyId: string;
 }
 
 /** SetReceiptPolicyRequest changes (or reads) the caller's receipt policy. */
@@ -4621,7 +4635,7 @@ export const DeliveryStatus: MessageFns<DeliveryStatus> = {
 };
 
 function createBaseWatchDeliveriesRequest(): WatchDeliveriesRequest {
-  return { afterCursor: 0n };
+  return { afterCursor: 0n, historyId: "" };
 }
 
 export const WatchDeliveriesRequest: MessageFns<WatchDeliveriesRequest> = {
@@ -4631,6 +4645,9 @@ export const WatchDeliveriesRequest: MessageFns<WatchDeliveriesRequest> = {
         throw new globalThis.Error("value provided for field message.afterCursor of type uint64 too large");
       }
       writer.uint32(8).uint64(message.afterCursor);
+    }
+    if (message.historyId !== "") {
+      writer.uint32(18).string(message.historyId);
     }
     return writer;
   },
@@ -4656,6 +4673,14 @@ export const WatchDeliveriesRequest: MessageFns<WatchDeliveriesRequest> = {
             message.afterCursor = reader.uint64() as bigint;
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.historyId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4675,6 +4700,11 @@ export const WatchDeliveriesRequest: MessageFns<WatchDeliveriesRequest> = {
         : isSet(object.after_cursor)
         ? BigInt(object.after_cursor)
         : 0n,
+      historyId: isSet(object.historyId)
+        ? globalThis.String(object.historyId)
+        : isSet(object.history_id)
+        ? globalThis.String(object.history_id)
+        : "",
     };
   },
 
@@ -4682,6 +4712,9 @@ export const WatchDeliveriesRequest: MessageFns<WatchDeliveriesRequest> = {
     const obj: any = {};
     if (message.afterCursor !== 0n) {
       obj.afterCursor = message.afterCursor.toString();
+    }
+    if (message.historyId !== "") {
+      obj.historyId = message.historyId;
     }
     return obj;
   },
@@ -4694,6 +4727,7 @@ export const WatchDeliveriesRequest: MessageFns<WatchDeliveriesRequest> = {
     message.afterCursor = (object.afterCursor !== undefined && object.afterCursor !== null)
       ? BigInt(object.afterCursor)
       : 0n;
+    message.historyId = object.historyId ?? "";
     return message;
   },
 };
@@ -4792,6 +4826,9 @@ export const DeliveryEvent: MessageFns<DeliveryEvent> = {
       case "heartbeat":
         Heartbeat.encode(message.event.value, writer.uint32(42).fork()).join();
         break;
+      case "reset":
+        Reset.encode(message.event.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -4849,6 +4886,14 @@ export const DeliveryEvent: MessageFns<DeliveryEvent> = {
             message.event = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.event = { $case: "reset", value: Reset.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4876,6 +4921,8 @@ export const DeliveryEvent: MessageFns<DeliveryEvent> = {
         ? { $case: "caughtUp", value: WatchCaughtUp.fromJSON(object.caught_up) }
         : isSet(object.heartbeat)
         ? { $case: "heartbeat", value: Heartbeat.fromJSON(object.heartbeat) }
+        : isSet(object.reset)
+        ? { $case: "reset", value: Reset.fromJSON(object.reset) }
         : undefined,
     };
   },
@@ -4893,6 +4940,8 @@ export const DeliveryEvent: MessageFns<DeliveryEvent> = {
       obj.caughtUp = WatchCaughtUp.toJSON(message.event.value);
     } else if (message.event?.$case === "heartbeat") {
       obj.heartbeat = Heartbeat.toJSON(message.event.value);
+    } else if (message.event?.$case === "reset") {
+      obj.reset = Reset.toJSON(message.event.value);
     }
     return obj;
   },
@@ -4925,6 +4974,12 @@ export const DeliveryEvent: MessageFns<DeliveryEvent> = {
       case "heartbeat": {
         if (object.event?.value !== undefined && object.event?.value !== null) {
           message.event = { $case: "heartbeat", value: Heartbeat.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "reset": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "reset", value: Reset.fromPartial(object.event.value) };
         }
         break;
       }
@@ -5228,7 +5283,7 @@ export const PublicItemProgress: MessageFns<PublicItemProgress> = {
 };
 
 function createBaseWatchCaughtUp(): WatchCaughtUp {
-  return { cursor: 0n };
+  return { cursor: 0n, historyId: "" };
 }
 
 export const WatchCaughtUp: MessageFns<WatchCaughtUp> = {
@@ -5238,6 +5293,9 @@ export const WatchCaughtUp: MessageFns<WatchCaughtUp> = {
         throw new globalThis.Error("value provided for field message.cursor of type uint64 too large");
       }
       writer.uint32(8).uint64(message.cursor);
+    }
+    if (message.historyId !== "") {
+      writer.uint32(18).string(message.historyId);
     }
     return writer;
   },
@@ -5263,6 +5321,14 @@ export const WatchCaughtUp: MessageFns<WatchCaughtUp> = {
             message.cursor = reader.uint64() as bigint;
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.historyId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5276,13 +5342,23 @@ export const WatchCaughtUp: MessageFns<WatchCaughtUp> = {
   },
 
   fromJSON(object: any): WatchCaughtUp {
-    return { cursor: isSet(object.cursor) ? BigInt(object.cursor) : 0n };
+    return {
+      cursor: isSet(object.cursor) ? BigInt(object.cursor) : 0n,
+      historyId: isSet(object.historyId)
+        ? globalThis.String(object.historyId)
+        : isSet(object.history_id)
+        ? globalThis.String(object.history_id)
+        : "",
+    };
   },
 
   toJSON(message: WatchCaughtUp): unknown {
     const obj: any = {};
     if (message.cursor !== 0n) {
       obj.cursor = message.cursor.toString();
+    }
+    if (message.historyId !== "") {
+      obj.historyId = message.historyId;
     }
     return obj;
   },
@@ -5293,6 +5369,7 @@ export const WatchCaughtUp: MessageFns<WatchCaughtUp> = {
   fromPartial(object: DeepPartial<WatchCaughtUp>): WatchCaughtUp {
     const message = createBaseWatchCaughtUp();
     message.cursor = (object.cursor !== undefined && object.cursor !== null) ? BigInt(object.cursor) : 0n;
+    message.historyId = object.historyId ?? "";
     return message;
   },
 };

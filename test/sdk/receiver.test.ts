@@ -223,6 +223,8 @@ describeOnBackends('sdk: receiver store', () => {
   it('replace, withdraw and expiry are reflected in the store, with change events', async () => {
     const { merchant, credentials } = await setup();
     const { store, changes } = startSync(credentials);
+    // Live from here: pushed before the first caughtUp, A would arrive replaced in the snapshot.
+    await waitUntil(() => store.historyId !== '', 'the first caughtUp');
     const a = await merchant.pushSpecific(credentials.id, { key: 'points', title: 'Points: 10', offer: { $case: 'points', value: { balance: 10 } } });
     const b = await merchant.pushSpecific(credentials.id, { key: 'points', title: 'Points: 30', offer: { $case: 'points', value: { balance: 30 } } });
     const voucher = await merchant.pushPublic({ title: '5 off', offer: { $case: 'voucher', value: { code: 'V5', amountOff: 500, currency: 'EUR' } } });

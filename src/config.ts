@@ -127,7 +127,11 @@ export interface HubConfig {
   scryptConcurrency: number;
   /** scrypt runs waiting in all (64, ~2 s of work at logN 15); more get RESOURCE_EXHAUSTED AUTH_BUSY. */
   scryptQueueLimit: number;
-  /** scrypt runs waiting from one source address (8), so one address cannot fill the queue. */
+  /**
+   * scrypt runs one source address keeps waiting once the queue is full (8): below it, it takes
+   * the place of the heaviest source's newest run; at it, AUTH_BUSY. While the queue has room a
+   * source may queue more (a burst of logins from one NAT or proxy address).
+   */
   scryptQueuePerSource: number;
   /**
    * Registrations per second per source address, sustained (1; 0 = unlimited). A wrong
@@ -295,7 +299,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'maxFailedLoginsPerSource', flag: 'max-failed-logins-per-source', env: 'PUSHHUB_MAX_FAILED_LOGINS_PER_SOURCE', kind: int(1, 10_000_000, 'attempts'), doc: 'failed logins from one source address, any ids, inside the window before that address is throttled' },
   { key: 'scryptConcurrency', flag: 'scrypt-concurrency', env: 'PUSHHUB_SCRYPT_CONCURRENCY', kind: int(1, 64, 'runs'), doc: 'scrypt runs at once (logins, registrations, rotations); leaves CPU for the event loop and the commit worker' },
   { key: 'scryptQueueLimit', flag: 'scrypt-queue-limit', env: 'PUSHHUB_SCRYPT_QUEUE_LIMIT', kind: int(1, 1_000_000, 'runs'), doc: 'scrypt runs waiting in all; more get RESOURCE_EXHAUSTED AUTH_BUSY' },
-  { key: 'scryptQueuePerSource', flag: 'scrypt-queue-per-source', env: 'PUSHHUB_SCRYPT_QUEUE_PER_SOURCE', kind: int(1, 1_000_000, 'runs'), doc: 'scrypt runs waiting from one source address, so one address cannot fill the queue' },
+  { key: 'scryptQueuePerSource', flag: 'scrypt-queue-per-source', env: 'PUSHHUB_SCRYPT_QUEUE_PER_SOURCE', kind: int(1, 1_000_000, 'runs'), doc: 'scrypt runs one source address keeps waiting once the queue is full; a source below it displaces the heaviest source' },
   { key: 'registrationRatePerSourcePerSec', flag: 'registration-rate-per-source', env: 'PUSHHUB_REGISTRATION_RATE_PER_SOURCE', kind: int(0, 1_000_000, 'registrations/s'), doc: 'registrations per second per source address (a wrong token costs 10); 0 = unlimited' },
   { key: 'registrationBurstPerSource', flag: 'registration-burst-per-source', env: 'PUSHHUB_REGISTRATION_BURST_PER_SOURCE', kind: int(1, 1_000_000, 'registrations'), doc: 'registrations one source address may make at once before the rate applies' },
   { key: 'failedLoginWindowMs', flag: 'failed-login-window-ms', env: 'PUSHHUB_FAILED_LOGIN_WINDOW_MS', kind: int(SECOND, DAY, 'ms'), doc: 'window for counting failed logins; the throttle lifts when it passes' },

@@ -42,6 +42,12 @@ export class AttemptCounter {
     return entry !== undefined && entry.failures + (this.countInFlight ? entry.inFlight : 0) >= this.maxFailures;
   }
 
+  /** True when completed failures alone have reached the limit (attempts in flight aside). */
+  hasFailedOut(key: string, nowMs: number): boolean {
+    const entry = this.current(key, nowMs);
+    return entry !== undefined && entry.failures >= this.maxFailures;
+  }
+
   begin(key: string, nowMs: number): void {
     let entry = this.current(key, nowMs);
     if (!entry) {
@@ -103,6 +109,18 @@ export class LoginThrottle {
     if (this.perSource.isThrottled(source, nowMs)) return 'source';
     this.perPair.begin(pair, nowMs);
     this.perSource.begin(source, nowMs);
+    return undefined;
+  }
+
+  /**
+   * Checks a reserved attempt again when its scrypt run is about to start: whether the pair
+   * or the source failed out while it waited in the queue (the attempts that waited beside it
+   * failed). Such a run is refused without scrypt work: a flooding address throttled after
+   * filling its queue share must not keep the queue busy with the runs it left there.
+   */
+  throttledSince(id: string, source: string, nowMs: number): 'pair' | 'source' | undefined {
+    if (this.perPair.hasFailedOut(`${source}\0${id}`, nowMs)) return 'pair';
+    if (this.perSource.hasFailedOut(source, nowMs)) return 'source';
     return undefined;
   }
 

@@ -115,19 +115,22 @@ export function createRegistry(accounts: AccountStore, feed: Pick<ChangeFeed, 'o
   };
   feed.onAccountEvent((event) => revoke(event.accountId, event.kind));
 
+  const throttled = (limit: 'pair' | 'source') =>
+    new HubError(Reason.LoginThrottled,
+      `authorization: too many failed logins ${limit === 'pair' ? 'for this id from this address' : 'from this address'}; retry in ${Math.ceil(config.failedLoginWindowMs / 1000)} s`,
+    );
+
   async function verifyWithScrypt(id: string, password: string, digest: Buffer, source: string): Promise<Account> {
     const refused = throttle.tryBegin(id, source, Date.now());
-    if (refused) {
-      const what = refused === 'pair' ? 'for this id from this address' : 'from this address';
-      throw new HubError(Reason.LoginThrottled,
-        `authorization: too many failed logins ${what}; retry in ${Math.ceil(config.failedLoginWindowMs / 1000)} s`,
-      );
-    }
+    if (refused) throw throttled(refused);
     // The attempt counts against the throttle from here on, while it waits and while scrypt runs.
     let outcome: 'failed' | 'succeeded' | 'refused' | 'not-run' = 'not-run';
     try {
       const { account, ok, hash } = await queue
         .run(source, 'authorization', async () => {
+          // Waited in the queue while its source failed out: refused without scrypt work.
+          const since = throttle.throttledSince(id, source, Date.now());
+          if (since) throw throttled(since);
           const found = await accounts.getAccount(id);
           // A deleted account is an unknown id: same answer, same scrypt cost.
           const account = found?.deletedAtMs === undefined ? found : undefined;

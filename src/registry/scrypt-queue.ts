@@ -5,15 +5,20 @@ export interface ScryptQueueOptions {
   concurrency: number;
   /** Runs waiting in all; past it a run is refused with AUTH_BUSY. */
   maxQueued: number;
-  /** Runs waiting from one source address; past it that source is refused with AUTH_BUSY. */
+  /**
+   * Runs one source address keeps waiting when the queue is full. While the queue has room a
+   * source may queue more (many clients behind one NAT or proxy logging in at once); once it
+   * is full, a source below this share takes the place of the heaviest source's newest run,
+   * and a source at it is refused with AUTH_BUSY.
+   */
   maxQueuedPerSource: number;
 }
 
 export interface ScryptQueue {
   /**
    * Runs `work` (one scrypt hash or verification) when a slot is free. Throws AUTH_BUSY when
-   * this source's share of the queue is full, or when the queue is full and no source waits
-   * with more runs than this one; `field` names what the caller sent (e.g. `authorization`)
+   * the queue is full and this source already has its share waiting, or no source waits with
+   * more runs than this one; `field` names what the caller sent (e.g. `authorization`)
    * in that message. A waiting run may also end with AUTH_BUSY: evicted for a lighter source.
    */
   run<T>(source: string, field: string, work: () => Promise<T>): Promise<T>;
@@ -36,6 +41,11 @@ interface Waiting {
  * waiting than the heaviest one, by refusing the heaviest source's newest waiting run. So a
  * handful of addresses that keep the queue full cannot lock out a source they have not
  * crowded: a newcomer waits behind at most one run per waiting source.
+ *
+ * Work-conserving: the per-source share applies only once the queue is full. Refusing a
+ * source past its share while the queue had room turned away bursts that harmed nobody: 50
+ * first logins at once from one address got 3 in (issue 16's attack runner, 2026-12-03), and
+ * so did every client behind one proxy address.
  */
 export function createScryptQueue(options: ScryptQueueOptions): ScryptQueue {
   const stats = { running: 0, queued: 0, refused: 0, evicted: 0 };
@@ -92,7 +102,7 @@ export function createScryptQueue(options: ScryptQueueOptions): ScryptQueue {
       }
       const queue = waiting.get(source);
       const mine = queue?.length ?? 0;
-      if (mine >= options.maxQueuedPerSource || (stats.queued >= options.maxQueued && !evictHeaviest(mine, field))) {
+      if (stats.queued >= options.maxQueued && (mine >= options.maxQueuedPerSource || !evictHeaviest(mine, field))) {
         stats.refused++;
         throw busy(field);
       }

@@ -94,6 +94,47 @@ describe('scrypt queue fairness', () => {
     assert.equal(await newcomer, 'ran');
   });
 
+  /** Releases held runs one at a time until nothing runs or waits. */
+  async function drain(queue: { stats: { queued: number; running: number } }, releases: (() => void)[]) {
+    while (releases.length > 0 || queue.stats.queued > 0) {
+      releases.shift()?.();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  it('while the queue has room one source queues past its share: a burst from one address is served', async () => {
+    const { queue, run, releases } = heldQueue({ concurrency: 1, maxQueued: 10, maxQueuedPerSource: 2 });
+    const burst = Array.from({ length: 8 }, () => run('a')); // 1 running, 7 waiting: past the share of 2
+    assert.equal(queue.stats.queued, 7);
+    assert.equal(queue.stats.refused, 0);
+    await drain(queue, releases);
+    assert.deepEqual(await Promise.all(burst), Array(8).fill('ran'));
+  });
+
+  it('when the queue is full a source below its share evicts the heaviest source\'s newest run', async () => {
+    const { queue, run, releases } = heldQueue({ concurrency: 1, maxQueued: 4, maxQueuedPerSource: 2 });
+    void run('a'); // running
+    const heavy = [run('a'), run('a'), run('a'), run('a')]; // the queue is full of a, past its share
+    const newcomer = run('b');
+    assert.equal(await heavy[3], 'AUTH_BUSY', 'a lost its newest waiting run');
+    assert.equal(queue.stats.evicted, 1);
+    assert.equal(queue.stats.queued, 4);
+    await drain(queue, releases);
+    assert.equal(await newcomer, 'ran');
+    assert.deepEqual(await Promise.all(heavy.slice(0, 3)), ['ran', 'ran', 'ran']);
+  });
+
+  it('when the queue is full a source at its share is refused, even with a heavier source waiting', async () => {
+    const { queue, run, releases } = heldQueue({ concurrency: 1, maxQueued: 6, maxQueuedPerSource: 2 });
+    void run('x'); // running
+    const waiting = [run('c'), run('c'), run('c'), run('c'), run('a'), run('a')]; // full: c 4, a 2
+    assert.equal(await run('a'), 'AUTH_BUSY', 'a already has its share waiting');
+    assert.equal(queue.stats.evicted, 0, 'nothing of c was evicted for a source at its share');
+    assert.equal(queue.stats.queued, 6);
+    await drain(queue, releases);
+    assert.deepEqual(await Promise.all(waiting), Array(6).fill('ran'));
+  });
+
   it('once every waiting source has one run, a newcomer is refused: shares are equal', async () => {
     const { queue, run, releases } = heldQueue({ concurrency: 1, maxQueued: 3, maxQueuedPerSource: 4 });
     void run('x');

@@ -132,7 +132,8 @@ describe('nobody anonymous can lock a real user out', function () {
     });
 
     it('one address cannot fill the whole queue: another address is still queued and served', async () => {
-      hub = await TestHub.start({ scryptLogN: 12, scryptQueuePerSource: 4 });
+      // A queue of 16, so the 60 calls fill it (the share applies only to a full queue).
+      hub = await TestHub.start({ scryptLogN: 12, scryptQueueLimit: 16, scryptQueuePerSource: 4 });
       const noisy = from('127.0.0.2');
       const quiet = from('127.0.0.3');
       const owner = await hub.register('merchant');

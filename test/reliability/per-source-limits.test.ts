@@ -69,7 +69,8 @@ describe('per-source limits', function () {
     });
 
     it('AUTH_BUSY counts against the source that caused it, as a failed login of that source only', async () => {
-      hub = await TestHub.start({ scryptLogN: 10, scryptConcurrency: 1, scryptQueuePerSource: 2, maxFailedLoginsPerSource: 20 });
+      // A small queue, so the burst fills it: a source past its share is refused only then.
+      hub = await TestHub.start({ scryptLogN: 10, scryptConcurrency: 1, scryptQueueLimit: 4, scryptQueuePerSource: 2, maxFailedLoginsPerSource: 20 });
       const owner = await hub.register('merchant');
       const noisy = from('127.0.0.2');
       const burst = await Promise.all(Array.from({ length: 40 }, () => noisy.listItems({ id: unknownId('M'), password: 'x' })));
@@ -77,6 +78,23 @@ describe('per-source limits', function () {
       const after = await noisy.listItems({ id: unknownId('M'), password: 'x' });
       assert.equal(after.reason, 'LOGIN_THROTTLED', 'refusals counted: the address is throttled without any more scrypt work');
       assert.equal((await noisy.listItems(owner)).reason, 'LOGIN_THROTTLED', 'even a right password from that address waits out the window');
+      assert.equal((await from('127.0.0.3').listItems(owner)).code, Status.OK, 'the owner from another address is unaffected');
+    });
+
+    it('a queued login whose address failed out while it waited is refused LOGIN_THROTTLED without scrypt work', async () => {
+      // One scrypt run at a time and room in the queue for the whole burst. The next run starts
+      // as one's scrypt ends, before its failure is recorded (a re-read follows), so three
+      // failures stop the burst after at most four runs; all twelve ran before the recheck.
+      hub = await TestHub.start({ scryptLogN: 13, scryptConcurrency: 1, scryptQueueLimit: 64, scryptQueuePerSource: 2, maxFailedLoginsPerSource: 3 });
+      const owner = await hub.register('merchant');
+      const before = hub.hub.probe.authStats.scryptVerifications;
+      const noisy = from('127.0.0.2');
+      const burst = await Promise.all(Array.from({ length: 12 }, () => noisy.listItems({ id: unknownId('M'), password: 'x' })));
+      const ran = count(burst, 'UNAUTHENTICATED');
+      assert.ok(ran >= 3 && ran <= 4, codes(burst).join(' '));
+      assert.equal(count(burst, 'LOGIN_THROTTLED'), 12 - ran, codes(burst).join(' '));
+      assert.equal(hub.hub.probe.authStats.scryptVerifications - before, ran, 'only the runs that started before the address failed out cost scrypt');
+      assert.equal(hub.hub.probe.scryptQueue.refused, 0, 'the burst fit in the queue: no AUTH_BUSY');
       assert.equal((await from('127.0.0.3').listItems(owner)).code, Status.OK, 'the owner from another address is unaffected');
     });
   });

@@ -15,8 +15,10 @@ import { waitUntil } from '../sdk/support.js';
  *
  * The hubs keep the production scrypt cost and queue shares (64 waiting, 8 per source): the
  * receivers B held all verify their passwords on C within one reconnect backoff (50-100 ms).
- * Seen as one source (nginx's address, as without --trusted-proxy), that burst overflows the
- * per-source share and is refused with AUTH_BUSY; seen as 30 sources, it never is.
+ * Seen as one source (nginx's address, as without --trusted-proxy), that burst overflowed the
+ * per-source share and was refused with AUTH_BUSY while the per-source share applied to a queue
+ * with room; it now applies only to a full queue, but seen as 30 sources the burst also keeps
+ * its place when the queue is full.
  */
 
 const RECEIVERS = 30;

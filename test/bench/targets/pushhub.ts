@@ -84,6 +84,9 @@ export const pushhubTarget: BenchTarget = {
       // needs one more.
       '--max-connections',
       String(options.receivers + 1000),
+      // ... all from 127.0.0.1: past the per-address cap (1,000) they would be refused at accept.
+      '--max-connections-per-source',
+      String(options.receivers + 1000),
       // The bench measures the hub's capacity, not its per-merchant limits.
       '--merchant-push-rate',
       '0',
